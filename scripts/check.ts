@@ -1,0 +1,18 @@
+// The README's test command: type-check, lint, then every test. Each step's output is
+// shown as it runs; the first failing step decides the exit code.
+import { spawnSync } from "node:child_process";
+
+const steps: [string, string[]][] = [
+  ["type-check", [process.execPath, "x", "tsc", "--noEmit", "-p", "."]],
+  ["lint", [process.execPath, "x", "biome", "check", "."]],
+  ["tests", [process.execPath, "test", ...process.argv.slice(2)]],
+];
+
+for (const [name, [cmd, ...args]] of steps) {
+  process.stderr.write(`\n== ${name}: ${[cmd, ...args].join(" ")}\n`);
+  const result = spawnSync(cmd as string, args, { stdio: "inherit" });
+  if (result.status !== 0) {
+    process.stderr.write(`\n== ${name} failed (exit ${result.status ?? result.signal})\n`);
+    process.exit(result.status ?? 1);
+  }
+}

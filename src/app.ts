@@ -1,0 +1,62 @@
+// createApp(services) -> the Elysia app, not listening: main.ts listens, tests call
+// app.handle(new Request(...)). Here the routes of every feature are put together with
+// the cross-cutting parts: the access log, the one error shape, and the OpenAPI docs.
+import { Elysia, ValidationError } from "elysia";
+import { accessLog } from "./http/access-log";
+import { errorResponse, HttpError } from "./http/errors";
+import { openapiDocs } from "./http/openapi";
+import { agentFileRoutes } from "./modules/agent-files";
+import { metaRoutes } from "./modules/meta";
+import { riskRoutes } from "./modules/risk";
+import { systemRoutes } from "./modules/system";
+import type { Services } from "./services";
+
+/** How many schema problems one 422 lists; the first few are what a poster needs. */
+const MAX_LISTED_PROBLEMS = 3;
+
+/** "guardian/is_paused: Expected boolean; ..." from a TypeBox validation failure. */
+export function describeValidation(error: ValidationError): string {
+  const problems = error.all
+    .filter((e) => "path" in e)
+    .slice(0, MAX_LISTED_PROBLEMS)
+    .map((e) => `${(e as { path: string }).path.slice(1) || "body"}: ${e.message}`);
+  return `invalid ${error.type}: ${problems.length > 0 ? problems.join("; ") : error.message}`;
+}
+
+export function createApp(services: Services) {
+  const { log } = services;
+  let endpoints: string[] = [];
+  const app = new Elysia({ name: "neolight-dashboard", normalize: false })
+    .use(accessLog(log))
+    .onError({ as: "global" }, ({ code, error, request, path, set }) => {
+      // ? Elysia wraps whatever a parse hook throws in its ParseError; ours carry a status.
+      const cause = code === "PARSE" ? (error as Error).cause : error;
+      let status: number;
+      let message: string;
+      let headers: Record<string, string> | undefined;
+      if (cause instanceof HttpError) [status, message, headers] = [cause.status, cause.message, cause.headers];
+      else if (code === "NOT_FOUND") [status, message] = [404, `no route for ${request.method} ${path}`];
+      else if (code === "PARSE") [status, message] = [400, "request body is not valid JSON"];
+      // ? A response that breaks its own schema is our bug, not the client's: 500 below.
+      else if (error instanceof ValidationError && error.type !== "response") {
+        [status, message] = [422, describeValidation(error)];
+      } else {
+        log.error("request failed", { method: request.method, path, code: String(code), error });
+        [status, message] = [500, "Internal Server Error"];
+      }
+      // The access log reads the status from here.
+      set.status = status;
+      return errorResponse(status, message, headers);
+    })
+    .use(openapiDocs())
+    .use(systemRoutes(services.system, () => endpoints))
+    .use(metaRoutes(services.meta))
+    .use(agentFileRoutes(services.files))
+    .use(riskRoutes(services.risk));
+  endpoints = app.routes
+    .filter((r) => !(r.hooks?.detail as { hide?: boolean } | undefined)?.hide)
+    .map((r) => `${r.method} ${r.path}`);
+  return app;
+}
+
+export type App = ReturnType<typeof createApp>;

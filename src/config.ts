@@ -1,0 +1,222 @@
+// Environment and command line -> one typed, validated Config.
+// Defaults are CONTRACT.md section 5; flags (issue 3) override the environment so a
+// sysadmin can test a setting without editing the unit file.
+import { homedir } from "node:os";
+import { isAbsolute, join, resolve } from "node:path";
+import pkg from "../package.json";
+
+export const VERSION: string = pkg.version;
+
+export type LogLevel = "DEBUG" | "INFO" | "WARN" | "ERROR";
+const LOG_LEVELS: readonly LogLevel[] = ["DEBUG", "INFO", "WARN", "ERROR"];
+
+/** Default bound of the telemetry channel: the Go original's buffered channel of 100. */
+export const DEFAULT_QUEUE_CAPACITY = 100;
+/** Upper bound on the channel capacity: a larger queue only hides an overloaded disk. */
+export const MAX_QUEUE_CAPACITY = 100_000;
+/** The risk engine is local; a slower answer than this means it is in trouble. Default: 1000 ms. */
+export const DEFAULT_RISK_TIMEOUT_MS = 1000;
+/** How often agent files are re-checked when no change event arrives. Default: 1000 ms. */
+export const DEFAULT_SOURCE_POLL_MS = 1000;
+
+export interface Config {
+  /** TCP port. Default: 8100 (CONTRACT section 5). 0 picks a free port (tests). */
+  port: number;
+  /** Bind address. Default: 0.0.0.0, as the Go original listened on ":8100". */
+  host: string;
+  /** Root of NeoLight's files. Default: $HOME/neolight. */
+  home: string;
+  /** The persisted meta-metrics document. Default: $NEOLIGHT_HOME/state/meta_metrics.json. */
+  metricsPath: string;
+  /** JSON-lines log file. Default: $NEOLIGHT_HOME/logs/dashboard_go.log (name kept for log shippers). */
+  logPath: string;
+  /** Base URL of the Rust risk engine. Default: http://localhost:8301. */
+  riskUrl: string;
+  /** Timeout of one risk-engine request. Default: 1000 ms. */
+  riskTimeoutMs: number;
+  /** Lowest level written. Default: INFO. */
+  logLevel: LogLevel;
+  /** Bound of the telemetry channel. Default: 100. */
+  queueCapacity: number;
+  /** Poll interval of agent-written files. Default: 1000 ms. */
+  sourcePollMs: number;
+}
+
+/** A configuration value that cannot be used: start-up stops with exit code 2. */
+export class ConfigError extends Error {
+  readonly variable: string;
+  constructor(variable: string, message: string) {
+    super(message);
+    this.name = "ConfigError";
+    this.variable = variable;
+  }
+}
+
+/** One option: its environment variable, its flag, and what it means (for --help). */
+interface OptionSpec {
+  env: string;
+  flag: string;
+  help: string;
+}
+
+export const OPTIONS = {
+  port: { env: "NEOLIGHT_DASHBOARD_PORT", flag: "--port", help: "TCP port (default 8100)" },
+  host: { env: "NEOLIGHT_DASHBOARD_HOST", flag: "--host", help: "bind address (default 0.0.0.0)" },
+  home: { env: "NEOLIGHT_HOME", flag: "--home", help: "NeoLight root (default $HOME/neolight)" },
+  metricsPath: {
+    env: "METRICS_PATH",
+    flag: "--metrics-path",
+    help: "persisted document (default $NEOLIGHT_HOME/state/meta_metrics.json)",
+  },
+  logPath: {
+    env: "LOG_PATH",
+    flag: "--log-path",
+    help: "JSON-lines log (default $NEOLIGHT_HOME/logs/dashboard_go.log)",
+  },
+  riskUrl: {
+    env: "NEOLIGHT_RISK_URL",
+    flag: "--risk-url",
+    help: "Rust risk engine base URL (default http://localhost:8301)",
+  },
+  riskTimeoutMs: {
+    env: "NEOLIGHT_RISK_TIMEOUT_MS",
+    flag: "--risk-timeout-ms",
+    help: "risk engine request timeout in ms (default 1000)",
+  },
+  logLevel: { env: "LOG_LEVEL", flag: "--log-level", help: "DEBUG, INFO, WARN or ERROR (default INFO)" },
+  queueCapacity: {
+    env: "NEOLIGHT_QUEUE_CAPACITY",
+    flag: "--queue-capacity",
+    help: "telemetry channel bound (default 100)",
+  },
+  sourcePollMs: {
+    env: "NEOLIGHT_SOURCE_POLL_MS",
+    flag: "--source-poll-ms",
+    help: "agent file re-check interval in ms (default 1000)",
+  },
+} as const satisfies Record<keyof Config, OptionSpec>;
+
+type Raw = Partial<Record<keyof Config, string>>;
+
+/** What the command line asked for besides options. */
+export type Command = { kind: "run"; config: Config } | { kind: "help" } | { kind: "version" };
+
+/** Flags win over the environment; unknown flags are an error, not silently ignored. */
+function collect(env: Record<string, string | undefined>, argv: readonly string[]): Raw | Command {
+  const raw: Raw = {};
+  for (const [key, spec] of Object.entries(OPTIONS) as [keyof Config, OptionSpec][]) {
+    const value = env[spec.env];
+    if (value !== undefined && value !== "") raw[key] = value;
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === "--help" || arg === "-h") return { kind: "help" };
+    if (arg === "--version" || arg === "-v") return { kind: "version" };
+    const eq = arg.indexOf("=");
+    const flag = eq === -1 ? arg : arg.slice(0, eq);
+    const entry = (Object.entries(OPTIONS) as [keyof Config, OptionSpec][]).find(([, s]) => s.flag === flag);
+    if (!entry) throw new ConfigError(flag, `unknown option ${JSON.stringify(flag)} (see --help)`);
+    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
+    if (value === undefined) throw new ConfigError(flag, `option ${flag} needs a value`);
+    raw[entry[0]] = value;
+  }
+  return raw;
+}
+
+function integer(key: keyof Config, value: string, min: number, max: number): number {
+  const n = /^\d+$/.test(value.trim()) ? Number(value.trim()) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    const spec = OPTIONS[key];
+    throw new ConfigError(
+      spec.env,
+      `${spec.env}/${spec.flag} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`,
+    );
+  }
+  return n;
+}
+
+function path(value: string): string {
+  return isAbsolute(value) ? value : resolve(value);
+}
+
+/**
+ * Parses the environment and argv into a Config, or asks for --help/--version.
+ * Pure: it reads nothing from disk; main.ts checks that the paths are writable.
+ */
+export function parseCommand(env: Record<string, string | undefined>, argv: readonly string[] = []): Command {
+  const raw = collect(env, argv);
+  if ("kind" in raw) return raw as Command;
+  const home = path(raw.home ?? join(env.HOME || homedir(), "neolight"));
+  const logLevel = (raw.logLevel ?? "INFO").toUpperCase() as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(
+      "LOG_LEVEL",
+      `LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(raw.logLevel)}`,
+    );
+  }
+  const riskUrl = raw.riskUrl ?? "http://localhost:8301";
+  let parsedRisk: URL;
+  try {
+    parsedRisk = new URL(riskUrl);
+  } catch {
+    throw new ConfigError(
+      "NEOLIGHT_RISK_URL",
+      `NEOLIGHT_RISK_URL must be an http(s) URL, got ${JSON.stringify(riskUrl)}`,
+    );
+  }
+  if (parsedRisk.protocol !== "http:" && parsedRisk.protocol !== "https:") {
+    throw new ConfigError(
+      "NEOLIGHT_RISK_URL",
+      `NEOLIGHT_RISK_URL must be an http(s) URL, got ${JSON.stringify(riskUrl)}`,
+    );
+  }
+  const host = raw.host ?? "0.0.0.0";
+  if (!/^[A-Za-z0-9.:[\]-]+$/.test(host)) {
+    throw new ConfigError(
+      "NEOLIGHT_DASHBOARD_HOST",
+      `NEOLIGHT_DASHBOARD_HOST is not an address: ${JSON.stringify(host)}`,
+    );
+  }
+  return {
+    kind: "run",
+    config: {
+      port: integer("port", raw.port ?? "8100", 0, 65535),
+      host,
+      home,
+      metricsPath: path(raw.metricsPath ?? join(home, "state", "meta_metrics.json")),
+      logPath: path(raw.logPath ?? join(home, "logs", "dashboard_go.log")),
+      riskUrl: riskUrl.replace(/\/+$/, ""),
+      riskTimeoutMs: integer("riskTimeoutMs", raw.riskTimeoutMs ?? String(DEFAULT_RISK_TIMEOUT_MS), 10, 60_000),
+      logLevel,
+      queueCapacity: integer(
+        "queueCapacity",
+        raw.queueCapacity ?? String(DEFAULT_QUEUE_CAPACITY),
+        1,
+        MAX_QUEUE_CAPACITY,
+      ),
+      sourcePollMs: integer("sourcePollMs", raw.sourcePollMs ?? String(DEFAULT_SOURCE_POLL_MS), 10, 60_000),
+    },
+  };
+}
+
+/** Shorthand for tests and embedders: a Config from an environment alone. */
+export function configFromEnv(env: Record<string, string | undefined>): Config {
+  const command = parseCommand(env);
+  if (command.kind !== "run") throw new Error("unreachable: no argv given");
+  return command.config;
+}
+
+export function helpText(): string {
+  const lines = [
+    `neolight-dashboard ${VERSION}: the NeoLight dashboard service`,
+    "",
+    "Usage: neolight-dashboard [options]",
+    "",
+    "Options (each also read from its environment variable; a flag wins):",
+  ];
+  for (const spec of Object.values(OPTIONS)) {
+    lines.push(`  ${`${spec.flag} <value>`.padEnd(26)} ${spec.env.padEnd(26)} ${spec.help}`);
+  }
+  lines.push("  -h, --help                 print this help", "  -v, --version              print the version");
+  return `${lines.join("\n")}\n`;
+}

@@ -1,0 +1,18 @@
+// Small helpers every route module uses to answer: the error schema for OpenAPI and a
+// pre-serialised JSON response (skips a second JSON.stringify on the hot read paths).
+import { Type as t } from "@sinclair/typebox";
+
+export const ErrorResponse = t.Object(
+  {
+    error: t.String({ description: "what went wrong, in words" }),
+    code: t.Integer({ description: "the HTTP status, repeated" }),
+  },
+  { description: "The one error shape of every route (CONTRACT section 4)" },
+);
+
+const JSON_HEADERS = { "content-type": "application/json" } as const;
+
+/** A 200 whose body is already JSON text. */
+export function jsonResponse(json: string, headers?: Record<string, string>): Response {
+  return new Response(json, { headers: headers ? { ...JSON_HEADERS, ...headers } : JSON_HEADERS });
+}

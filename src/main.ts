@@ -1,0 +1,103 @@
+// The process: the only file that reads the environment, listens and handles signals.
+// Start-up: config -> directories -> logger -> services -> listen. Shutdown (SIGTERM,
+// SIGINT): stop accepting, close the channel, drain it, persist, exit 0; an error on the
+// way is logged and exits 1. An unusable configuration exits 2 with one ERROR line.
+import { accessSync, constants, mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { createApp } from "./app";
+import { type Config, ConfigError, helpText, parseCommand, VERSION } from "./config";
+import { createLogger, formatLine, type Logger } from "./log/logger";
+import { startServices } from "./services";
+
+/** Longest a graceful shutdown may take before the process gives up and exits 1. */
+const SHUTDOWN_TIMEOUT_MS = 10_000;
+
+function fail(message: string, fields: Record<string, unknown>): never {
+  process.stdout.write(formatLine("ERROR", message, fields));
+  process.exit(2);
+}
+
+/** Creates the directories the service writes to and proves they are writable. */
+function prepareDirectories(config: Config): void {
+  for (const [variable, dir] of [
+    ["METRICS_PATH", dirname(config.metricsPath)],
+    ["LOG_PATH", dirname(config.logPath)],
+  ] as const) {
+    try {
+      mkdirSync(dir, { recursive: true });
+      accessSync(dir, constants.W_OK);
+    } catch (err) {
+      throw new ConfigError(variable, `${variable} directory ${dir} is not writable: ${(err as Error).message}`);
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  let log: Logger;
+  try {
+    const command = parseCommand(process.env, process.argv.slice(2));
+    if (command.kind === "help") {
+      process.stdout.write(helpText());
+      return;
+    }
+    if (command.kind === "version") {
+      process.stdout.write(`${VERSION}\n`);
+      return;
+    }
+    config = command.config;
+    prepareDirectories(config);
+    log = createLogger({ level: config.logLevel, path: config.logPath });
+  } catch (err) {
+    if (err instanceof ConfigError) fail("invalid configuration", { variable: err.variable, error: err.message });
+    fail("start-up failed", { error: err });
+  }
+
+  process.on("uncaughtException", (err) => log.error("uncaught exception", { error: err }));
+  process.on("unhandledRejection", (err) => log.error("unhandled rejection", { error: err }));
+
+  const services = await startServices(config, log).catch((err) => fail("start-up failed", { error: err }));
+  const app = createApp(services);
+  try {
+    app.listen({ port: config.port, hostname: config.host });
+  } catch (err) {
+    fail("cannot listen", { host: config.host, port: config.port, error: err });
+  }
+  const port = app.server?.port;
+  log.info("service started", { version: VERSION, host: config.host, port, pid: process.pid, home: config.home });
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info("shutting down", { signal, queued: services.channel.depth });
+    const timer = setTimeout(() => {
+      log.error("shutdown timed out", { timeout_ms: SHUTDOWN_TIMEOUT_MS });
+      log.close();
+      process.exit(1);
+    }, SHUTDOWN_TIMEOUT_MS);
+    try {
+      // Stop accepting; requests in flight still get their answers from the processor.
+      const stopped = app.server?.stop(false);
+      await services.close();
+      await stopped;
+      log.info("service stopped", { signal, persisted: services.store.current().updatedAt });
+      clearTimeout(timer);
+      log.close();
+      process.exit(0);
+    } catch (err) {
+      log.error("shutdown failed", { error: err });
+      log.close();
+      process.exit(1);
+    }
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  process.on("SIGHUP", () => {
+    log.reopen();
+    log.info("log file reopened", { path: config.logPath });
+  });
+}
+
+// ? No top-level await: it breaks `bun build --bytecode` (issue 3).
+void main();

@@ -1,0 +1,62 @@
+// Routes of the meta-metrics feature: GET/POST /meta/metrics and POST /atlas/update.
+import { Elysia } from "elysia";
+import { readJsonObject } from "../../http/json-body";
+import { ErrorResponse, jsonResponse } from "../../http/respond";
+import { Accepted, AtlasUpdate, MetaMetricsDocument, MetaMetricsUpdate } from "./model";
+import type { MetaService } from "./service";
+
+const writeErrors = {
+  400: ErrorResponse,
+  413: ErrorResponse,
+  415: ErrorResponse,
+  422: ErrorResponse,
+  503: ErrorResponse,
+};
+
+export function metaRoutes(meta: MetaService) {
+  return new Elysia({ name: "meta" })
+    .get("/meta/metrics", () => jsonResponse(meta.documentJson()), {
+      response: { 200: MetaMetricsDocument },
+      detail: {
+        tags: ["telemetry"],
+        summary: "The merged meta-metrics document",
+        description:
+          "The union of every accepted update over the defaults, plus cache_timestamp. The execution router reads guardian.is_paused here before every trade.",
+      },
+    })
+    .post(
+      "/meta/metrics",
+      async ({ body }) => {
+        const { seq, state } = await meta.submit(body);
+        return { status: "ok" as const, timestamp: state.updatedAt as string, seq };
+      },
+      {
+        parse: ({ request }) => readJsonObject(request),
+        body: MetaMetricsUpdate,
+        response: { 200: Accepted, ...writeErrors },
+        detail: {
+          tags: ["telemetry"],
+          summary: "Replace the top-level keys this body carries",
+          description:
+            "200 only once the update is applied and on disk. 503 with Retry-After when the queue is full or the disk failed: nothing of the body was kept.",
+        },
+      },
+    )
+    .post(
+      "/atlas/update",
+      async ({ body }) => {
+        const { seq, state } = await meta.submit({ atlas: body });
+        return { status: "ok" as const, timestamp: state.updatedAt as string, seq };
+      },
+      {
+        parse: ({ request }) => readJsonObject(request),
+        body: AtlasUpdate,
+        response: { 200: Accepted, ...writeErrors },
+        detail: {
+          tags: ["telemetry"],
+          summary: "Store the atlas bridge's state under `atlas`",
+          description: "Same guarantees as POST /meta/metrics.",
+        },
+      },
+    );
+}

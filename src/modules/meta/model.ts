@@ -1,0 +1,164 @@
+// Schemas of the meta-metrics document (CONTRACT section 3) and the atlas update.
+// One schema, three uses: validation of POST bodies, the TypeScript types, and the
+// OpenAPI document. Plain TypeBox (not Elysia's t) so services can validate with these
+// too without importing Elysia. Every object keeps unknown keys (additionalProperties): future
+// agents add fields, and the contract says unknown keys are kept and served back.
+import { Type as t } from "@sinclair/typebox";
+
+const open = { additionalProperties: true } as const;
+
+/** A finite JSON number. TypeBox rejects NaN and ±Infinity (what 1e400 parses to). */
+const Figure = (description: string) => t.Number({ description });
+const Count = (description: string) => t.Integer({ minimum: 0, description });
+const Stamp = (description: string) => t.String({ maxLength: 64, description });
+
+export const AgentFigures = t.Object(
+  {
+    pnl_1d: t.Optional(Figure("P&L over the last day")),
+    pnl_7d: t.Optional(Figure("P&L over the last 7 days")),
+    sharpe_30d: t.Optional(Figure("30-day Sharpe ratio")),
+    winrate_30d: t.Optional(Figure("30-day win rate, 0..1")),
+    max_dd_30d: t.Optional(Figure("30-day maximum drawdown")),
+    total_decisions: t.Optional(Count("decisions taken")),
+    revenue_24h: t.Optional(Figure("revenue over the last 24 h")),
+    revenue_total: t.Optional(Figure("revenue since start")),
+  },
+  open,
+);
+export type AgentFigures = typeof AgentFigures.static;
+
+export const StrategyFigures = t.Object(
+  {
+    pnl_1d: t.Optional(Figure("P&L over the last day")),
+    pnl_7d: t.Optional(Figure("P&L over the last 7 days")),
+    sharpe_30d: t.Optional(Figure("30-day Sharpe ratio")),
+    winrate_30d: t.Optional(Figure("30-day win rate, 0..1")),
+    max_dd_30d: t.Optional(Figure("30-day maximum drawdown")),
+    trade_count: t.Optional(Count("trades taken")),
+    score: t.Optional(Figure("strategy score")),
+  },
+  open,
+);
+export type StrategyFigures = typeof StrategyFigures.static;
+
+// ? Every guardian field is required: a guardian object without is_paused would replace
+// the stored one and the execution router would read "not paused" (the Go incident).
+export const Guardian = t.Object(
+  {
+    is_paused: t.Boolean({ description: "true: the execution router must not trade" }),
+    drawdown: Figure("current drawdown, percent"),
+    reason: t.String({ maxLength: 1024, description: "why the guardian is in this state" }),
+  },
+  open,
+);
+export type Guardian = typeof Guardian.static;
+
+export const BreakerState = t.Union([t.Literal("CLOSED"), t.Literal("OPEN"), t.Literal("HALF_OPEN")]);
+
+export const Breakers = t.Object({ quote_state: BreakerState, trade_state: BreakerState }, open);
+export type Breakers = typeof Breakers.static;
+
+export const RegimeLabel = t.Union([
+  t.Literal("BULL"),
+  t.Literal("BEAR"),
+  t.Literal("SIDEWAYS"),
+  t.Literal("HIGH_VOL"),
+  t.Literal("UNKNOWN"),
+]);
+
+/** runtime/market_regime.json, as the regime detector writes it. */
+export const RegimeDocument = t.Object(
+  {
+    regime: RegimeLabel,
+    timestamp: Stamp("when the regime was detected"),
+    confidence: t.Optional(Figure("0..1")),
+    risk_scaler: t.Optional(Figure("position-size scaler")),
+    volatility: t.Optional(Figure("realised volatility")),
+    mean_return: t.Optional(Figure("mean return")),
+    trend: t.Optional(Figure("trend strength")),
+    risk_multiplier: t.Optional(Figure("risk multiplier")),
+    strategy: t.Optional(
+      t.Object(
+        {
+          position_sizing: t.Optional(t.String()),
+          risk_tolerance: t.Optional(t.String()),
+          hold_period: t.Optional(t.String()),
+        },
+        open,
+      ),
+    ),
+    description: t.Optional(t.String()),
+  },
+  open,
+);
+export type RegimeDocument = typeof RegimeDocument.static;
+
+export const Summary = t.Object(
+  {
+    total_agents: Count("agents reporting"),
+    total_strategies: Count("strategies reporting"),
+    top_agent: t.Optional(t.Union([t.String(), t.Null()])),
+    top_strategy: t.Optional(t.Union([t.String(), t.Null()])),
+  },
+  open,
+);
+
+/** The contract's top-level sections; the same fields in an update and in the document. */
+const sections = {
+  timestamp: Stamp("when the poster took the snapshot (ISO 8601, as sent)"),
+  per_agent: t.Record(t.String(), AgentFigures, { description: "figures per agent" }),
+  per_strategy: t.Record(t.String(), StrategyFigures, { description: "figures per strategy" }),
+  guardian: Guardian,
+  breakers: Breakers,
+  mode: t.String({ minLength: 1, maxLength: 64, description: "TEST_MODE, PAPER_TRADING_MODE, LIVE_MODE, ..." }),
+  market_regime: t.Union([RegimeDocument, t.Object({}, { additionalProperties: false })], {
+    description: "the regime document, or {}",
+  }),
+  summary: Summary,
+  stress_last: t.Object({}, { ...open, description: "latest stress-test result (stress runner)" }),
+  stress_timestamp: Stamp("when the stress test ran"),
+};
+
+/**
+ * A POST /meta/metrics body: any subset of the sections plus any other keys. Each key it
+ * carries replaces the stored one; keys it does not carry are left untouched.
+ */
+export const MetaMetricsUpdate = t.Partial(t.Object(sections, open), {
+  ...open,
+  description: "Top-level keys to replace; every key not sent is left as it was",
+});
+export type MetaMetricsUpdate = typeof MetaMetricsUpdate.static;
+
+/** What GET /meta/metrics serves: the merged document over the defaults. */
+export const MetaMetricsDocument = t.Object(
+  {
+    ...sections,
+    market_regime: t.Optional(sections.market_regime),
+    stress_last: t.Optional(sections.stress_last),
+    stress_timestamp: t.Optional(sections.stress_timestamp),
+    atlas: t.Optional(t.Object({}, { ...open, description: "the last POST /atlas/update body" })),
+    cache_timestamp: t.Union([t.String(), t.Null()], {
+      description: "when the last update was applied (RFC 3339 UTC); null before any",
+    }),
+  },
+  open,
+);
+export type MetaMetricsDocument = typeof MetaMetricsDocument.static;
+
+/** A POST /atlas/update body: stored whole under the document's `atlas` key. */
+export const AtlasUpdate = t.Object(
+  {
+    brain: t.Optional(t.Object({}, { ...open, description: "the atlas brain's state" })),
+    allocations: t.Optional(t.Record(t.String(), t.Number(), { description: "weights per agent" })),
+    timestamp: t.Optional(Stamp("when the bridge sent it")),
+  },
+  { ...open, description: "Stored whole under the document's `atlas` key" },
+);
+export type AtlasUpdate = typeof AtlasUpdate.static;
+
+export const Accepted = t.Object({
+  status: t.Literal("ok"),
+  timestamp: t.String({ description: "when the update was made durable (RFC 3339 UTC)" }),
+  seq: t.Integer({ description: "acceptance order of this update in this process" }),
+});
+export type Accepted = typeof Accepted.static;

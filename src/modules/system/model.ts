@@ -1,0 +1,81 @@
+// Schemas of the service's own routes: GET /, /health, /status.
+import { Type as t } from "@sinclair/typebox";
+
+const Uptime = t.String({ pattern: "^\\d+h\\d+m$", description: "<h>h<m>m, e.g. 0h0m, 1h23m, 49h5m" });
+
+export const Health = t.Object({
+  status: t.Literal("ok"),
+  uptime: Uptime,
+  version: t.String(),
+  timestamp: t.String({ description: "now, RFC 3339 UTC" }),
+});
+export type Health = typeof Health.static;
+
+export const ServiceInfo = t.Object({
+  service: t.String(),
+  version: t.String(),
+  status: t.Literal("running"),
+  uptime: Uptime,
+  endpoints: t.Array(t.String(), { description: "METHOD /path of every documented route" }),
+});
+export type ServiceInfo = typeof ServiceInfo.static;
+
+const FileSource = t.Object({
+  name: t.String(),
+  path: t.String(),
+  present: t.Boolean(),
+  serving: t.Union([t.Literal("file"), t.Literal("last_good"), t.Literal("none")]),
+  last_good_read: t.Union([t.String(), t.Null()]),
+  last_change: t.Union([t.String(), t.Null()]),
+  parse_errors: t.Integer(),
+  last_error: t.Union([t.String(), t.Null()]),
+});
+
+export const Status = t.Object(
+  {
+    system: t.Object({
+      cpu: t.Number({ description: "process CPU use since the previous /status call, percent of one core" }),
+      memory: t.Number({ description: "resident set size, MiB" }),
+      disk: t.Number({ description: "use of the filesystem holding the state directory, percent" }),
+      uptime: Uptime,
+      details: t.Object(
+        {
+          cpu_cores: t.Integer(),
+          rss_bytes: t.Integer(),
+          heap_used_bytes: t.Integer(),
+          disk_path: t.String(),
+          disk_total_bytes: t.Integer(),
+          disk_free_bytes: t.Integer(),
+          state_dir_bytes: t.Integer({ description: "bytes of the files in the state directory" }),
+          uptime_seconds: t.Number(),
+          pid: t.Integer(),
+          version: t.String(),
+          bun: t.String(),
+        },
+        { additionalProperties: true },
+      ),
+    }),
+    guardian: t.Object({
+      logs: t.Object({}, { additionalProperties: true, description: "the service's log file and its size" }),
+      agents: t.Array(t.String(), { description: "agents in the document's per_agent" }),
+      is_paused: t.Boolean(),
+      reason: t.Union([t.String(), t.Null()]),
+    }),
+    queue: t.Object({
+      depth: t.Integer(),
+      capacity: t.Integer(),
+      accepted: t.Integer(),
+      applied: t.Integer(),
+      rejected_full: t.Integer(),
+      rejected_unpersisted: t.Integer(),
+    }),
+    last_update: t.Union([t.String(), t.Null()], { description: "cache_timestamp of the document" }),
+    persistence: t.Object({}, { additionalProperties: true }),
+    sources: t.Object({
+      files: t.Array(FileSource),
+      risk_engine: t.Object({}, { additionalProperties: true }),
+    }),
+  },
+  { additionalProperties: true },
+);
+export type Status = typeof Status.static;

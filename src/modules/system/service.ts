@@ -1,0 +1,116 @@
+// The service's view of itself: uptime, real resource figures, and the state of every
+// part an operator checks at 3 a.m. (queue, persistence, sources). No placeholders: each
+// number is measured when asked.
+import { readdir, stat, statfs } from "node:fs/promises";
+import { cpus } from "node:os";
+import { dirname, join } from "node:path";
+import { VERSION } from "../../config";
+import type { DocumentStore } from "../../store/store";
+import type { AgentFiles } from "../agent-files/service";
+import type { MetaService } from "../meta/service";
+import type { RiskClient } from "../risk/service";
+import type { Health, ServiceInfo, Status } from "./model";
+
+/** CONTRACT: `0h0m`, `1h23m`, `49h5m`. */
+export function formatUptime(seconds: number): string {
+  const minutes = Math.floor(seconds / 60);
+  return `${Math.floor(minutes / 60)}h${minutes % 60}m`;
+}
+
+export interface SystemDeps {
+  startedAt: number;
+  metricsPath: string;
+  logPath: string;
+  store: DocumentStore;
+  meta: MetaService;
+  files: AgentFiles;
+  risk: RiskClient;
+}
+
+export interface SystemService {
+  health(): Health;
+  info(endpoints: string[]): ServiceInfo;
+  /** Measures now; CPU is the average since the previous call (or since start-up). */
+  status(): Promise<Status>;
+}
+
+async function dirBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    if (entry.isFile()) total += (await stat(join(dir, entry.name)).catch(() => ({ size: 0 }))).size;
+  }
+  return total;
+}
+
+export function createSystemService(deps: SystemDeps): SystemService {
+  const uptimeSeconds = () => (Date.now() - deps.startedAt) / 1000;
+  let cpuMark = { usage: process.cpuUsage(), at: performance.now() };
+
+  return {
+    health: () => ({
+      status: "ok",
+      uptime: formatUptime(uptimeSeconds()),
+      version: VERSION,
+      timestamp: new Date().toISOString(),
+    }),
+    info: (endpoints) => ({
+      service: "neolight-dashboard",
+      version: VERSION,
+      status: "running",
+      uptime: formatUptime(uptimeSeconds()),
+      endpoints,
+    }),
+    async status() {
+      const now = performance.now();
+      const usage = process.cpuUsage(cpuMark.usage);
+      const wallMicros = Math.max(1, (now - cpuMark.at) * 1000);
+      cpuMark = { usage: process.cpuUsage(), at: now };
+      const cpu = ((usage.user + usage.system) / wallMicros) * 100;
+      const mem = process.memoryUsage();
+      const stateDir = dirname(deps.metricsPath);
+      const fs = await statfs(stateDir).catch(() => null);
+      const total = fs ? fs.blocks * fs.bsize : 0;
+      const free = fs ? fs.bavail * fs.bsize : 0;
+      const used = fs ? (fs.blocks - fs.bfree) * fs.bsize : 0;
+      const logBytes = (await stat(deps.logPath).catch(() => ({ size: 0 }))).size;
+      const state = deps.store.current();
+      const guardian = state.doc.guardian as { is_paused?: unknown; reason?: unknown } | undefined;
+      const perAgent = state.doc.per_agent;
+      return {
+        system: {
+          cpu: Math.round(cpu * 100) / 100,
+          memory: Math.round((mem.rss / 1048576) * 10) / 10,
+          // ? Used over what a non-root user can use, as df reports it.
+          disk: total > 0 ? Math.round((used / (used + free)) * 10000) / 100 : 0,
+          uptime: formatUptime(uptimeSeconds()),
+          details: {
+            cpu_cores: cpus().length,
+            rss_bytes: mem.rss,
+            heap_used_bytes: mem.heapUsed,
+            disk_path: stateDir,
+            disk_total_bytes: total,
+            disk_free_bytes: free,
+            state_dir_bytes: await dirBytes(stateDir),
+            uptime_seconds: Math.round(uptimeSeconds()),
+            pid: process.pid,
+            version: VERSION,
+            bun: Bun.version,
+          },
+        },
+        guardian: {
+          logs: { service: { path: deps.logPath, bytes: logBytes } },
+          agents: typeof perAgent === "object" && perAgent !== null ? Object.keys(perAgent) : [],
+          is_paused: guardian?.is_paused === true,
+          reason: typeof guardian?.reason === "string" ? guardian.reason : null,
+        },
+        queue: deps.meta.stats(),
+        last_update: state.updatedAt,
+        persistence: { ...deps.store.status() },
+        sources: {
+          files: deps.files.all().map((f) => f.state()),
+          risk_engine: { ...deps.risk.state() },
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,80 @@
+// The JSON-file backend of the document store: state/meta_metrics.json.
+// Safe writes (STYLE rule 5): temp file in the same directory, fsync, rename, fsync the
+// directory. A crash at any point leaves either the old or the new file, never a torn one.
+import { open, readFile, rename, unlink } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import type { Logger } from "../log/logger";
+import type { JsonObject, LoadResult, Persistence } from "./store";
+
+/** The key under which the file records when its state was committed (served as-is). */
+export const CACHE_TIMESTAMP_KEY = "cache_timestamp";
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** `2025-11-03T22:00:00.123Z` -> `20251103T220000123Z`: sortable and safe in a file name. */
+function fileTime(date: Date): string {
+  return date.toISOString().replace(/[-:.]/g, "");
+}
+
+export function createJsonFilePersistence(path: string, log: Logger): Persistence {
+  const dir = dirname(path);
+  // ? One temp name per process: saves are serialised by the store, and a temp file left
+  // by a crashed run is simply overwritten by the next save.
+  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}`);
+
+  async function fsyncDir(): Promise<void> {
+    const handle = await open(dir, "r");
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  return {
+    path,
+    async load(): Promise<LoadResult> {
+      let text: string;
+      try {
+        text = await readFile(path, "utf8");
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") return { state: null, corruptMovedTo: null };
+        throw err;
+      }
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = undefined;
+      }
+      if (!isObject(parsed)) {
+        // ? Never overwrite or delete what we cannot read: an operator may need it to
+        // reconstruct the guardian state. Move it aside and start from the default.
+        const aside = `${path}.corrupt-${fileTime(new Date())}`;
+        await rename(path, aside);
+        await fsyncDir();
+        log.error("persisted state corrupt, moved aside", { path, moved_to: aside, bytes: text.length });
+        return { state: null, corruptMovedTo: aside };
+      }
+      const { [CACHE_TIMESTAMP_KEY]: stamp, ...doc } = parsed;
+      return { state: { doc, updatedAt: typeof stamp === "string" ? stamp : null }, corruptMovedTo: null };
+    },
+    async save(state) {
+      const text = JSON.stringify({ ...state.doc, [CACHE_TIMESTAMP_KEY]: state.updatedAt });
+      const handle = await open(tmp, "w", 0o644);
+      try {
+        await handle.writeFile(text);
+        await handle.sync();
+      } catch (err) {
+        await handle.close().catch(() => {});
+        await unlink(tmp).catch(() => {});
+        throw err;
+      }
+      await handle.close();
+      await rename(tmp, path);
+      await fsyncDir();
+    },
+  };
+}

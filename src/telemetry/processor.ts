@@ -1,0 +1,72 @@
+// The processor: the one consumer of the telemetry channel. It takes everything queued
+// as one batch, commits it to the store (one durable write for the batch: group commit),
+// and only then answers every request of the batch. Order of application = order of
+// acceptance, because the channel is FIFO and there is exactly one processor.
+import type { Logger } from "../log/logger";
+import type { DocumentState, DocumentStore, DocumentUpdate } from "../store/store";
+import type { Channel } from "./channel";
+
+/** One accepted POST waiting for its update to be durable. */
+export interface Envelope {
+  readonly update: DocumentUpdate;
+  /** Called once, after the batch holding this update is on disk (or failed to be). */
+  settle(result: { ok: true; state: DocumentState } | { ok: false; error: Error }): void;
+}
+
+export interface Processor {
+  /** Resolves when the channel was closed and everything accepted has been settled. */
+  readonly done: Promise<void>;
+  /** Listeners run after each committed batch, off the request path. */
+  onCommit(listener: (state: DocumentState, batch: readonly DocumentUpdate[]) => void): void;
+}
+
+function countKeys(value: unknown): number {
+  return typeof value === "object" && value !== null ? Object.keys(value).length : 0;
+}
+
+export function startProcessor(channel: Channel<Envelope>, store: DocumentStore, log: Logger): Processor {
+  const listeners: ((state: DocumentState, batch: readonly DocumentUpdate[]) => void)[] = [];
+
+  async function run(): Promise<void> {
+    for await (const batch of channel) {
+      const updates = batch.map((e) => e.update);
+      let state: DocumentState;
+      try {
+        state = await store.commit(updates);
+      } catch (err) {
+        const error = err instanceof Error ? err : new Error(String(err));
+        log.error("telemetry batch not persisted", { updates: batch.length, error: error.message });
+        for (const envelope of batch) envelope.settle({ ok: false, error });
+        continue;
+      }
+      for (const update of updates) {
+        log.info("Telemetry processed", {
+          seq: update.seq,
+          keys: Object.keys(update.set),
+          agents: countKeys(update.set.per_agent ?? state.doc.per_agent),
+        });
+      }
+      for (const envelope of batch) envelope.settle({ ok: true, state });
+      for (const listener of listeners) {
+        try {
+          listener(state, updates);
+        } catch (err) {
+          log.error("commit listener failed", { error: err });
+        }
+      }
+    }
+  }
+
+  const done = run().catch((err) => {
+    // ? Unreachable by design (commit failures are settled above); if it happens anyway
+    // the stack must reach the log rather than vanish with a dead processor.
+    log.error("telemetry processor stopped", { error: err });
+    throw err;
+  });
+  return {
+    done,
+    onCommit(listener) {
+      listeners.push(listener);
+    },
+  };
+}

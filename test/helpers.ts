@@ -1,0 +1,118 @@
+// Shared test helpers: fixtures, a real temporary NEOLIGHT_HOME, the app wired with the
+// real services (in process, through app.handle), and a real service process (e2e).
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type App, createApp } from "../src/app";
+import { type Config, configFromEnv } from "../src/config";
+import { createMemoryLogger, type MemoryLogger } from "../src/log/logger";
+import { type ServiceOverrides, type Services, startServices } from "../src/services";
+
+export const ROOT = join(import.meta.dir, "..");
+/** Copies of ../shared/fixtures/neolight (fixtures.test.ts checks they have not drifted). */
+export const FIXTURES = join(import.meta.dir, "fixtures", "neolight");
+
+export type Json = Record<string, unknown>;
+
+export function fixture(name: string): Json {
+  return JSON.parse(readFileSync(join(FIXTURES, `${name}.json`), "utf8")) as Json;
+}
+
+export function fixtureText(name: string): string {
+  return readFileSync(join(FIXTURES, `${name}.json`), "utf8");
+}
+
+/** A temporary directory removed at the end of its `using` scope. */
+export function tempDir(prefix = "neolight-test-"): { path: string } & Disposable {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, [Symbol.dispose]: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+export function testConfig(home: string, env: Record<string, string> = {}): Config {
+  return configFromEnv({
+    NEOLIGHT_HOME: home,
+    NEOLIGHT_DASHBOARD_PORT: "0",
+    // Nothing listens on port 9 (discard) on loopback: "never reached" unless a test says otherwise.
+    NEOLIGHT_RISK_URL: "http://127.0.0.1:9",
+    NEOLIGHT_SOURCE_POLL_MS: "50",
+    ...env,
+  });
+}
+
+export interface TestApp extends AsyncDisposable {
+  app: App;
+  services: Services;
+  log: MemoryLogger;
+  home: string;
+  config: Config;
+}
+
+/** The real app and services on a temporary home (or `home`, to test a restart). */
+export async function startApp(
+  options: { home?: string; env?: Record<string, string>; overrides?: ServiceOverrides } = {},
+): Promise<TestApp> {
+  const dir = options.home === undefined ? tempDir() : undefined;
+  const home = options.home ?? (dir as { path: string }).path;
+  const config = testConfig(home, options.env);
+  const log = createMemoryLogger();
+  const { mkdirSync } = await import("node:fs");
+  mkdirSync(join(home, "state"), { recursive: true });
+  const services = await startServices(config, log, options.overrides);
+  const app = createApp(services);
+  return {
+    app,
+    services,
+    log,
+    home,
+    config,
+    async [Symbol.asyncDispose]() {
+      await services.close();
+      dir?.[Symbol.dispose]();
+    },
+  };
+}
+
+export function request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Request {
+  const init: RequestInit = { method, headers: { ...headers } };
+  if (body !== undefined) {
+    init.body = typeof body === "string" || body instanceof Uint8Array ? body : JSON.stringify(body);
+    (init.headers as Record<string, string>)["content-type"] ??= "application/json";
+  }
+  return new Request(`http://localhost${path}`, init);
+}
+
+export async function call(
+  app: App,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers?: Record<string, string>,
+): Promise<{ status: number; headers: Headers; body: Json }> {
+  const res = await app.handle(request(method, path, body, headers));
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: JSON.parse(text) as Json };
+}
+
+export const get = (app: App, path: string) => call(app, "GET", path);
+export const post = (app: App, path: string, body: unknown, headers?: Record<string, string>) =>
+  call(app, "POST", path, body, headers);
+
+/** Polls `condition` until it holds (never a fixed sleep); fails after `timeoutMs`. */
+export async function waitFor<T>(
+  condition: () => T | Promise<T>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await condition();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(10);
+  }
+}
+
+/** Every log line with `message`. */
+export function logged(log: MemoryLogger, message: string): Json[] {
+  return log.lines.filter((l) => l.message === message);
+}
