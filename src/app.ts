@@ -2,7 +2,7 @@
 // app.handle(new Request(...)). Here the routes of every feature are put together with
 // the cross-cutting parts: the access log, the one error shape, and the OpenAPI docs.
 import { Elysia, ValidationError } from "elysia";
-import { accessLog } from "./http/access-log";
+import { accessLog, elapsedMs } from "./http/access-log";
 import { errorResponse, HttpError } from "./http/errors";
 import { openapiDocs } from "./http/openapi";
 import { agentFileRoutes } from "./modules/agent-files";
@@ -28,6 +28,9 @@ export function createApp(services: Services) {
   let endpoints: string[] = [];
   const app = new Elysia({ name: "neolight-dashboard", normalize: false })
     .use(accessLog(log))
+    // ? Destructure only what is used: Elysia reads this parameter list to decide what
+    // context every request builds, and taking the whole context costs a third of the
+    // throughput of GET /meta/metrics (measured).
     .onError({ as: "global" }, ({ code, error, request, path, set }) => {
       // ? Elysia wraps whatever a parse hook throws in its ParseError; ours carry a status.
       const cause = code === "PARSE" ? (error as Error).cause : error;
@@ -44,8 +47,8 @@ export function createApp(services: Services) {
         log.error("request failed", { method: request.method, path, code: String(code), error });
         [status, message] = [500, "Internal Server Error"];
       }
-      // The access log reads the status from here.
       set.status = status;
+      log.access(request.method, path, status, elapsedMs(request));
       return errorResponse(status, message, headers);
     })
     .use(openapiDocs())

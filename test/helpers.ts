@@ -1,6 +1,6 @@
 // Shared test helpers: fixtures, a real temporary NEOLIGHT_HOME, the app wired with the
 // real services (in process, through app.handle), and a real service process (e2e).
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type App, createApp } from "../src/app";
@@ -55,7 +55,6 @@ export async function startApp(
   const home = options.home ?? (dir as { path: string }).path;
   const config = testConfig(home, options.env);
   const log = createMemoryLogger();
-  const { mkdirSync } = await import("node:fs");
   mkdirSync(join(home, "state"), { recursive: true });
   const services = await startServices(config, log, options.overrides);
   const app = createApp(services);
@@ -75,14 +74,19 @@ export async function startApp(
 export function request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Request {
   const init: RequestInit = { method, headers: { ...headers } };
   if (body !== undefined) {
-    init.body = typeof body === "string" || body instanceof Uint8Array ? body : JSON.stringify(body);
+    init.body = typeof body === "string" ? body : JSON.stringify(body);
     (init.headers as Record<string, string>)["content-type"] ??= "application/json";
   }
   return new Request(`http://localhost${path}`, init);
 }
 
+/** Anything that answers a Request: the app, or the app with an extra test route. */
+export interface Handler {
+  handle(request: Request): Promise<Response>;
+}
+
 export async function call(
-  app: App,
+  app: Handler,
   method: string,
   path: string,
   body?: unknown,
@@ -93,8 +97,8 @@ export async function call(
   return { status: res.status, headers: res.headers, body: JSON.parse(text) as Json };
 }
 
-export const get = (app: App, path: string) => call(app, "GET", path);
-export const post = (app: App, path: string, body: unknown, headers?: Record<string, string>) =>
+export const get = (app: Handler, path: string) => call(app, "GET", path);
+export const post = (app: Handler, path: string, body: unknown, headers?: Record<string, string>) =>
   call(app, "POST", path, body, headers);
 
 /** Polls `condition` until it holds (never a fixed sleep); fails after `timeoutMs`. */

@@ -21,6 +21,12 @@ export interface Logger {
   /** WARN and ERROR are written through at once: they are what an operator reads after a crash. */
   warn(message: string, fields?: Fields): void;
   error(message: string, fields?: Fields): void;
+  /**
+   * One access-log line (INFO "request"): the same JSON as info("request", {...}), built
+   * by hand because it runs on every request (at 100k req/s a generic line is a third of
+   * the CPU).
+   */
+  access(method: string, path: string, status: number, ms?: number): void;
   /** Writes every buffered line now. */
   flush(): void;
   /** Reopens the log file (after logrotate moved it: SIGHUP). */
@@ -93,10 +99,13 @@ export function createLogger(options: LoggerOptions): Logger {
 
   function emit(level: LogLevel, message: string, fields: Fields | undefined): void {
     if (RANK[level] < min) return;
-    const line = formatLine(level, message, fields);
+    push(formatLine(level, message, fields), RANK[level] >= RANK.WARN);
+  }
+
+  function push(line: string, urgent: boolean): void {
     pending.push(line);
     pendingBytes += line.length;
-    if (RANK[level] >= RANK.WARN || pendingBytes >= FLUSH_BYTES) flush();
+    if (urgent || pendingBytes >= FLUSH_BYTES) flush();
     else if (timer === undefined) {
       timer = setTimeout(flush, FLUSH_INTERVAL_MS);
       // ? The flush timer alone must not keep a finished process alive.
@@ -104,7 +113,25 @@ export function createLogger(options: LoggerOptions): Logger {
     }
   }
 
+  // ? toISOString per line is measurable at 100k lines/s; it only changes every ms.
+  let stampAt = 0;
+  let stamp = "";
+  function access(method: string, path: string, status: number, ms?: number): void {
+    if (RANK.INFO < min) return;
+    const now = Date.now();
+    if (now !== stampAt) {
+      stampAt = now;
+      stamp = new Date(now).toISOString();
+    }
+    // method and path come from the client: JSON.stringify quotes and escapes them.
+    push(
+      `{"timestamp":"${stamp}","level":"INFO","message":"request","method":${JSON.stringify(method)},"path":${JSON.stringify(path)},"status":${status}${ms === undefined ? "" : `,"ms":${ms}`}}\n`,
+      false,
+    );
+  }
+
   return {
+    access,
     debug: (m, f) => emit("DEBUG", m, f),
     info: (m, f) => emit("INFO", m, f),
     warn: (m, f) => emit("WARN", m, f),
@@ -142,6 +169,8 @@ export function createMemoryLogger(level: LogLevel = "DEBUG"): MemoryLogger {
   };
   return {
     lines,
+    access: (method, path, status, ms) =>
+      push("INFO")("request", { method, path, status, ...(ms === undefined ? {} : { ms }) }),
     debug: push("DEBUG"),
     info: push("INFO"),
     warn: push("WARN"),

@@ -1,5 +1,6 @@
 // Routes of the meta-metrics feature: GET/POST /meta/metrics and POST /atlas/update.
 import { Elysia } from "elysia";
+import { markStart } from "../../http/access-log";
 import { readJsonObject } from "../../http/json-body";
 import { ErrorResponse, jsonResponse } from "../../http/respond";
 import { Accepted, AtlasUpdate, MetaMetricsDocument, MetaMetricsUpdate } from "./model";
@@ -12,6 +13,12 @@ const writeErrors = {
   422: ErrorResponse,
   503: ErrorResponse,
 };
+
+/** Write routes read their body with limits, and time the request from here (access log). */
+function parseBody({ request }: { request: Request }) {
+  markStart(request);
+  return readJsonObject(request);
+}
 
 export function metaRoutes(meta: MetaService) {
   return new Elysia({ name: "meta" })
@@ -31,7 +38,7 @@ export function metaRoutes(meta: MetaService) {
         return { status: "ok" as const, timestamp: state.updatedAt as string, seq };
       },
       {
-        parse: ({ request }) => readJsonObject(request),
+        parse: parseBody,
         body: MetaMetricsUpdate,
         response: { 200: Accepted, ...writeErrors },
         detail: {
@@ -49,7 +56,7 @@ export function metaRoutes(meta: MetaService) {
         return { status: "ok" as const, timestamp: state.updatedAt as string, seq };
       },
       {
-        parse: ({ request }) => readJsonObject(request),
+        parse: parseBody,
         body: AtlasUpdate,
         response: { 200: Accepted, ...writeErrors },
         detail: {

@@ -1,0 +1,20 @@
+# The README's commands, and the build and benchmark targets. Every target goes through
+# scripts/bun.sh, which installs the pinned Bun from npm when it is missing.
+BUN := sh scripts/bun.sh
+
+.PHONY: run test check lint format build bench clean
+
+run:        ## start the service on :8100 with the embedded defaults
+	$(BUN) run src/main.ts
+
+test:       ## type-check, lint, every test
+	$(BUN) run scripts/check.ts
+
+lint:
+	$(BUN) x biome check .
+
+format:
+	$(BUN) x biome check --write .
+
+clean:
+	rm -rf dist bench/out

@@ -1,0 +1,98 @@
+// A real service process for e2e tests: started from source (or a compiled binary) on
+// port 0, its stdout read as JSON lines, stopped with real signals.
+
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { ROOT, waitFor } from "../helpers";
+
+export interface ServiceProcess extends AsyncDisposable {
+  proc: Subprocess<"ignore", "pipe", "pipe">;
+  port: number;
+  url: string;
+  /** Every stdout line so far, parsed (a line that is not JSON fails the test that reads it). */
+  lines: unknown[];
+  /** Raw stdout and stderr so far. */
+  output(): { stdout: string; stderr: string };
+  /** Sends `signal` and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export interface SpawnOptions {
+  home: string;
+  env?: Record<string, string>;
+  /** Command to run; default: bun src/main.ts. */
+  cmd?: string[];
+  cwd?: string;
+  args?: string[];
+}
+
+/** Starts the process without waiting for it to listen. */
+export function spawnRaw(options: SpawnOptions) {
+  const cmd = options.cmd ?? [process.execPath, join(ROOT, "src", "main.ts")];
+  return Bun.spawn([...cmd, ...(options.args ?? [])], {
+    cwd: options.cwd ?? ROOT,
+    env: {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      HOME: options.home,
+      NEOLIGHT_HOME: options.home,
+      NEOLIGHT_DASHBOARD_PORT: "0",
+      NEOLIGHT_DASHBOARD_HOST: "127.0.0.1",
+      NEOLIGHT_RISK_URL: "http://127.0.0.1:9",
+      ...options.env,
+    },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+}
+
+async function drain(stream: ReadableStream<Uint8Array>, sink: { text: string }): Promise<void> {
+  const decoder = new TextDecoder();
+  for await (const chunk of stream) sink.text += decoder.decode(chunk, { stream: true });
+}
+
+/** Starts the service and resolves once it has logged "service started" with its port. */
+export async function spawnService(options: SpawnOptions): Promise<ServiceProcess> {
+  const proc = spawnRaw(options);
+  const out = { text: "" };
+  const err = { text: "" };
+  const drained = Promise.all([drain(proc.stdout, out), drain(proc.stderr, err)]);
+  const parsed = () =>
+    out.text
+      .split("\n")
+      .filter((l) => l !== "")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const started = await waitFor(
+    () => {
+      if (proc.exitCode !== null) throw new Error(`service exited ${proc.exitCode}: ${out.text}${err.text}`);
+      return parsed().find((l) => l.message === "service started");
+    },
+    "the service to start",
+    20_000,
+  );
+  const port = started.port as number;
+  const service: ServiceProcess = {
+    proc,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    get lines() {
+      return parsed();
+    },
+    output: () => ({ stdout: out.text, stderr: err.text }),
+    async stop(signal = "SIGTERM") {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      const code = await proc.exited;
+      await drained;
+      return code;
+    },
+    async [Symbol.asyncDispose]() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+      await proc.exited;
+    },
+  };
+  return service;
+}
+
+export async function postJson(url: string, body: unknown): Promise<Response> {
+  return fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+}

@@ -1,0 +1,137 @@
+// Agent-written files (CONTRACT section 1): written in place, so a read can see an empty,
+// truncated or half-written file. Clients must only ever see whole documents.
+import { describe, expect, test } from "bun:test";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fixture, fixtureText, get, logged, startApp, type TestApp, waitFor } from "../helpers";
+
+function write(t: TestApp, relative: string, content: string): void {
+  mkdirSync(join(t.home, relative, ".."), { recursive: true });
+  writeFileSync(join(t.home, relative), content);
+}
+
+describe("defaults when the files do not exist", () => {
+  test("GET /meta/performance", async () => {
+    await using t = await startApp();
+    expect(await get(t.app, "/meta/performance")).toMatchObject({
+      status: 200,
+      body: { decisions: [], last_update: null },
+    });
+  });
+
+  test("GET /meta/regime", async () => {
+    await using t = await startApp();
+    const res = await get(t.app, "/meta/regime");
+    expect(res.body).toEqual({ regime: "UNKNOWN", timestamp: expect.stringMatching(/Z$/) });
+  });
+
+  test("GET /governor/allocations", async () => {
+    await using t = await startApp();
+    const res = await get(t.app, "/governor/allocations");
+    expect(res.body).toEqual({ allocations: {}, timestamp: expect.stringMatching(/Z$/) });
+    expect(res.headers.get("x-neolight-source")).toBe("default");
+  });
+});
+
+describe("files present at start-up are served as written", () => {
+  test.each([
+    ["/meta/performance", "state/performance_attribution.json", "performance_attribution"],
+    ["/meta/regime", "runtime/market_regime.json", "market_regime"],
+    ["/governor/allocations", "runtime/capital_governor_allocations.json", "capital_governor_allocations"],
+  ])("%s", async (route, relative, name) => {
+    await using t = await startApp();
+    write(t, relative, fixtureText(name));
+    await t.services.files
+      .all()
+      .find((f) => f.state().path.endsWith(relative))
+      ?.refresh();
+    expect((await get(t.app, route)).body).toEqual(fixture(name));
+  });
+});
+
+describe("allocations fall back to the override copy", () => {
+  test("governor file, else override, else empty", async () => {
+    await using t = await startApp();
+    write(t, "runtime/allocations_override.json", fixtureText("allocations_override"));
+    await t.services.files.ready();
+    let res = await get(t.app, "/governor/allocations");
+    expect(res.body).toEqual(fixture("allocations_override"));
+    expect(res.headers.get("x-neolight-source")).toBe("allocations_override");
+
+    write(t, "runtime/capital_governor_allocations.json", fixtureText("capital_governor_allocations"));
+    await t.services.files.ready();
+    res = await get(t.app, "/governor/allocations");
+    expect(res.body).toEqual(fixture("capital_governor_allocations"));
+    expect(res.headers.get("x-neolight-source")).toBe("capital_governor_allocations");
+  });
+});
+
+describe("an agent rewriting its file in place", () => {
+  test("missing, whole, empty, truncated mid-write, invalid, whole again", async () => {
+    await using t = await startApp();
+    const relative = "runtime/market_regime.json";
+    const file = t.services.files.regime;
+    const first = fixture("market_regime");
+    const second = { ...first, regime: "BEAR", description: "Bear market" };
+
+    write(t, relative, JSON.stringify(first));
+    await file.refresh();
+    expect((await get(t.app, "/meta/regime")).body).toEqual(first);
+
+    const text = JSON.stringify(second, null, 2);
+    for (const [what, content] of [
+      ["empty", ""],
+      ["truncated mid-write", text.slice(0, text.length / 2)],
+      ["whitespace only", "   \n"],
+      ["valid JSON but not a regime document", '{"regime": 7}'],
+    ] as const) {
+      write(t, relative, content);
+      await file.refresh();
+      const res = await get(t.app, "/meta/regime");
+      expect({ what, status: res.status, body: res.body }).toEqual({ what, status: 200, body: first });
+    }
+    // One WARN for the whole bad stretch, not one per bad read.
+    expect(logged(t.log, "agent file unreadable, serving last good copy")).toEqual([
+      expect.objectContaining({ level: "WARN", source: "market_regime", error: "file is empty" }),
+    ]);
+    expect(file.state()).toMatchObject({ serving: "last_good", parse_errors: 4, present: true });
+
+    write(t, relative, text);
+    await file.refresh();
+    expect((await get(t.app, "/meta/regime")).body).toEqual(second);
+    expect(file.state()).toMatchObject({ serving: "file", last_error: null });
+    expect(logged(t.log, "agent file readable again")).toHaveLength(1);
+  });
+
+  test("a change is picked up without anyone asking (watch and poll)", async () => {
+    await using t = await startApp();
+    write(t, "state/performance_attribution.json", fixtureText("performance_attribution"));
+    await waitFor(
+      async () => ((await get(t.app, "/meta/performance")).body.decisions as unknown[]).length === 5,
+      "the file to be picked up",
+    );
+  });
+
+  test("a file deleted after being served falls back to the default", async () => {
+    await using t = await startApp();
+    write(t, "runtime/market_regime.json", fixtureText("market_regime"));
+    await t.services.files.regime.refresh();
+    rmSync(join(t.home, "runtime/market_regime.json"));
+    await t.services.files.regime.refresh();
+    expect((await get(t.app, "/meta/regime")).body.regime).toBe("UNKNOWN");
+    expect(logged(t.log, "agent file removed")).toHaveLength(1);
+  });
+
+  test("/status reports each file's state", async () => {
+    await using t = await startApp();
+    write(t, "runtime/market_regime.json", "{");
+    await t.services.files.regime.refresh();
+    const files = (await get(t.app, "/status")).body.sources as { files: Record<string, unknown>[] };
+    expect(files.files.find((f) => f.name === "market_regime")).toMatchObject({
+      present: true,
+      serving: "none",
+      parse_errors: 1,
+      last_error: expect.stringContaining("not valid JSON"),
+    });
+  });
+});

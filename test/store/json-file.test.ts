@@ -1,0 +1,121 @@
+// The JSON-file store: durable saves, restore on restart, and a corrupt file moved aside
+// (never overwritten or deleted). Real files in a real temporary directory.
+import { describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { createMemoryLogger } from "../../src/log/logger";
+import { createJsonFilePersistence } from "../../src/store/json-file";
+import { openStore } from "../../src/store/store";
+import { fixture, get, logged, post, startApp, tempDir } from "../helpers";
+
+describe("JSON-file persistence", () => {
+  test("a missing file is empty state", async () => {
+    using dir = tempDir();
+    const p = createJsonFilePersistence(join(dir.path, "m.json"), createMemoryLogger());
+    expect(await p.load()).toEqual({ state: null, corruptMovedTo: null });
+  });
+
+  test("save then load gives the same document and commit time; no temp file is left", async () => {
+    using dir = tempDir();
+    const path = join(dir.path, "m.json");
+    const p = createJsonFilePersistence(path, createMemoryLogger());
+    const doc = { ...fixture("meta_metrics_post"), __proto__: { polluted: true } };
+    await p.save({ doc, updatedAt: "2025-11-03T22:00:00.000Z" });
+    expect(readdirSync(dir.path)).toEqual(["m.json"]);
+    const loaded = await p.load();
+    expect(loaded.state?.updatedAt).toBe("2025-11-03T22:00:00.000Z");
+    expect(loaded.state?.doc).toEqual(JSON.parse(JSON.stringify(doc)));
+  });
+
+  test.each([
+    ["truncated JSON", '{"guardian": {"is_pa'],
+    ["an empty file", ""],
+    ["a JSON array", "[1,2,3]"],
+  ])("%s is moved aside, reported as ERROR, and start-up begins from the default", async (_name, content) => {
+    using dir = tempDir();
+    const path = join(dir.path, "m.json");
+    writeFileSync(path, content);
+    const log = createMemoryLogger();
+    const loaded = await createJsonFilePersistence(path, log).load();
+    expect(loaded.state).toBeNull();
+    expect(loaded.corruptMovedTo).toStartWith(`${path}.corrupt-`);
+    expect(existsSync(path)).toBe(false);
+    expect(readFileSync(loaded.corruptMovedTo as string, "utf8")).toBe(content);
+    expect(logged(log, "persisted state corrupt, moved aside")).toEqual([
+      expect.objectContaining({ level: "ERROR", path, moved_to: loaded.corruptMovedTo }),
+    ]);
+  });
+
+  test("a file that cannot be read for another reason stops start-up instead of hiding the guardian", async () => {
+    using dir = tempDir();
+    // A directory where the file should be: EISDIR, not corruption.
+    const path = join(dir.path, "m.json");
+    mkdirSync(path);
+    await expect(createJsonFilePersistence(path, createMemoryLogger()).load()).rejects.toThrow();
+  });
+});
+
+describe("the store", () => {
+  test("a failed save publishes nothing", async () => {
+    const store = await openStore({
+      persistence: {
+        path: "/nowhere",
+        load: async () => ({ state: { doc: { mode: "TEST_MODE" }, updatedAt: null }, corruptMovedTo: null }),
+        save: async () => {
+          throw new Error("ENOSPC: no space left on device");
+        },
+      },
+    });
+    await expect(store.commit([{ seq: 1, set: { mode: "LIVE_MODE" } }])).rejects.toThrow(/ENOSPC/);
+    expect(store.current()).toMatchObject({ doc: { mode: "TEST_MODE" }, version: 0 });
+    expect(store.status()).toMatchObject({
+      failures: 1,
+      last_error: expect.stringContaining("ENOSPC"),
+      restored: true,
+    });
+  });
+
+  test("a posted __proto__ key stays plain data and never reaches the prototype", async () => {
+    using dir = tempDir();
+    const store = await openStore({
+      persistence: createJsonFilePersistence(join(dir.path, "m.json"), createMemoryLogger()),
+    });
+    const set = JSON.parse('{"__proto__": {"is_paused": true}, "mode": "X"}') as Record<string, unknown>;
+    const state = await store.commit([{ seq: 1, set }]);
+    expect(Object.getPrototypeOf(state.doc)).toBe(Object.prototype);
+    expect(({} as Record<string, unknown>).is_paused).toBeUndefined();
+    expect(JSON.parse(JSON.stringify(state.doc))).toEqual(
+      JSON.parse('{"__proto__": {"is_paused": true}, "mode": "X"}'),
+    );
+  });
+});
+
+describe("restart in process", () => {
+  test("the persisted document wins over the default, with its cache_timestamp", async () => {
+    using dir = tempDir();
+    let acked: string;
+    {
+      await using t = await startApp({ home: dir.path });
+      await post(t.app, "/meta/metrics", fixture("meta_metrics_paused_post"));
+      acked = (await post(t.app, "/meta/metrics", fixture("stress_post"))).body.timestamp as string;
+    }
+    await using t = await startApp({ home: dir.path });
+    const doc = (await get(t.app, "/meta/metrics")).body;
+    expect(doc).toEqual({ ...fixture("meta_metrics_paused_post"), ...fixture("stress_post"), cache_timestamp: acked });
+    expect((await get(t.app, "/status")).body.persistence).toMatchObject({ restored: true, corrupt_moved_to: null });
+  });
+
+  test("a corrupt file at start-up: default document, ERROR logged, the file kept aside", async () => {
+    using dir = tempDir();
+    mkdirSync(join(dir.path, "state"));
+    writeFileSync(join(dir.path, "state", "meta_metrics.json"), '{"guardian": {"is_paused": tr');
+    await using t = await startApp({ home: dir.path });
+    expect((await get(t.app, "/meta/metrics")).body.cache_timestamp).toBeNull();
+    expect(logged(t.log, "persisted state corrupt, moved aside")).toHaveLength(1);
+    const aside = readdirSync(join(dir.path, "state")).filter((f) => f.includes(".corrupt-"));
+    expect(aside).toHaveLength(1);
+    expect((await get(t.app, "/status")).body.persistence).toMatchObject({
+      corrupt_moved_to: expect.stringContaining(".corrupt-"),
+    });
+  });
+});
