@@ -16,5 +16,8 @@ lint:
 format:
 	$(BUN) x biome check --write .
 
+build:      ## dist/neolight-dashboard: one stripped standalone binary
+	$(BUN) build src/main.ts --compile --minify --bytecode --sourcemap=none --outfile dist/neolight-dashboard
+
 clean:
 	rm -rf dist bench/out
