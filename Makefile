@@ -19,5 +19,8 @@ format:
 build:      ## dist/neolight-dashboard: one stripped standalone binary
 	$(BUN) build src/main.ts --compile --minify --bytecode --sourcemap=none --outfile dist/neolight-dashboard
 
+bench:      ## every scenario against this service, the floor and the Fiber peer (minutes)
+	$(BUN) run bench/run.ts
+
 clean:
 	rm -rf dist bench/out

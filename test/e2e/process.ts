@@ -1,6 +1,8 @@
 // A real service process for e2e tests: started from source (or a compiled binary) on
 // port 0, its stdout read as JSON lines, stopped with real signals.
 
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { ROOT, waitFor } from "../helpers";
@@ -95,4 +97,33 @@ export async function spawnService(options: SpawnOptions): Promise<ServiceProces
 
 export async function postJson(url: string, body: unknown): Promise<Response> {
   return fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+}
+
+let built: Promise<string> | undefined;
+
+/**
+ * Builds dist-like standalone binary once per test run (into a temporary directory, so
+ * it never races `make build`) and resolves with its path. The same flags as `make build`.
+ */
+export function compiledBinary(): Promise<string> {
+  built ??= (async () => {
+    const out = join(mkdtempSync(join(tmpdir(), "neolight-bin-")), "neolight-dashboard");
+    const proc = Bun.spawn(
+      [
+        process.execPath,
+        "build",
+        join(ROOT, "src", "main.ts"),
+        "--compile",
+        "--minify",
+        "--bytecode",
+        "--sourcemap=none",
+        "--outfile",
+        out,
+      ],
+      { cwd: ROOT, stdout: "pipe", stderr: "pipe" },
+    );
+    if ((await proc.exited) !== 0) throw new Error(`build failed: ${await new Response(proc.stderr).text()}`);
+    return out;
+  })();
+  return built;
 }

@@ -1,0 +1,58 @@
+// "The floor": the fastest raw Bun.serve can answer the NeoLight dashboard's
+// hot routes. A benchmark peer, not a service. Every body is precomputed once
+// at start-up and served as-is; nothing is merged, logged or written.
+//
+// DURABILITY: none. POSTs read the body and answer 200 without parsing,
+// merging or persisting anything, and GET /meta/metrics always serves the same
+// start-up snapshot. Its 200 promises nothing; it only measures HTTP overhead.
+//
+// Build: bun build --compile --minify --bytecode bench/peers/floor/floor.ts --outfile bench/peers/floor/floor-peer
+import { readFileSync } from "node:fs";
+// Embedded at build time, so the compiled binary runs from any directory.
+import embedded from "../../../test/fixtures/neolight/meta_metrics_post.json";
+
+const port = Number(process.env.NEOLIGHT_DASHBOARD_PORT || 8100);
+// Optional override, read once at start-up; the default is the embedded copy of
+// ../../../test/fixtures/neolight/meta_metrics_post.json (relative to this file).
+const fixturePath = process.env.FLOOR_METRICS_FIXTURE;
+const fixture: Record<string, unknown> = fixturePath ? JSON.parse(readFileSync(fixturePath, "utf8")) : embedded;
+
+const now = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
+const json = { "content-type": "application/json" };
+
+const METRICS = JSON.stringify({ ...fixture, cache_timestamp: now });
+const HEALTH = JSON.stringify({
+  status: "ok",
+  uptime: "0h0m",
+  version: "1.0.0-floor",
+  timestamp: now,
+});
+const POST_OK = JSON.stringify({ status: "ok", timestamp: now });
+const NOT_FOUND = JSON.stringify({ error: "Not Found", code: 404 });
+
+const post = async (req: Request) => {
+  await req.text();
+  return new Response(POST_OK, { headers: json });
+};
+
+const server = Bun.serve({
+  hostname: "127.0.0.1",
+  port,
+  development: false,
+  routes: {
+    "/health": { GET: new Response(HEALTH, { headers: json }) },
+    "/meta/metrics": {
+      GET: new Response(METRICS, { headers: json }),
+      POST: post,
+    },
+    "/atlas/update": { POST: post },
+  },
+  fetch: () => new Response(NOT_FOUND, { status: 404, headers: json }),
+});
+
+const stop = () => {
+  server.stop(true);
+  process.exit(0);
+};
+process.on("SIGTERM", stop);
+process.on("SIGINT", stop);

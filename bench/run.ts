@@ -1,0 +1,374 @@
+// `make bench`: every scenario against three servers in the same run, one after another,
+// on this machine: this service (the compiled binary), the floor (raw Bun.serve, same
+// bytes, precomputed) and the original stack (Go + Fiber). Prints a table of figures and
+// ratios, and writes them to bench/out/results.json. Never a test, never gates CI: this
+// machine is shared and noisy, so only ratios measured in one run mean anything.
+//
+// Environment: BENCH_DURATION_S (default 10) per load scenario, BENCH_CONNECTIONS (100),
+// BENCH_STARTUP_RUNS (9), BENCH_MILLION (1000000 requests per memory round), BENCH_ROUNDS (5).
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const ROOT = join(import.meta.dir, "..");
+const OUT = join(ROOT, "bench", "out");
+const FIXTURE = readFileSync(join(ROOT, "test", "fixtures", "neolight", "meta_metrics_post.json"), "utf8");
+const DURATION = Number(process.env.BENCH_DURATION_S ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 100);
+const STARTUP_RUNS = Number(process.env.BENCH_STARTUP_RUNS ?? 9);
+const MILLION = Number(process.env.BENCH_MILLION ?? 1_000_000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+
+interface Server {
+  name: string;
+  binary: string;
+  /** What a 200 on POST /meta/metrics promises. */
+  durability: string;
+  env(home: string, port: number): Record<string, string>;
+}
+
+const SERVERS: Server[] = [
+  {
+    name: "neolight",
+    binary: join(ROOT, "dist", "neolight-dashboard"),
+    durability: "applied and fsynced (group commit: one fsync per batch)",
+    env: (home, port) => ({
+      NEOLIGHT_HOME: home,
+      NEOLIGHT_DASHBOARD_PORT: String(port),
+      NEOLIGHT_DASHBOARD_HOST: "127.0.0.1",
+    }),
+  },
+  {
+    name: "floor",
+    binary: join(ROOT, "bench", "peers", "floor", "floor-peer"),
+    durability: "none (body read and dropped)",
+    env: (_home, port) => ({ NEOLIGHT_DASHBOARD_PORT: String(port) }),
+  },
+  {
+    name: "fiber",
+    binary: join(ROOT, "bench", "peers", "fiber", "fiber-peer"),
+    durability: "queued only (written later without fsync; 503 when the queue is full)",
+    env: (home, port) => ({ NEOLIGHT_HOME: home, NEOLIGHT_DASHBOARD_PORT: String(port) }),
+  },
+];
+
+function sh(cmd: string, args: string[], cwd = ROOT): string {
+  const r = spawnSync(cmd, args, { cwd, encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed:\n${r.stdout}${r.stderr}`);
+  return r.stdout;
+}
+
+function ensureTools(): void {
+  const missing = ["wrk", "hey"].filter((t) => spawnSync("sh", ["-c", `command -v ${t}`]).status !== 0);
+  if (missing.length === 0) return;
+  console.error(`bench: installing ${missing.join(" ")} from Debian`);
+  sh("apt-get", ["update", "-qq"]);
+  sh("apt-get", ["install", "-y", "-qq", ...missing]);
+}
+
+function build(): void {
+  console.error("bench: building the three servers");
+  sh("make", ["build"]);
+  sh(process.execPath, [
+    "build",
+    "bench/peers/floor/floor.ts",
+    "--compile",
+    "--minify",
+    "--bytecode",
+    "--outfile",
+    "bench/peers/floor/floor-peer",
+  ]);
+  const go = existsSync("/usr/local/go/bin/go") ? "/usr/local/go/bin/go" : "go";
+  sh(go, ["build", "-trimpath", "-ldflags=-s -w", "-o", "fiber-peer", "."], join(ROOT, "bench", "peers", "fiber"));
+}
+
+function rssKb(pid: number): number {
+  try {
+    const m = readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/);
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+interface Running {
+  server: Server;
+  pid: number;
+  port: number;
+  home: string;
+  stop(): Promise<void>;
+}
+
+let nextPort = 20000 + Math.floor(Math.random() * 20000);
+
+async function waitHealthy(port: number, deadlineMs = 10_000): Promise<void> {
+  const end = performance.now() + deadlineMs;
+  while (performance.now() < end) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/health`)).status === 200) return;
+    } catch {}
+    await Bun.sleep(1);
+  }
+  throw new Error(`server on ${port} never became healthy`);
+}
+
+async function start(server: Server): Promise<Running> {
+  const home = mkdtempSync(join(tmpdir(), `bench-${server.name}-`));
+  const port = nextPort++;
+  const child = spawn(server.binary, [], {
+    env: { ...server.env(home, port), PATH: process.env.PATH },
+    stdio: "ignore",
+  });
+  const exited = new Promise<void>((r) => child.on("exit", () => r()));
+  await waitHealthy(port);
+  return {
+    server,
+    pid: child.pid as number,
+    port,
+    home,
+    async stop() {
+      child.kill("SIGTERM");
+      await exited;
+      rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
+
+/** exec -> first 200 on /health, in ms. */
+async function startupMs(server: Server): Promise<number> {
+  const home = mkdtempSync(join(tmpdir(), `bench-start-${server.name}-`));
+  const port = nextPort++;
+  const t0 = performance.now();
+  const child = spawn(server.binary, [], {
+    env: { ...server.env(home, port), PATH: process.env.PATH },
+    stdio: "ignore",
+  });
+  await waitHealthy(port);
+  const ms = performance.now() - t0;
+  const exited = new Promise<void>((r) => child.on("exit", () => r()));
+  child.kill("SIGTERM");
+  await exited;
+  rmSync(home, { recursive: true, force: true });
+  return ms;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2
+    ? (s[(s.length - 1) / 2] as number)
+    : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
+};
+
+function luaString(s: string): string {
+  return JSON.stringify(s);
+}
+
+function writeScripts(dir: string): Record<string, string> {
+  const body = JSON.stringify(JSON.parse(FIXTURE));
+  const scripts = {
+    post: `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = ${luaString(body)}\n`,
+    mixed: `local body = ${luaString(body)}
+local hdr = { ["Content-Type"] = "application/json" }
+local n = 0
+request = function()
+  n = n + 1
+  if n % 10 == 0 then return wrk.format("POST", "/meta/metrics", hdr, body) end
+  return wrk.format("GET", "/meta/metrics")
+end
+`,
+  };
+  const paths: Record<string, string> = {};
+  for (const [name, text] of Object.entries(scripts)) {
+    paths[name] = join(dir, `${name}.lua`);
+    writeFileSync(paths[name] as string, text);
+  }
+  return paths;
+}
+
+interface LoadResult {
+  rps: number;
+  ok_rps: number;
+  p50_ms: number;
+  p99_ms: number;
+  non2xx: number;
+  requests: number;
+  rss_max_mb: number;
+}
+
+function toMs(v: string): number {
+  const m = v.match(/^([\d.]+)(us|ms|s)$/);
+  if (!m) return Number.NaN;
+  const n = Number(m[1]);
+  return m[2] === "us" ? n / 1000 : m[2] === "s" ? n * 1000 : n;
+}
+
+async function wrk(
+  run: Running,
+  path: string,
+  script?: string,
+  env: Record<string, string> = {},
+  duration = DURATION,
+): Promise<LoadResult> {
+  const args = ["-t2", `-c${CONNECTIONS}`, `-d${duration}s`, "--latency"];
+  if (script) args.push("-s", script);
+  args.push(`http://127.0.0.1:${run.port}${path}`);
+  let rssMax = rssKb(run.pid);
+  const sampler = setInterval(() => {
+    rssMax = Math.max(rssMax, rssKb(run.pid));
+  }, 200);
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn("wrk", args, { env: { ...process.env, ...env } });
+    let text = "";
+    child.stdout.on("data", (d) => {
+      text += d;
+    });
+    child.stderr.on("data", (d) => {
+      text += d;
+    });
+    child.on("exit", (code) => (code === 0 ? resolve(text) : reject(new Error(`wrk failed: ${text}`))));
+  });
+  clearInterval(sampler);
+  rssMax = Math.max(rssMax, rssKb(run.pid));
+  const num = (re: RegExp) => Number(out.match(re)?.[1] ?? 0);
+  const requests = num(/(\d+) requests in/);
+  const seconds = toMs(out.match(/requests in ([\d.]+(?:us|ms|s))/)?.[1] ?? "1s") / 1000;
+  const non2xx = num(/Non-2xx or 3xx responses: (\d+)/);
+  const rps = num(/Requests\/sec:\s+([\d.]+)/);
+  return {
+    rps,
+    ok_rps: (requests - non2xx) / seconds,
+    p50_ms: toMs(out.match(/50%\s+(\S+)/)?.[1] ?? ""),
+    p99_ms: toMs(out.match(/99%\s+(\S+)/)?.[1] ?? ""),
+    non2xx,
+    requests,
+    rss_max_mb: rssMax / 1024,
+  };
+}
+
+function hey(run: Running): { rps: number; p50_ms: number; p99_ms: number; non200: number } {
+  const out = sh("hey", ["-n", "1000", "-c", "100", `http://127.0.0.1:${run.port}/meta/metrics`]);
+  const codes = [...out.matchAll(/\[(\d+)\]\s+(\d+) responses/g)];
+  return {
+    rps: Number(out.match(/Requests\/sec:\s+([\d.]+)/)?.[1] ?? 0),
+    p50_ms: Number(out.match(/50% in ([\d.]+) secs/)?.[1] ?? 0) * 1000,
+    p99_ms: Number(out.match(/99% in ([\d.]+) secs/)?.[1] ?? 0) * 1000,
+    non200: codes.filter(([, c]) => c !== "200").reduce((a, [, , n]) => a + Number(n), 0),
+  };
+}
+
+async function main(): Promise<void> {
+  ensureTools();
+  if (!process.argv.includes("--no-build")) build();
+  mkdirSync(OUT, { recursive: true });
+  const scripts = writeScripts(mkdtempSync(join(tmpdir(), "bench-lua-")));
+  const results: Record<string, Record<string, unknown>> = {};
+  for (const s of SERVERS) results[s.name] = { durability: s.durability, binary_mb: statSync(s.binary).size / 1048576 };
+
+  console.error(`bench: start-up, median of ${STARTUP_RUNS} (servers interleaved)`);
+  const starts: Record<string, number[]> = Object.fromEntries(SERVERS.map((s) => [s.name, []]));
+  for (let i = 0; i < STARTUP_RUNS; i++) for (const s of SERVERS) starts[s.name]?.push(await startupMs(s));
+  for (const s of SERVERS) (results[s.name] as Record<string, unknown>).startup_ms = median(starts[s.name] as number[]);
+
+  const running: Running[] = [];
+  for (const s of SERVERS) running.push(await start(s));
+  await Bun.sleep(1000);
+  for (const r of running) (results[r.server.name] as Record<string, unknown>).idle_rss_mb = rssKb(r.pid) / 1024;
+
+  // Every server holds the full hive fixture before the read scenarios.
+  for (const r of running) {
+    await fetch(`http://127.0.0.1:${r.port}/meta/metrics`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: FIXTURE,
+    });
+  }
+  const scenarios: [string, (r: Running) => Promise<LoadResult>][] = [
+    ["get_health", (r) => wrk(r, "/health")],
+    ["get_metrics", (r) => wrk(r, "/meta/metrics")],
+    ["post_metrics", (r) => wrk(r, "/meta/metrics", scripts.post)],
+    ["mixed_90_10", (r) => wrk(r, "/meta/metrics", scripts.mixed)],
+  ];
+  for (const [name, run] of scenarios) {
+    for (const r of running) {
+      console.error(`bench: ${name} on ${r.server.name}`);
+      (results[r.server.name] as Record<string, unknown>)[name] = await run(r);
+    }
+  }
+  for (const r of running) (results[r.server.name] as Record<string, unknown>).hey_get_metrics = hey(r);
+
+  // wrk cannot stop after N requests, so each round runs the mixed load for as long as
+  // that server needs to serve MILLION requests at its measured rate (plus 10 %), and
+  // records how many it really served.
+  console.error(`bench: RSS after each of ${ROUNDS} rounds of >= ${MILLION} mixed requests`);
+  for (const r of running) {
+    const rate = ((results[r.server.name] as Record<string, LoadResult>).mixed_90_10 as LoadResult).rps;
+    const seconds = Math.max(1, Math.ceil((MILLION / Math.max(rate, 1)) * 1.1));
+    const rounds: number[] = [];
+    let served = 0;
+    for (let i = 0; i < ROUNDS; i++) {
+      served += (await wrk(r, "/meta/metrics", scripts.mixed, {}, seconds)).requests;
+      await Bun.sleep(500);
+      rounds.push(rssKb(r.pid) / 1024);
+    }
+    (results[r.server.name] as Record<string, unknown>).rss_after_rounds_mb = rounds;
+    (results[r.server.name] as Record<string, unknown>).rounds_requests = served;
+  }
+  for (const r of running) await r.stop();
+
+  writeFileSync(
+    join(OUT, "results.json"),
+    `${JSON.stringify({ date: new Date().toISOString(), duration_s: DURATION, connections: CONNECTIONS, results }, null, 2)}\n`,
+  );
+  printTable(results);
+}
+
+function printTable(results: Record<string, Record<string, unknown>>): void {
+  const n = (v: unknown, d = 1) => (typeof v === "number" && Number.isFinite(v) ? v.toFixed(d) : "-");
+  const get = (server: string, path: string): number => {
+    let v: unknown = results[server];
+    for (const k of path.split(".")) v = (v as Record<string, unknown> | undefined)?.[k];
+    return typeof v === "number" ? v : Number.NaN;
+  };
+  const rows: [string, string, number][] = [
+    ["GET /health req/s", "get_health.rps", 0],
+    ["GET /health p99 ms", "get_health.p99_ms", 2],
+    ["GET /meta/metrics req/s", "get_metrics.rps", 0],
+    ["GET /meta/metrics p50 ms", "get_metrics.p50_ms", 2],
+    ["GET /meta/metrics p99 ms", "get_metrics.p99_ms", 2],
+    ["GET /meta/metrics RSS MB", "get_metrics.rss_max_mb", 1],
+    ["POST /meta/metrics 200/s", "post_metrics.ok_rps", 0],
+    ["POST /meta/metrics non-2xx", "post_metrics.non2xx", 0],
+    ["POST /meta/metrics p99 ms", "post_metrics.p99_ms", 2],
+    ["POST /meta/metrics RSS MB", "post_metrics.rss_max_mb", 1],
+    ["mixed 90/10 2xx/s", "mixed_90_10.ok_rps", 0],
+    ["mixed 90/10 p99 ms", "mixed_90_10.p99_ms", 2],
+    ["hey -n 1000 -c 100 req/s", "hey_get_metrics.rps", 0],
+    ["start-up ms (median)", "startup_ms", 1],
+    ["idle RSS MB", "idle_rss_mb", 1],
+    ["binary MB", "binary_mb", 1],
+  ];
+  const names = SERVERS.map((s) => s.name);
+  const lines = [
+    `| figure | ${names.join(" | ")} | neolight/floor | neolight/fiber |`,
+    `| --- | ${names.map(() => "---:").join(" | ")} | ---: | ---: |`,
+  ];
+  for (const [label, path, d] of rows) {
+    const vals = names.map((s) => get(s, path));
+    const [ours, floor, fiber] = vals as [number, number, number];
+    lines.push(
+      `| ${label} | ${vals.map((v) => n(v, d)).join(" | ")} | ${n(ours / floor, 2)} | ${n(ours / fiber, 2)} |`,
+    );
+  }
+  const rounds = names.map((s) =>
+    ((results[s]?.rss_after_rounds_mb as number[]) ?? []).map((v) => v.toFixed(1)).join(" → "),
+  );
+  lines.push(`| RSS MB after each 1M-request round | ${rounds.join(" | ")} | | |`);
+  console.log(lines.join("\n"));
+  console.log(`\ndurability of a 200 on POST: ${SERVERS.map((s) => `${s.name}: ${s.durability}`).join("; ")}`);
+}
+
+void main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

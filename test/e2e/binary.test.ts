@@ -1,0 +1,75 @@
+// The compiled binary, as a sysadmin runs it: from an unrelated working directory, with a
+// temporary NEOLIGHT_HOME, no Bun on PATH and no node_modules beside it.
+import { describe, expect, test } from "bun:test";
+import { spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { VERSION } from "../../src/config";
+import { fixture, ROOT, tempDir } from "../helpers";
+import { compiledBinary, postJson, spawnService } from "./process";
+
+/** A PATH without Bun: the binary must not need it. */
+const NO_BUN_PATH = "/nonexistent";
+
+describe("the compiled binary", () => {
+  test("serves the hive fixture from any directory and persists it on SIGTERM", async () => {
+    const bin = await compiledBinary();
+    using home = tempDir();
+    using cwd = tempDir();
+    const hive = fixture("meta_metrics_post");
+    await using svc = await spawnService({ home: home.path, cmd: [bin], cwd: cwd.path, env: { PATH: NO_BUN_PATH } });
+    expect((await postJson(`${svc.url}/meta/metrics`, hive)).status).toBe(200);
+    const served = (await (await fetch(`${svc.url}/meta/metrics`)).json()) as Record<string, unknown>;
+    expect(served).toEqual({ ...hive, cache_timestamp: expect.any(String) });
+    // The embedded API docs assets are in the binary too.
+    const js = await fetch(`${svc.url}/swagger/assets/swagger-ui-bundle.js`);
+    expect(js.status).toBe(200);
+    expect((await js.arrayBuffer()).byteLength).toBeGreaterThan(100_000);
+
+    expect(await svc.stop("SIGTERM")).toBe(0);
+    const persisted = JSON.parse(readFileSync(join(home.path, "state", "meta_metrics.json"), "utf8"));
+    expect(persisted).toEqual(served);
+  });
+
+  test("--help lists every option and its variable; --version prints the version", async () => {
+    const bin = await compiledBinary();
+    const help = spawnSync(bin, ["--help"], { encoding: "utf8", env: { PATH: NO_BUN_PATH } });
+    expect(help.status).toBe(0);
+    for (const word of ["--port", "NEOLIGHT_DASHBOARD_PORT", "--home", "NEOLIGHT_HOME", "METRICS_PATH", "LOG_PATH"]) {
+      expect(help.stdout).toContain(word);
+    }
+    const version = spawnSync(bin, ["--version"], { encoding: "utf8", env: { PATH: NO_BUN_PATH } });
+    expect({ status: version.status, out: version.stdout }).toEqual({ status: 0, out: `${VERSION}\n` });
+  });
+
+  test("flags override the environment", async () => {
+    const bin = await compiledBinary();
+    using home = tempDir();
+    using other = tempDir();
+    await using svc = await spawnService({
+      home: other.path,
+      cmd: [bin],
+      args: ["--home", home.path],
+      env: { PATH: NO_BUN_PATH },
+    });
+    expect((await postJson(`${svc.url}/meta/metrics`, { mode: "LIVE_MODE" })).status).toBe(200);
+    expect(await svc.stop()).toBe(0);
+    expect(JSON.parse(readFileSync(join(home.path, "state", "meta_metrics.json"), "utf8")).mode).toBe("LIVE_MODE");
+  });
+});
+
+describe("the systemd unit", () => {
+  const analyze = spawnSync("sh", ["-c", "command -v systemd-analyze"]).status === 0;
+  test.skipIf(!analyze)("passes systemd-analyze verify (skipped where systemd-analyze is missing)", async () => {
+    const bin = await compiledBinary();
+    using dir = tempDir();
+    const unit = readFileSync(join(ROOT, "deploy", "neolight-dashboard.service"), "utf8").replace(
+      "ExecStart=/usr/local/bin/neolight-dashboard",
+      `ExecStart=${bin}`,
+    );
+    const path = join(dir.path, "neolight-dashboard.service");
+    writeFileSync(path, unit);
+    const res = spawnSync("systemd-analyze", ["verify", path], { encoding: "utf8" });
+    expect({ status: res.status, problems: res.stderr.trim() }).toEqual({ status: 0, problems: "" });
+  });
+});
