@@ -2,7 +2,7 @@
 # scripts/bun.sh, which installs the pinned Bun from npm when it is missing.
 BUN := sh scripts/bun.sh
 
-.PHONY: run test check lint format build bench clean
+.PHONY: run test check lint format build bench clean screenshots
 
 run:        ## start the service on :8100 with the embedded defaults
 	$(BUN) run src/main.ts
@@ -18,6 +18,9 @@ format:
 
 build:      ## dist/neolight-dashboard: one stripped standalone binary
 	$(BUN) build src/main.ts --compile --minify --bytecode --sourcemap=none --outfile dist/neolight-dashboard
+
+screenshots: ## docs/dashboard-*.png, taken by the browser test (needs chromium)
+	NEOLIGHT_SCREENSHOTS=1 $(BUN) test test/e2e/browser.test.ts
 
 clean:
 	rm -rf dist bench/out

@@ -222,7 +222,8 @@ export function createHistory(options: HistoryOptions): History {
     }
   }
 
-  const dirty = new Set<string>();
+  /** Top-level keys changed since the last flush, each with the time of its last change. */
+  const dirty = new Map<string, number>();
   let latest: DocumentState | null = null;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let failingSince = 0;
@@ -270,9 +271,13 @@ export function createHistory(options: HistoryOptions): History {
       timer = undefined;
     }
     if (latest === null || dirty.size === 0) return;
-    const ts = latest.updatedAt === null ? Date.now() : Date.parse(latest.updatedAt);
-    const points = extractPoints(latest.doc, dirty, ts);
+    // ? Each key is stamped with the commit that last changed it, not the flush: an atlas
+    // update a moment after a hive snapshot must not move the agents' figures in time.
+    const byTime = new Map<number, string[]>();
+    for (const [key, ts] of dirty) byTime.set(ts, [...(byTime.get(ts) ?? []), key]);
     dirty.clear();
+    const points: HistoryPoint[] = [];
+    for (const [ts, keys] of byTime) points.push(...extractPoints(latest.doc, keys, ts));
     write(points);
   }
 
@@ -327,7 +332,8 @@ export function createHistory(options: HistoryOptions): History {
     onCommit(state, batch) {
       if (store === null || closed) return;
       latest = state;
-      for (const update of batch) for (const key of Object.keys(update.set)) dirty.add(key);
+      const ts = state.updatedAt === null ? Date.now() : Date.parse(state.updatedAt);
+      for (const update of batch) for (const key of Object.keys(update.set)) dirty.set(key, ts);
       if (timer === undefined) {
         timer = setTimeout(flush, flushMs);
         timer.unref?.();

@@ -56,7 +56,8 @@ export function liveRoutes(hub: Hub) {
       return eventStream(sub, request.signal);
     },
     {
-      response: { 503: ErrorResponse },
+      // ? No `response` map here: @elysiajs/openapi would build the responses from it and
+      // drop the text/event-stream entry below.
       detail: {
         tags: ["telemetry"],
         summary: "Live stream of applied updates (Server-Sent Events)",
@@ -79,6 +80,11 @@ export function liveRoutes(hub: Hub) {
                 },
               },
             },
+          },
+          503: {
+            description: "100 clients connected, or shutting down",
+            // TypeBox schemas are JSON Schema; only the OpenAPI typings disagree on details.
+            content: { "application/json": { schema: ErrorResponse as object } },
           },
         },
       },

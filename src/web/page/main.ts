@@ -167,7 +167,6 @@ function renderStress(): void {
               h("th", null, "Scenario"),
               h("th", { class: "num" }, "P&L"),
               h("th", { class: "num" }, "Max DD"),
-              h("th", null, "Survived"),
             ),
           ),
           h(
@@ -175,17 +174,14 @@ function renderStress(): void {
             null,
             ...scenarios.map(([name, v]) => {
               const sc = obj(v);
+              // A scenario the book did not survive is the line to read: red, and said so.
+              const failed = sc.survived === false;
               return h(
                 "tr",
                 null,
-                h("th", { scope: "row" }, name),
+                h("th", { scope: "row", class: failed ? "neg" : undefined }, failed ? `${name} (not survived)` : name),
                 h("td", { class: `num ${signClass(sc.pnl)}` }, money(sc.pnl)),
                 h("td", { class: "num" }, pct(sc.max_dd_pct, 1)),
-                h(
-                  "td",
-                  { class: sc.survived === true ? "pos" : sc.survived === false ? "neg" : "" },
-                  sc.survived === true ? "yes" : sc.survived === false ? "no" : "—",
-                ),
               );
             }),
           ),
