@@ -4,29 +4,28 @@ import { pageResponse, wantsPage } from "../../web";
 import { Health, ServiceInfo, Status } from "./model";
 import type { SystemService } from "./service";
 
+// GET / negotiates (browsers get the page) in its own handler, not in a global hook, so
+// no other route pays for it.
 export function systemRoutes(system: SystemService, endpoints: () => string[]) {
-  return (
-    new Elysia({ name: "system" })
-      // ? Content negotiation here only, not in a global hook: other routes pay nothing.
-      .get("/", ({ request }) => (wantsPage(request) ? pageResponse() : system.info(endpoints())), {
-        response: { 200: ServiceInfo },
-        detail: {
-          tags: ["service"],
-          summary: "Service info (JSON clients); the dashboard page (browsers)",
-          description:
-            "JSON unless the Accept header prefers text/html over application/json (what browsers send): then the dashboard page. curl's */* gets JSON.",
-        },
-      })
-      .get("/health", () => system.health(), {
-        response: { 200: Health },
-        detail: { tags: ["service"], summary: "Liveness: always 200 while the process serves" },
-      })
-      .get("/status", () => system.status(), {
-        response: { 200: Status },
-        detail: {
-          tags: ["service"],
-          summary: "Measured resource use, queue, persistence and sources",
-        },
-      })
-  );
+  return new Elysia({ name: "system" })
+    .get("/", ({ request }) => (wantsPage(request) ? pageResponse() : system.info(endpoints())), {
+      response: { 200: ServiceInfo },
+      detail: {
+        tags: ["service"],
+        summary: "Service info (JSON clients); the dashboard page (browsers)",
+        description:
+          "JSON unless the Accept header prefers text/html over application/json, as browsers send: then the dashboard page. curl's */* gets JSON.",
+      },
+    })
+    .get("/health", () => system.health(), {
+      response: { 200: Health },
+      detail: { tags: ["service"], summary: "Liveness: always 200 while the process serves" },
+    })
+    .get("/status", () => system.status(), {
+      response: { 200: Status },
+      detail: {
+        tags: ["service"],
+        summary: "Measured resource use, queue, persistence and sources",
+      },
+    });
 }
