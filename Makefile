@@ -2,7 +2,7 @@
 # scripts/bun.sh, which installs the pinned Bun from npm when it is missing.
 BUN := sh scripts/bun.sh
 
-.PHONY: run test check lint format build bench clean
+.PHONY: run test check lint format build bench screenshots clean screenshots
 
 run:        ## start the service on :8100 with the embedded defaults
 	$(BUN) run src/main.ts
@@ -21,6 +21,9 @@ build:      ## dist/neolight-dashboard: one stripped standalone binary
 
 bench:      ## every scenario against this service, the floor and the Fiber peer (minutes)
 	$(BUN) run bench/run.ts
+
+screenshots: ## docs/dashboard-*.png, taken by the browser test (needs chromium)
+	NEOLIGHT_SCREENSHOTS=1 $(BUN) test test/e2e/browser.test.ts
 
 clean:
 	rm -rf dist bench/out

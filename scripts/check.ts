@@ -4,6 +4,7 @@ import { spawnSync } from "node:child_process";
 
 const steps: [string, string[]][] = [
   ["type-check", [process.execPath, "x", "tsc", "--noEmit", "-p", "."]],
+  ["type-check page", [process.execPath, "x", "tsc", "--noEmit", "-p", "src/web/page"]],
   ["lint", [process.execPath, "x", "biome", "check", "."]],
   ["tests", [process.execPath, "test", ...process.argv.slice(2)]],
 ];

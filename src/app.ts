@@ -6,10 +6,13 @@ import { accessLog, elapsedMs } from "./http/access-log";
 import { errorResponse, HttpError } from "./http/errors";
 import { openapiDocs } from "./http/openapi";
 import { agentFileRoutes } from "./modules/agent-files";
+import { historyRoutes } from "./modules/history";
+import { liveRoutes } from "./modules/live";
 import { metaRoutes } from "./modules/meta";
 import { riskRoutes } from "./modules/risk";
 import { systemRoutes } from "./modules/system";
 import type { Services } from "./services";
+import { webRoutes } from "./web";
 
 /** How many schema problems one 422 lists; the first few are what a poster needs. */
 const MAX_LISTED_PROBLEMS = 3;
@@ -55,7 +58,10 @@ export function createApp(services: Services) {
     .use(systemRoutes(services.system, () => endpoints))
     .use(metaRoutes(services.meta))
     .use(agentFileRoutes(services.files))
-    .use(riskRoutes(services.risk));
+    .use(riskRoutes(services.risk))
+    .use(liveRoutes(services.hub))
+    .use(historyRoutes(services.history))
+    .use(webRoutes());
   endpoints = app.routes
     .filter((r) => !(r.hooks?.detail as { hide?: boolean } | undefined)?.hide)
     .map((r) => `${r.method} ${r.path}`);

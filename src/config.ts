@@ -18,6 +18,10 @@ export const MAX_QUEUE_CAPACITY = 100_000;
 export const DEFAULT_RISK_TIMEOUT_MS = 1000;
 /** How often agent files are re-checked when no change event arrives. Default: 1000 ms. */
 export const DEFAULT_SOURCE_POLL_MS = 1000;
+/** Days of history kept in state/history.db (issue 4). Default: 30, the longest chart range. */
+export const DEFAULT_HISTORY_DAYS = 30;
+/** Upper bound on the history window: ten years of 1-second samples is already a large file. */
+export const MAX_HISTORY_DAYS = 3650;
 
 export interface Config {
   /** TCP port. Default: 8100 (CONTRACT section 5). 0 picks a free port (tests). */
@@ -40,6 +44,8 @@ export interface Config {
   queueCapacity: number;
   /** Poll interval of agent-written files. Default: 1000 ms. */
   sourcePollMs: number;
+  /** Days of history kept in $NEOLIGHT_HOME/state/history.db; 0 records none. Default: 30. */
+  historyDays: number;
 }
 
 /** A configuration value that cannot be used: start-up stops with exit code 2. */
@@ -93,6 +99,11 @@ export const OPTIONS = {
     env: "NEOLIGHT_SOURCE_POLL_MS",
     flag: "--source-poll-ms",
     help: "agent file re-check interval in ms (default 1000)",
+  },
+  historyDays: {
+    env: "NEOLIGHT_HISTORY_DAYS",
+    flag: "--history-days",
+    help: "days of chart history kept in state/history.db, 0 for none (default 30)",
   },
 } as const satisfies Record<keyof Config, OptionSpec>;
 
@@ -195,6 +206,7 @@ export function parseCommand(env: Record<string, string | undefined>, argv: read
         MAX_QUEUE_CAPACITY,
       ),
       sourcePollMs: integer("sourcePollMs", raw.sourcePollMs ?? String(DEFAULT_SOURCE_POLL_MS), 10, 60_000),
+      historyDays: integer("historyDays", raw.historyDays ?? String(DEFAULT_HISTORY_DAYS), 0, MAX_HISTORY_DAYS),
     },
   };
 }

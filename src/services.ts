@@ -1,15 +1,18 @@
 // Wiring of everything behind the routes: store, channel, processor and the feature
 // services, in start-up order, and their shutdown in the reverse order (STYLE rule 4).
 // Used by main.ts and by tests, so both run the very same parts.
+import { join } from "node:path";
 import type { Config } from "./config";
 import type { Logger } from "./log/logger";
 import { type AgentFiles, watchAgentFiles } from "./modules/agent-files/service";
-import { createMetaService, type MetaService } from "./modules/meta/service";
+import { createHistory, type History } from "./modules/history/service";
+import { createMetaService, defaultDocument, type MetaService } from "./modules/meta/service";
 import { createRiskClient, type RiskClient } from "./modules/risk/service";
 import { createSystemService, type SystemService } from "./modules/system/service";
-import { createJsonFilePersistence } from "./store/json-file";
+import { CACHE_TIMESTAMP_KEY, createJsonFilePersistence } from "./store/json-file";
 import { type DocumentStore, openStore, type Persistence } from "./store/store";
 import { type Channel, createChannel } from "./telemetry/channel";
+import { createHub, type Hub } from "./telemetry/hub";
 import { type Envelope, type Processor, startProcessor } from "./telemetry/processor";
 
 export interface Services {
@@ -22,9 +25,14 @@ export interface Services {
   files: AgentFiles;
   risk: RiskClient;
   system: SystemService;
+  /** The live stream's subscribers (GET /events), fed after each commit. */
+  hub: Hub;
+  /** Figures over time (GET /meta/history), recorded after each commit. */
+  history: History;
   /**
    * Closes the channel, waits until every accepted update is settled (persisted or
-   * answered 503), and stops watching files. Idempotent.
+   * answered 503), ends the live streams, writes the last history samples, and stops
+   * watching files. Idempotent.
    */
   close(): Promise<void>;
 }
@@ -44,6 +52,21 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
   const meta = createMetaService({ channel, store, log });
   const files = watchAgentFiles(config.home, config.sourcePollMs, log);
   await files.ready();
+  // The live stream and the history hang off the processor, off the request path: a
+  // failing listener is logged by the processor and never fails a commit.
+  const hub = createHub({
+    initial: store.current(),
+    render: (state) => ({ ...defaultDocument(new Date()), ...state.doc, [CACHE_TIMESTAMP_KEY]: state.updatedAt }),
+    onDrop: (info) => log.warn("live subscriber dropped", info),
+  });
+  processor.onCommit(hub.publish);
+  const history = createHistory({
+    path: join(config.home, "state", "history.db"),
+    days: config.historyDays,
+    log,
+    governor: files.governor,
+  });
+  processor.onCommit(history.onCommit);
   const risk = createRiskClient({ url: config.riskUrl, timeoutMs: config.riskTimeoutMs, log });
   const system = createSystemService({
     startedAt,
@@ -53,6 +76,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     meta,
     files,
     risk,
+    extra: () => ({ live: hub.stats(), history: history.status() }),
   });
   let closing: Promise<void> | undefined;
   return {
@@ -65,10 +89,14 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     files,
     risk,
     system,
+    hub,
+    history,
     close() {
       closing ??= (async () => {
         channel.close();
         await processor.done;
+        hub.close();
+        history.close();
         files.close();
       })();
       return closing;

@@ -22,6 +22,7 @@ describe("config", () => {
       logLevel: "INFO",
       queueCapacity: 100,
       sourcePollMs: 1000,
+      historyDays: 30,
     });
   });
 

@@ -55,6 +55,8 @@ describe("GET /", () => {
         "GET /meta/regime",
         "GET /governor/allocations",
         "GET /risk/status",
+        "GET /events",
+        "GET /meta/history",
       ],
     });
     expect(valid(ServiceInfo, res.body)).toEqual([]);
@@ -155,6 +157,8 @@ describe("OpenAPI", () => {
         "/meta/regime",
         "/risk/status",
         "/status",
+        "/events",
+        "/meta/history",
       ].sort(),
     );
     expect(doc.paths["/meta/metrics"]?.post?.requestBody).toBeDefined();

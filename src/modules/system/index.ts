@@ -1,13 +1,21 @@
 // Routes of the service itself: GET /, /health, /status.
 import { Elysia } from "elysia";
+import { pageResponse, wantsPage } from "../../web";
 import { Health, ServiceInfo, Status } from "./model";
 import type { SystemService } from "./service";
 
+// GET / negotiates (browsers get the page) in its own handler, not in a global hook, so
+// no other route pays for it.
 export function systemRoutes(system: SystemService, endpoints: () => string[]) {
   return new Elysia({ name: "system" })
-    .get("/", () => system.info(endpoints()), {
+    .get("/", ({ request }) => (wantsPage(request) ? pageResponse() : system.info(endpoints())), {
       response: { 200: ServiceInfo },
-      detail: { tags: ["service"], summary: "Service info (JSON clients)" },
+      detail: {
+        tags: ["service"],
+        summary: "Service info (JSON clients); the dashboard page (browsers)",
+        description:
+          "JSON unless the Accept header prefers text/html over application/json, as browsers send: then the dashboard page. curl's */* gets JSON.",
+      },
     })
     .get("/health", () => system.health(), {
       response: { 200: Health },

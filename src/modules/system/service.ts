@@ -25,6 +25,8 @@ export interface SystemDeps {
   meta: MetaService;
   files: AgentFiles;
   risk: RiskClient;
+  /** More sections for /status from features wired later (live stream, history). */
+  extra?: () => Record<string, unknown>;
 }
 
 export interface SystemService {
@@ -110,6 +112,7 @@ export function createSystemService(deps: SystemDeps): SystemService {
           files: deps.files.all().map((f) => f.state()),
           risk_engine: { ...deps.risk.state() },
         },
+        ...deps.extra?.(),
       };
     },
   };

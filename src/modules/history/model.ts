@@ -1,0 +1,48 @@
+// Schemas of GET /meta/history: its query and its answer.
+import { Type as t } from "@sinclair/typebox";
+
+/** Named ranges the page's picker offers, and their length in ms. */
+export const RANGES = { "1h": 3_600_000, "24h": 86_400_000, "7d": 604_800_000, "30d": 2_592_000_000 } as const;
+export type RangeName = keyof typeof RANGES;
+
+export const HistoryQuery = t.Object({
+  range: t.Optional(
+    t.Union(
+      (Object.keys(RANGES) as RangeName[]).map((r) => t.Literal(r)),
+      { description: "the last 1h, 24h, 7d or 30d up to now; used when `from` is absent. Default: 24h" },
+    ),
+  ),
+  from: t.Optional(t.String({ description: "start, RFC 3339 or Unix ms (inclusive)" })),
+  to: t.Optional(t.String({ description: "end, RFC 3339 or Unix ms (exclusive). Default: now" })),
+  points: t.Optional(t.String({ pattern: "^[0-9]{1,6}$", description: "points per series, 1..2000. Default: 300" })),
+  kinds: t.Optional(
+    t.String({
+      maxLength: 256,
+      description: "comma-separated kinds: agent, strategy, guardian, breaker, regime, allocation, mode",
+    }),
+  ),
+});
+export type HistoryQuery = typeof HistoryQuery.static;
+
+export const Series = t.Object({
+  kind: t.String({ description: "agent, strategy, guardian, breaker, regime, allocation, mode" }),
+  subject: t.String({ description: "agent or strategy name, breaker name, or '' for singletons" }),
+  field: t.String({ description: "pnl_1d, drawdown, is_paused (0/1), state (0 CLOSED, 0.5 HALF_OPEN, 1 OPEN), ..." }),
+  t: t.Array(t.Number(), { description: "Unix ms of each point, ascending" }),
+  v: t.Array(t.Union([t.Number(), t.Null()]), { description: "the value at each point" }),
+  labels: t.Optional(t.Array(t.Union([t.String(), t.Null()]), { description: "regime label, breaker state, mode" })),
+});
+
+export const HistoryAnswer = t.Object(
+  {
+    from: t.String({ description: "RFC 3339 UTC" }),
+    to: t.String({ description: "RFC 3339 UTC" }),
+    points: t.Integer({ description: "the most points any series has here" }),
+    bucket_ms: t.Integer({ description: "each point stands for this long: its bucket's last sample" }),
+    retention_days: t.Integer(),
+    truncated: t.Boolean({ description: "true when more series existed than the answer may hold" }),
+    series: t.Array(Series),
+  },
+  { description: "Time series of the recorded figures, downsampled" },
+);
+export type HistoryAnswer = typeof HistoryAnswer.static;

@@ -1,0 +1,259 @@
+// The live-stream hub behind GET /events (Server-Sent Events). The processor hands it
+// every committed batch (processor.onCommit, off the request path); the hub turns each
+// into one SSE frame, encoded once, and offers it to every subscriber's own bounded
+// queue. Nothing here ever waits on a subscriber: a subscriber whose queue is full is
+// dropped (its stream ends, the browser reconnects and resumes), so one stalled phone on
+// a bad network can never slow the processor, the POSTs, or the other viewers.
+//
+// Event ids are `<boot>.<version>`: the store's version, which grows by one per commit,
+// prefixed by an id of this process. A client reconnecting with Last-Event-ID from this
+// process gets exactly the events it missed from a ring of recent ones; an id from
+// another process (a restart) or older than the ring gets a full snapshot first.
+import type { DocumentState, DocumentUpdate, JsonObject } from "../store/store";
+import { assignOwn } from "../store/store";
+
+/** Frames one subscriber may fall behind before it is dropped: ~1 min of heavy posting. */
+export const SUBSCRIBER_QUEUE = 64;
+/** Recent update events kept for Last-Event-ID resume; older ids get a snapshot instead. */
+export const RING_EVENTS = 256;
+/** ...and at most this many bytes of them: one huge atlas body must not pin 256 copies. */
+export const RING_BYTES = 8 * 1024 * 1024;
+/** Concurrent subscribers: each holds a socket and a queue. Operators, not the public, watch. */
+export const MAX_SUBSCRIBERS = 100;
+/**
+ * A comment line this often on an idle stream: proxies (nginx: 60 s) close connections
+ * that stay silent, and a write is how a dead peer is noticed at all.
+ */
+export const HEARTBEAT_MS = 15_000;
+/** What EventSource waits before reconnecting (its default is ~3 s; a restart takes less). */
+export const RETRY_MS = 1000;
+
+/** No subscriber can be taken: every slot is in use, or the service is shutting down. */
+export class HubUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "HubUnavailableError";
+  }
+}
+
+/** One subscriber's stream of SSE frames (UTF-8 bytes, ready to write). */
+export interface Subscription {
+  readonly id: number;
+  /**
+   * The next frame, waiting until there is one. Resolves `done` once the subscription is
+   * closed, dropped, or the hub is closed; frames still queued at close() are discarded.
+   * One reader at a time.
+   */
+  next(): Promise<IteratorResult<Uint8Array>>;
+  /** Ends the subscription and frees its slot. Idempotent; safe from any callback. */
+  close(): void;
+}
+
+export interface HubStats {
+  subscribers: number;
+  max_subscribers: number;
+  queue_capacity: number;
+  /** Subscribers ever dropped because their queue was full. */
+  dropped: number;
+  events: number;
+  /** id of the latest event, what a client that is up to date sent as Last-Event-ID. */
+  last_event_id: string;
+  snapshots_sent: number;
+  resumed: number;
+}
+
+export interface Hub {
+  /**
+   * Called with each committed state and the batch that made it, in commit order (the
+   * processor's onCommit). Never blocks and never throws for a subscriber's sake.
+   */
+  publish(state: DocumentState, batch: readonly DocumentUpdate[]): void;
+  /**
+   * A new subscriber. With `lastEventId` of this process still in the ring, its first
+   * frames are the events after that id; otherwise a `snapshot` event of the current
+   * state. Then every later event, in order, without gaps. Throws HubUnavailableError
+   * when MAX_SUBSCRIBERS are connected or after close().
+   */
+  subscribe(lastEventId?: string | null): Subscription;
+  stats(): HubStats;
+  /** Ends every subscription and stops the heartbeat. Later subscribe() calls throw. */
+  close(): void;
+}
+
+export interface HubOptions {
+  /** The state before the first publish (the store's state at start-up). */
+  initial: DocumentState;
+  /** The document as GET /meta/metrics serves it (with defaults), for snapshot events. */
+  render(state: DocumentState): JsonObject;
+  /** Called once per dropped subscriber (the hub has no logger of its own). */
+  onDrop?(info: { subscriber: number; queued: number; capacity: number }): void;
+  /** Default: SUBSCRIBER_QUEUE. */
+  queueCapacity?: number;
+  /** Default: HEARTBEAT_MS. */
+  heartbeatMs?: number;
+  /** Distinguishes this process's event ids from a previous one's. Default: start time, base 36. */
+  boot?: string;
+}
+
+const encoder = new TextEncoder();
+const HEARTBEAT = encoder.encode(": heartbeat\n\n");
+const RETRY = encoder.encode(`retry: ${RETRY_MS}\n\n`);
+
+interface RingEntry {
+  version: number;
+  frame: Uint8Array;
+}
+
+function frame(id: string, event: string, data: unknown): Uint8Array {
+  // JSON.stringify never emits a raw line break, so `data:` is always one line.
+  return encoder.encode(`id: ${id}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+}
+
+export function createHub(options: HubOptions): Hub {
+  const capacity = options.queueCapacity ?? SUBSCRIBER_QUEUE;
+  const boot = options.boot ?? Date.now().toString(36);
+  let latest = options.initial;
+  const ring: RingEntry[] = [];
+  let ringBytes = 0;
+  let snapshot: { version: number; frame: Uint8Array } | undefined;
+  let nextId = 1;
+  let closed = false;
+  const figures = { dropped: 0, events: 0, snapshots_sent: 0, resumed: 0 };
+
+  interface Sub extends Subscription {
+    push(frame: Uint8Array): void;
+  }
+  const subs = new Set<Sub>();
+
+  const idOf = (version: number) => `${boot}.${version}`;
+
+  function snapshotFrame(): Uint8Array {
+    if (snapshot?.version !== latest.version) {
+      snapshot = {
+        version: latest.version,
+        frame: frame(idOf(latest.version), "snapshot", {
+          version: latest.version,
+          updated_at: latest.updatedAt,
+          doc: options.render(latest),
+        }),
+      };
+    }
+    return snapshot.frame;
+  }
+
+  /** The ring entries after `lastEventId`, or null when it cannot be resumed from. */
+  function missedSince(lastEventId: string | null | undefined): RingEntry[] | null {
+    if (!lastEventId) return null;
+    const dot = lastEventId.lastIndexOf(".");
+    if (dot < 0 || lastEventId.slice(0, dot) !== boot) return null;
+    const version = Number(lastEventId.slice(dot + 1));
+    if (!Number.isInteger(version) || version > latest.version) return null;
+    if (version === latest.version) return [];
+    const first = ring[0];
+    // ? The ring must hold the very next event, else something in between is lost.
+    if (first === undefined || first.version > version + 1) return null;
+    const missed = ring.filter((e) => e.version > version);
+    return missed.length < capacity ? missed : null;
+  }
+
+  function createSub(): Sub {
+    const id = nextId++;
+    let queue: Uint8Array[] = [];
+    let done = false;
+    let wake: ((r: IteratorResult<Uint8Array>) => void) | undefined;
+
+    const end = () => {
+      if (done) return;
+      done = true;
+      queue = [];
+      subs.delete(sub);
+      const w = wake;
+      wake = undefined;
+      w?.({ done: true, value: undefined });
+    };
+    const sub: Sub = {
+      id,
+      push(f) {
+        if (done) return;
+        if (wake) {
+          const w = wake;
+          wake = undefined;
+          w({ done: false, value: f });
+          return;
+        }
+        if (queue.length >= capacity) {
+          figures.dropped++;
+          const queued = queue.length;
+          end();
+          options.onDrop?.({ subscriber: id, queued, capacity });
+          return;
+        }
+        queue.push(f);
+      },
+      next() {
+        if (queue.length > 0) return Promise.resolve({ done: false, value: queue.shift() as Uint8Array });
+        if (done) return Promise.resolve({ done: true, value: undefined });
+        return new Promise((resolve) => {
+          wake = resolve;
+        });
+      },
+      close: end,
+    };
+    return sub;
+  }
+
+  const heartbeat = setInterval(() => {
+    // ? Every subscriber gets one, busy or not: a subscriber that stopped reading keeps
+    // collecting them until its queue is full and it is dropped, so a peer that vanished
+    // without closing its socket is let go within capacity x heartbeat even when idle.
+    for (const sub of subs) sub.push(HEARTBEAT);
+  }, options.heartbeatMs ?? HEARTBEAT_MS);
+  heartbeat.unref?.();
+
+  return {
+    publish(state, batch) {
+      if (closed || state.version <= latest.version) return;
+      latest = state;
+      const set: JsonObject = {};
+      for (const update of batch) assignOwn(set, update.set);
+      const f = frame(idOf(state.version), "update", { version: state.version, updated_at: state.updatedAt, set });
+      ring.push({ version: state.version, frame: f });
+      ringBytes += f.byteLength;
+      while (ring.length > RING_EVENTS || (ringBytes > RING_BYTES && ring.length > 1)) {
+        ringBytes -= (ring.shift() as RingEntry).frame.byteLength;
+      }
+      figures.events++;
+      for (const sub of subs) sub.push(f);
+    },
+    subscribe(lastEventId) {
+      if (closed) throw new HubUnavailableError("service is shutting down; retry later");
+      if (subs.size >= MAX_SUBSCRIBERS) {
+        throw new HubUnavailableError(`too many live subscribers (${MAX_SUBSCRIBERS}); retry later`);
+      }
+      const sub = createSub();
+      sub.push(RETRY);
+      const missed = missedSince(lastEventId);
+      if (missed === null) {
+        figures.snapshots_sent++;
+        sub.push(snapshotFrame());
+      } else {
+        figures.resumed++;
+        for (const e of missed) sub.push(e.frame);
+      }
+      subs.add(sub);
+      return sub;
+    },
+    stats: () => ({
+      subscribers: subs.size,
+      max_subscribers: MAX_SUBSCRIBERS,
+      queue_capacity: capacity,
+      ...figures,
+      last_event_id: idOf(latest.version),
+    }),
+    close() {
+      closed = true;
+      clearInterval(heartbeat);
+      for (const sub of [...subs]) sub.close();
+    },
+  };
+}

@@ -1,0 +1,70 @@
+// The dashboard page: GET / for browsers (content negotiation in wantsPage) and its two
+// assets. The page's script and stylesheet are bundled from src/web/page/ by the macro in
+// bundle.ts, so they live in the binary as strings: no files, no CDN, no internet.
+// Asset URLs carry a hash of their content, so browsers may keep them forever and a new
+// version is never mixed with an old one.
+import { Elysia } from "elysia";
+import { bundlePage } from "./bundle" with { type: "macro" };
+
+const bundle = bundlePage();
+
+const hash = (text: string) => Bun.hash(text).toString(36);
+const SCRIPT_PATH = `/assets/app.${hash(bundle.js)}.js`;
+const STYLE_PATH = `/assets/app.${hash(bundle.css)}.css`;
+const HTML = bundle.html.replace("%SCRIPT%", SCRIPT_PATH).replace("%STYLE%", STYLE_PATH);
+
+/** Hashed URLs never change meaning: a year, immutable. */
+const ASSET_CACHE = "public, max-age=31536000, immutable";
+
+/** The q-value `type` gets in an Accept header; 0 when it is not listed. */
+function quality(accept: string, type: string): number {
+  for (const part of accept.split(",")) {
+    const [media, ...params] = part.split(";");
+    if (media?.trim().toLowerCase() !== type) continue;
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith("q="));
+    const value = q === undefined ? 1 : Number(q.slice(2));
+    return Number.isFinite(value) ? value : 0;
+  }
+  return 0;
+}
+
+/**
+ * True when the client prefers the page to JSON: it lists text/html, with a higher
+ * q-value than application/json. Browsers send `text/html,...,*\/*;q=0.8`; curl sends
+ * `*\/*` and JSON clients `application/json` or nothing, and those get JSON (CONTRACT 4:
+ * every body is JSON unless a browser asks for the page). A tie goes to JSON.
+ */
+export function wantsPage(request: Request): boolean {
+  const accept = request.headers.get("accept");
+  if (accept === null || !accept.includes("text/html")) return false;
+  return quality(accept, "text/html") > quality(accept, "application/json");
+}
+
+/** The page. `Vary: Accept`: the same URL answers JSON to other clients. */
+export function pageResponse(): Response {
+  return new Response(HTML, {
+    headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-cache", vary: "Accept" },
+  });
+}
+
+export const PAGE_ASSETS = { script: SCRIPT_PATH, style: STYLE_PATH };
+
+export function webRoutes() {
+  return new Elysia({ name: "web" })
+    .get(
+      SCRIPT_PATH,
+      () =>
+        new Response(bundle.js, {
+          headers: { "content-type": "text/javascript; charset=utf-8", "cache-control": ASSET_CACHE },
+        }),
+      { detail: { hide: true } },
+    )
+    .get(
+      STYLE_PATH,
+      () =>
+        new Response(bundle.css, {
+          headers: { "content-type": "text/css; charset=utf-8", "cache-control": ASSET_CACHE },
+        }),
+      { detail: { hide: true } },
+    );
+}

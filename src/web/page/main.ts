@@ -1,0 +1,496 @@
+// The dashboard page. Live state comes from GET /events (Server-Sent Events): a snapshot,
+// then one update per applied POST, merged here into the document. The rest (service
+// figures, agent files, risk engine) is polled every few seconds; charts come from
+// GET /meta/history and refresh after updates. EventSource reconnects by itself (the
+// server asks for 1 s), and the server answers a reconnect with the missed events or a
+// fresh snapshot, so after a service restart the page is whole again without a reload.
+import "./style.css";
+import { Charts, type HistoryAnswer, REGIME_COLOURS } from "./charts";
+import { byId, fact, fill, h, setText } from "./dom";
+import { ago, duration, int, isNum, money, moneyShort, num, pct, ratioPct, signClass, stamp } from "./format";
+import { SortableTable } from "./tables";
+
+type Json = Record<string, unknown>;
+const obj = (v: unknown): Json => (typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Json) : {});
+const str = (v: unknown, fallback = "—") => (typeof v === "string" && v !== "" ? v : fallback);
+
+/** Service panel, agent files and risk are re-read this often. */
+const POLL_MS = 5000;
+/** After an update, charts re-read history this much later: it records once a second. */
+const HISTORY_AFTER_UPDATE_MS = 1500;
+/** Charts also refresh on their own this often (the x axis moves with time). */
+const HISTORY_REFRESH_MS = 30_000;
+/** A reconnecting stream that has not opened after this long is rebuilt from scratch. */
+const STREAM_STALL_MS = 10_000;
+
+const state = {
+  doc: {} as Json,
+  version: -1,
+  status: null as Json | null,
+  performance: null as Json | null,
+  regimeFile: null as Json | null,
+  governor: null as Json | null,
+  risk: null as { ok: boolean; body: Json } | null,
+  range: "1h",
+};
+
+// ---------- rendering ----------
+
+function renderGuardian(): void {
+  const g = obj(state.doc.guardian);
+  const b = obj(state.doc.breakers);
+  const paused = g.is_paused === true;
+  const known = typeof g.is_paused === "boolean";
+  const banner = byId("guardian");
+  banner.dataset.state = known ? (paused ? "paused" : "running") : "unknown";
+  setText("g-state", known ? (paused ? "PAUSED" : "RUNNING") : "NO DATA");
+  setText("g-reason", str(g.reason, ""));
+  setText("g-drawdown", pct(g.drawdown));
+  for (const [id, key] of [
+    ["g-quote", "quote_state"],
+    ["g-trade", "trade_state"],
+  ] as const) {
+    const v = str(b[key]);
+    setText(id, v, `breaker breaker-${v.toLowerCase()}`);
+  }
+  setText("g-mode", str(state.doc.mode), str(state.doc.mode) === "LIVE_MODE" ? "mode-live" : "");
+  document.title = `${known ? (paused ? "PAUSED" : "RUNNING") : "…"} · NeoLight`;
+}
+
+function renderRegime(): void {
+  const fromDoc = obj(state.doc.market_regime);
+  const r = typeof fromDoc.regime === "string" ? fromDoc : obj(state.regimeFile);
+  const label = str(r.regime, "UNKNOWN");
+  const badge = h("span", { class: "regime-label", "data-regime": label }, label);
+  const strategy = obj(r.strategy);
+  fill(
+    byId("regime"),
+    badge,
+    h(
+      "dl",
+      { class: "facts" },
+      fact("Confidence", ratioPct(r.confidence, 0)),
+      fact("Risk multiplier", isNum(r.risk_multiplier) ? `×${num(r.risk_multiplier)}` : "—"),
+      isNum(r.volatility) && fact("Volatility", ratioPct(r.volatility, 2)),
+      typeof strategy.position_sizing === "string" && fact("Sizing", strategy.position_sizing),
+      fact("Detected", ago(r.timestamp, Date.now())),
+    ),
+    h("p", { class: "muted" }, str(r.description, "")),
+  );
+  byId("regime").style.setProperty("--regime", REGIME_COLOURS[label] ?? "#495057");
+}
+
+function renderAllocations(): void {
+  const gov = obj(state.governor);
+  let weights = obj(gov.allocations);
+  let source = str(gov.source, "capital governor");
+  if (Object.keys(weights).length === 0) {
+    weights = obj(obj(state.doc.atlas).allocations);
+    source = "atlas bridge";
+  }
+  const min = isNum(gov.min_allocation) ? gov.min_allocation : null;
+  const max = isNum(gov.max_allocation) ? gov.max_allocation : null;
+  const rows = Object.entries(weights)
+    .filter((e): e is [string, number] => isNum(e[1]))
+    .sort((a, b) => b[1] - a[1]);
+  const el = byId("allocations");
+  if (rows.length === 0) {
+    fill(el, h("p", { class: "muted" }, "no allocations yet"));
+    return;
+  }
+  fill(
+    el,
+    h(
+      "p",
+      { class: "muted small" },
+      `from ${source}`,
+      min !== null || max !== null ? ` · bounds ${ratioPct(min, 0)} – ${ratioPct(max, 0)}` : "",
+    ),
+    ...rows.map(([agent, w]) => {
+      const outside = (min !== null && w < min - 1e-9) || (max !== null && w > max + 1e-9);
+      const bar = h("div", { class: "bar" }, h("div", { class: `bar-fill${outside ? " outside" : ""}` }));
+      (bar.firstChild as HTMLElement).style.width = `${Math.min(100, Math.max(0, w * 100))}%`;
+      for (const [bound, cls] of [
+        [min, "bound-min"],
+        [max, "bound-max"],
+      ] as const) {
+        if (bound === null) continue;
+        const mark = h("div", {
+          class: `bound ${cls}`,
+          title: `${cls === "bound-min" ? "min" : "max"} ${ratioPct(bound, 0)}`,
+        });
+        mark.style.left = `${bound * 100}%`;
+        bar.append(mark);
+      }
+      return h(
+        "div",
+        { class: "alloc" },
+        h("span", { class: "alloc-name" }, agent),
+        bar,
+        h("span", { class: `alloc-value${outside ? " neg" : ""}` }, ratioPct(w, 1)),
+      );
+    }),
+  );
+}
+
+function renderStress(): void {
+  const s = obj(state.doc.stress_last);
+  const el = byId("stress");
+  if (Object.keys(s).length === 0) {
+    fill(el, h("p", { class: "muted" }, "no stress test reported yet"));
+    return;
+  }
+  const passed = s.passed === true ? "PASSED" : s.passed === false ? "FAILED" : "—";
+  const scenarios = Object.entries(obj(s.scenarios));
+  fill(
+    el,
+    h("span", { class: `badge ${s.passed === true ? "ok" : s.passed === false ? "bad" : ""}` }, passed),
+    h(
+      "dl",
+      { class: "facts" },
+      fact("Worst case", money(s.worst_case_pnl), signClass(s.worst_case_pnl)),
+      fact("Ran", `${stamp(state.doc.stress_timestamp)} (${ago(state.doc.stress_timestamp, Date.now())})`),
+    ),
+    scenarios.length > 0 &&
+      h(
+        "div",
+        { class: "table-wrap" },
+        h(
+          "table",
+          { class: "compact" },
+          h(
+            "thead",
+            null,
+            h(
+              "tr",
+              null,
+              h("th", null, "Scenario"),
+              h("th", { class: "num" }, "P&L"),
+              h("th", { class: "num" }, "Max DD"),
+            ),
+          ),
+          h(
+            "tbody",
+            null,
+            ...scenarios.map(([name, v]) => {
+              const sc = obj(v);
+              // A scenario the book did not survive is the line to read: red, and said so.
+              const failed = sc.survived === false;
+              return h(
+                "tr",
+                null,
+                h("th", { scope: "row", class: failed ? "neg" : undefined }, failed ? `${name} (not survived)` : name),
+                h("td", { class: `num ${signClass(sc.pnl)}` }, money(sc.pnl)),
+                h("td", { class: "num" }, pct(sc.max_dd_pct, 1)),
+              );
+            }),
+          ),
+        ),
+      ),
+  );
+}
+
+function renderRisk(): void {
+  const el = byId("risk");
+  if (state.risk === null) {
+    fill(el, h("p", { class: "muted" }, "asking the risk engine…"));
+    return;
+  }
+  if (!state.risk.ok) {
+    fill(
+      el,
+      h("span", { class: "badge bad" }, "UNAVAILABLE"),
+      h("p", { class: "muted" }, str(state.risk.body.error, "the risk engine has not answered")),
+    );
+    return;
+  }
+  const body = state.risk.body;
+  const r = obj(body.risk);
+  const stale = body.stale === true;
+  fill(
+    el,
+    h("span", { class: `badge ${stale ? "warn" : "ok"}` }, stale ? "STALE" : str(r.status, "OK").toUpperCase()),
+    h(
+      "dl",
+      { class: "facts" },
+      fact("Age", isNum(body.age_seconds) ? duration(body.age_seconds) : "—", stale ? "warn" : ""),
+      ...["var_95", "cvar_95", "cvar_99"]
+        .filter((k) => isNum(r[k]))
+        .map((k) => fact(k.toUpperCase().replace("_", " "), ratioPct(r[k], 2), signClass(r[k]))),
+      ...["gross_exposure", "net_exposure"]
+        .filter((k) => isNum(r[k]))
+        .map((k) => fact(k === "gross_exposure" ? "Gross exposure" : "Net exposure", ratioPct(r[k], 0))),
+    ),
+    stale && h("p", { class: "muted small" }, str(body.last_error, "")),
+  );
+}
+
+/** Sources from /status, read defensively: an array or a map of objects, any extra fields. */
+function sourceRows(status: Json): HTMLElement[] {
+  const sources = obj(status.sources);
+  const rows: HTMLElement[] = [];
+  const add = (name: string, s: Json) => {
+    const absent = s.present === false;
+    const stale = s.stale === true || s.state === "stale" || s.serving === "last_good" || s.reachable === false;
+    const label = absent ? "absent" : stale ? (s.reachable === false ? "unreachable" : "stale") : "ok";
+    const when = s.last_change ?? s.last_good_at ?? s.last_good_read ?? s.last_update;
+    rows.push(
+      h(
+        "li",
+        { class: `source source-${label}`, "data-source": name },
+        h("span", { class: "source-name" }, name),
+        h("span", { class: "source-state" }, label),
+        h("span", { class: "muted small" }, typeof when === "string" ? ago(when, Date.now()) : ""),
+      ),
+    );
+  };
+  for (const [key, value] of Object.entries(sources)) {
+    if (Array.isArray(value)) for (const s of value) add(str(obj(s).name, key), obj(s));
+    else if (typeof value === "object" && value !== null) {
+      const o = obj(value);
+      // Either one source ({url, reachable, ...}) or a map of them.
+      if (
+        Object.values(o).every((v) => typeof v === "object" && v !== null && !Array.isArray(v)) &&
+        Object.keys(o).length > 0
+      ) {
+        for (const [name, s] of Object.entries(o)) add(name, obj(s));
+      } else add(key, o);
+    }
+  }
+  return rows;
+}
+
+function renderService(): void {
+  const el = byId("service");
+  const now = Date.now();
+  const updated = state.doc.cache_timestamp;
+  if (state.status === null) {
+    fill(
+      el,
+      h("p", { class: "muted" }, "loading…"),
+      h("dl", { class: "facts" }, fact("Last update", ago(updated, now))),
+    );
+    return;
+  }
+  const s = state.status;
+  const sys = obj(s.system);
+  const q = obj(s.queue);
+  const live = obj(s.live);
+  fill(
+    el,
+    h(
+      "dl",
+      { class: "facts" },
+      fact("Uptime", str(sys.uptime)),
+      fact("Last update", typeof updated === "string" ? `${ago(updated, now)}` : "none yet"),
+      fact(
+        "Queue",
+        `${int(q.depth)} / ${int(q.capacity)}`,
+        isNum(q.depth) && isNum(q.capacity) && q.depth >= q.capacity ? "neg" : "",
+      ),
+      fact("CPU", isNum(sys.cpu) ? `${num(sys.cpu, 1)}%` : "—"),
+      fact("Memory", isNum(sys.memory) ? `${num(sys.memory, 0)} MiB` : "—"),
+      fact("Disk", isNum(sys.disk) ? `${num(sys.disk, 0)}%` : "—"),
+      isNum(live.subscribers) && fact("Viewers", int(live.subscribers)),
+    ),
+    h("ul", { class: "sources" }, ...sourceRows(s)),
+  );
+}
+
+function renderDecisions(): void {
+  const list = Array.isArray(state.performance?.decisions) ? (state.performance?.decisions as unknown[]) : [];
+  const recent = list
+    .map(obj)
+    .sort((a, b) => String(b.timestamp ?? "").localeCompare(String(a.timestamp ?? "")))
+    .slice(0, 10);
+  const el = byId("decisions");
+  if (recent.length === 0) {
+    fill(el, h("li", { class: "muted" }, "no decisions recorded yet"));
+    return;
+  }
+  fill(
+    el,
+    ...recent.map((d) =>
+      h(
+        "li",
+        { class: "decision" },
+        h("span", { class: "muted small" }, stamp(d.timestamp)),
+        h("span", { class: "decision-agent" }, str(d.agent)),
+        h("span", { class: "decision-what" }, str(d.decision)),
+        h("span", { class: `num ${signClass(d.pnl)}` }, isNum(d.pnl) ? money(d.pnl) : "—"),
+        h("span", { class: "decision-why muted" }, str(d.reasoning, "")),
+      ),
+    ),
+  );
+}
+
+function renderUpdated(): void {
+  const t = state.doc.cache_timestamp;
+  setText("updated", typeof t === "string" ? `updated ${ago(t, Date.now())}` : "no update yet");
+}
+
+const agents = new SortableTable(byId<HTMLTableElement>("agents"), "Agent", [
+  { key: "pnl_1d", label: "P&L 1d", format: money, cls: signClass },
+  { key: "pnl_7d", label: "P&L 7d", format: money, cls: signClass },
+  { key: "sharpe_30d", label: "Sharpe 30d", format: (v) => num(v), cls: signClass },
+  { key: "winrate_30d", label: "Win rate 30d", format: (v) => ratioPct(v) },
+  {
+    key: "max_dd_30d",
+    label: "Max DD 30d",
+    format: (v) => (isNum(v) ? money(-Math.abs(v)) : "—"),
+    cls: (v) => (isNum(v) && v !== 0 ? "neg" : "zero"),
+  },
+  { key: "total_decisions", label: "Decisions", format: int },
+  { key: "revenue_24h", label: "Revenue 24h", format: money, cls: signClass },
+  { key: "revenue_total", label: "Revenue total", format: money, cls: signClass },
+]);
+const strategies = new SortableTable(byId<HTMLTableElement>("strategies"), "Strategy", [
+  { key: "pnl_1d", label: "P&L 1d", format: money, cls: signClass },
+  { key: "pnl_7d", label: "P&L 7d", format: money, cls: signClass },
+  { key: "sharpe_30d", label: "Sharpe 30d", format: (v) => num(v), cls: signClass },
+  { key: "winrate_30d", label: "Win rate 30d", format: (v) => ratioPct(v) },
+  { key: "max_dd_30d", label: "Max DD 30d", format: (v) => num(v) },
+  { key: "trade_count", label: "Trades", format: int },
+  { key: "score", label: "Score", format: (v) => num(v, 3) },
+]);
+
+function renderDoc(): void {
+  renderGuardian();
+  renderRegime();
+  renderAllocations();
+  renderStress();
+  agents.update(state.doc.per_agent);
+  strategies.update(state.doc.per_strategy);
+  renderUpdated();
+  renderService();
+}
+
+// ---------- data ----------
+
+async function getJson(path: string): Promise<{ ok: boolean; body: Json } | null> {
+  try {
+    const res = await fetch(path, { headers: { accept: "application/json" }, cache: "no-store" });
+    return { ok: res.ok, body: obj(await res.json()) };
+  } catch {
+    return null; // the service is restarting: keep what is shown, the next poll retries
+  }
+}
+
+async function poll(): Promise<void> {
+  const [status, perf, regime, gov, risk] = await Promise.all([
+    getJson("/status"),
+    getJson("/meta/performance"),
+    getJson("/meta/regime"),
+    getJson("/governor/allocations"),
+    getJson("/risk/status"),
+  ]);
+  if (status?.ok) state.status = status.body;
+  if (perf?.ok) state.performance = perf.body;
+  if (regime?.ok) state.regimeFile = regime.body;
+  if (gov?.ok) state.governor = gov.body;
+  if (risk) state.risk = risk;
+  renderService();
+  renderDecisions();
+  renderRegime();
+  renderAllocations();
+  renderRisk();
+}
+
+const charts = new Charts(byId("charts"), { money: moneyShort, pct: (v) => pct(v, 1) });
+let historyTimer: ReturnType<typeof setTimeout> | undefined;
+
+async function loadHistory(): Promise<void> {
+  clearTimeout(historyTimer);
+  historyTimer = setTimeout(loadHistory, HISTORY_REFRESH_MS);
+  const res = await getJson(`/meta/history?range=${state.range}&points=300`);
+  const box = byId("charts");
+  if (res === null || !res.ok) {
+    box.dataset.history = "unavailable";
+    setText("history-note", res === null ? "" : `history unavailable: ${str(res.body.error, "")}`);
+    return;
+  }
+  box.dataset.history = "ok";
+  setText("history-note", "");
+  charts.show(res.body as unknown as HistoryAnswer);
+}
+
+function historySoon(): void {
+  clearTimeout(historyTimer);
+  historyTimer = setTimeout(loadHistory, HISTORY_AFTER_UPDATE_MS);
+}
+
+// ---------- live stream ----------
+
+let stream: EventSource | null = null;
+let stallTimer: ReturnType<typeof setTimeout> | undefined;
+
+function setConnection(kind: "live" | "reconnecting" | "connecting"): void {
+  const el = byId("conn");
+  el.textContent = kind === "live" ? "live" : kind === "reconnecting" ? "reconnecting…" : "connecting…";
+  el.dataset.state = kind;
+}
+
+function connect(): void {
+  stream?.close();
+  setConnection("connecting");
+  const es = new EventSource("/events");
+  stream = es;
+  es.addEventListener("open", () => {
+    clearTimeout(stallTimer);
+    setConnection("live");
+    // After a gap (restart, network), everything polled may have moved too.
+    void poll();
+  });
+  es.addEventListener("snapshot", (e) => {
+    const data = obj(JSON.parse((e as MessageEvent<string>).data));
+    state.doc = obj(data.doc);
+    state.version = isNum(data.version) ? data.version : -1;
+    renderDoc();
+    historySoon();
+  });
+  es.addEventListener("update", (e) => {
+    const data = obj(JSON.parse((e as MessageEvent<string>).data));
+    const version = isNum(data.version) ? data.version : Number.NaN;
+    // An event the page already has (a resume overlapping a snapshot) changes nothing.
+    if (version <= state.version) return;
+    state.doc = { ...state.doc, ...obj(data.set), cache_timestamp: data.updated_at };
+    state.version = version;
+    renderDoc();
+    historySoon();
+  });
+  es.addEventListener("error", () => {
+    setConnection("reconnecting");
+    clearTimeout(stallTimer);
+    // EventSource retries by itself, except after a non-stream answer (it closes);
+    // either way, a stream that has not come back in a while is rebuilt.
+    const delay = es.readyState === EventSource.CLOSED ? 2000 : STREAM_STALL_MS;
+    stallTimer = setTimeout(() => {
+      if (stream === es && es.readyState !== EventSource.OPEN) connect();
+    }, delay);
+  });
+}
+
+// ---------- controls ----------
+
+for (const button of document.querySelectorAll<HTMLButtonElement>("#ranges button")) {
+  button.addEventListener("click", () => {
+    state.range = button.dataset.range ?? "1h";
+    for (const b of document.querySelectorAll<HTMLButtonElement>("#ranges button")) {
+      b.setAttribute("aria-pressed", String(b === button));
+    }
+    void loadHistory();
+  });
+}
+
+renderDoc();
+renderRisk();
+renderDecisions();
+connect();
+void poll();
+void loadHistory();
+setInterval(() => void poll(), POLL_MS);
+// "12 s ago" keeps counting between updates.
+setInterval(() => {
+  renderUpdated();
+  renderService();
+}, 1000);

@@ -1,0 +1,297 @@
+// The page in a real browser: Debian's Chromium, headless, driven by playwright-core,
+// against the compiled binary (built here as `make build` builds it) started from a
+// directory with no node_modules. It shows the fixture agents, turns PAUSED within a
+// second of a POST without a reload, draws the P&L chart, fits a phone, and comes back
+// by itself after the service restarts. It also takes the README's screenshots.
+//
+// Chromium comes from apt (`.ci/run` installs it when missing). Without it this file
+// skips with a message saying so; on the project's machines it runs.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { type HistoryPoint, openSqliteHistory } from "../../src/store/history";
+import { fixture, ROOT, tempDir } from "../helpers";
+import { postJson, type ServiceProcess, spawnService } from "./process";
+
+// The functions given to page.evaluate / waitForFunction run in the browser. The test
+// project has no DOM types (the server must not use them), so the few browser globals
+// those functions touch are declared here, for this module only.
+interface PageElement {
+  textContent: string | null;
+  getAttribute(name: string): string | null;
+}
+declare const document: {
+  querySelector(selector: string): PageElement | null;
+  documentElement: { scrollWidth: number; clientWidth: number };
+  body: { scrollWidth: number };
+};
+declare const window: { marker?: boolean };
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const available = existsSync(CHROMIUM);
+if (!available) {
+  process.stderr.write(
+    `\n!! test/e2e/browser.test.ts SKIPPED: no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)\n\n`,
+  );
+}
+
+/** Building the binary and starting a browser take seconds on the 2-core machine. */
+const SLOW = 60_000;
+/** NEOLIGHT_SCREENSHOTS=1 (`make screenshots`) retakes docs/dashboard-*.png, shown in the README. */
+const SCREENSHOTS = process.env.NEOLIGHT_SCREENSHOTS === "1" ? join(ROOT, "docs") : undefined;
+/** The issue's promise: the page shows a POST within one second. */
+const LIVE_MS = 1000;
+
+describe.skipIf(!available)("the dashboard page in Chromium (compiled binary)", () => {
+  const work = tempDir("neolight-browser-");
+  const home = join(work.path, "home");
+  const binary = join(work.path, "bin", "neolight-dashboard");
+  let port = 0;
+  let browser: Browser;
+  let svc: ServiceProcess;
+  let desktop: Page;
+
+  const start = () => spawnService({ home, cmd: [binary], cwd: home, env: { NEOLIGHT_DASHBOARD_PORT: String(port) } });
+  const url = () => `http://127.0.0.1:${port}`;
+
+  beforeAll(async () => {
+    // The same command as `make build`.
+    const build = Bun.spawnSync(
+      [
+        process.execPath,
+        "build",
+        "src/main.ts",
+        "--compile",
+        "--minify",
+        "--bytecode",
+        "--sourcemap=none",
+        "--outfile",
+        binary,
+      ],
+      { cwd: ROOT, stdout: "pipe", stderr: "pipe" },
+    );
+    if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`);
+    for (const dir of ["runtime", "state"]) mkdirSync(join(home, dir), { recursive: true });
+    writeFileSync(
+      join(home, "runtime", "capital_governor_allocations.json"),
+      JSON.stringify(fixture("capital_governor_allocations")),
+    );
+    writeFileSync(join(home, "runtime", "market_regime.json"), JSON.stringify(fixture("market_regime")));
+    writeFileSync(
+      join(home, "state", "performance_attribution.json"),
+      JSON.stringify(fixture("performance_attribution")),
+    );
+    // A fixed port, so the restart below comes back where the page expects it.
+    const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    port = probe.port;
+    probe.stop(true);
+    svc = await start();
+    for (const body of [fixture("meta_metrics_post"), fixture("stress_post")]) {
+      expect((await postJson(`${url()}/meta/metrics`, body)).status).toBe(200);
+    }
+    expect((await postJson(`${url()}/atlas/update`, fixture("atlas_update_post"))).status).toBe(200);
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+    desktop = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await desktop.goto(url());
+  }, SLOW);
+
+  afterAll(async () => {
+    await browser?.close();
+    await svc?.stop();
+    work[Symbol.dispose]();
+  });
+
+  test(
+    "shows the three fixture agents",
+    async () => {
+      await desktop.waitForSelector("#agents tbody tr:nth-child(3) th");
+      const names = await desktop.$$eval("#agents tbody th", (ths) => ths.map((th) => th.textContent));
+      expect(names.sort()).toEqual(["dropship_agent", "mean_reversion_bot", "smart_trader"]);
+      expect(await desktop.textContent("#g-state")).toBe("RUNNING");
+      expect(await desktop.textContent("#conn")).toBe("live");
+    },
+    SLOW,
+  );
+
+  test("sorting a column reorders the table", async () => {
+    await desktop.click("#agents thead th:nth-child(2) button"); // P&L 1d, largest first
+    const names = await desktop.$$eval("#agents tbody th", (ths) => ths.map((th) => th.textContent));
+    expect(names).toEqual(["smart_trader", "dropship_agent", "mean_reversion_bot"]);
+    const cell = await desktop.$eval("#agents tbody tr:nth-child(3) td", (td) => [td.textContent, td.className]);
+    expect(cell).toEqual(["-$57.12", "num neg"]);
+  });
+
+  test(
+    "the P&L chart has points (recorded history of the POST)",
+    async () => {
+      await desktop.waitForFunction(
+        () => Number(document.querySelector("#chart-pnl")?.getAttribute("data-points")) >= 6,
+        undefined,
+        { timeout: 10_000 },
+      );
+      expect(await desktop.$$eval("#chart-pnl canvas", (c) => c.length)).toBe(1);
+    },
+    SLOW,
+  );
+
+  test("a paused-guardian POST turns the banner to PAUSED within one second, without a reload", async () => {
+    await desktop.evaluate(() => {
+      window.marker = true;
+    });
+    const posted = performance.now();
+    const waiting = desktop.waitForFunction(
+      () => document.querySelector("#g-state")?.textContent === "PAUSED",
+      undefined,
+      {
+        timeout: LIVE_MS,
+      },
+    );
+    expect((await postJson(`${url()}/meta/metrics`, fixture("meta_metrics_paused_post"))).status).toBe(200);
+    await waiting;
+    const elapsed = performance.now() - posted;
+    expect(elapsed).toBeLessThan(LIVE_MS);
+    expect(await desktop.getAttribute("#guardian", "data-state")).toBe("paused");
+    expect(await desktop.textContent("#g-reason")).toBe("Daily drawdown limit exceeded");
+    expect(await desktop.textContent("#g-trade")).toBe("OPEN");
+    // The same page: no reload happened.
+    expect(await desktop.evaluate(() => window.marker)).toBe(true);
+  });
+
+  test(
+    "a 390 px phone has no horizontal scroll",
+    async () => {
+      const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+      await phone.goto(url());
+      await phone.waitForSelector("#agents tbody tr th");
+      await phone.waitForFunction(() => Number(document.querySelector("#chart-pnl")?.getAttribute("data-points")) > 0);
+      const widths = await phone.evaluate(() => ({
+        scroll: document.documentElement.scrollWidth,
+        client: document.documentElement.clientWidth,
+        body: document.body.scrollWidth,
+      }));
+      expect(widths).toEqual({ scroll: 390, client: 390, body: 390 });
+      await phone.close();
+    },
+    SLOW,
+  );
+
+  test(
+    "after a service restart the page reconnects and resyncs by itself",
+    async () => {
+      expect(await svc.stop()).toBe(0);
+      await desktop.waitForFunction(() => document.querySelector("#conn")?.getAttribute("data-state") !== "live");
+      svc = await start();
+      // The restarted service has a new boot id: the page gets a fresh snapshot, then live updates.
+      await desktop.waitForFunction(
+        () => document.querySelector("#conn")?.getAttribute("data-state") === "live",
+        undefined,
+        {
+          timeout: 10_000,
+        },
+      );
+      expect((await postJson(`${url()}/meta/metrics`, fixture("meta_metrics_post"))).status).toBe(200);
+      await desktop.waitForFunction(() => document.querySelector("#g-state")?.textContent === "RUNNING", undefined, {
+        timeout: LIVE_MS,
+      });
+      expect(await desktop.evaluate(() => window.marker)).toBe(true);
+    },
+    SLOW,
+  );
+
+  // ? Only on request (`make screenshots`): it restarts the service and takes seconds,
+  // and beyond the tests above it only checks that the pictures were taken.
+  test.skipIf(SCREENSHOTS === undefined)(
+    "screenshots for the README (desktop and phone), with an hour of history",
+    async () => {
+      // An hour of plausible history, so the charts in the README show what they are for.
+      await svc.stop();
+      seedHistory(join(home, "state", "history.db"));
+      svc = await start();
+      expect((await postJson(`${url()}/meta/metrics`, fixture("meta_metrics_post"))).status).toBe(200);
+      const dir = SCREENSHOTS as string;
+      for (const [name, viewport] of [
+        ["desktop", { width: 1280, height: 900 }],
+        ["phone", { width: 390, height: 844 }],
+      ] as const) {
+        const page = await browser.newPage({ viewport, deviceScaleFactor: 1 });
+        await page.goto(url());
+        await page.waitForFunction(() => document.querySelector("#conn")?.getAttribute("data-state") === "live");
+        await page.waitForFunction(
+          () => Number(document.querySelector("#chart-pnl")?.getAttribute("data-points")) > 100,
+        );
+        await page.waitForSelector("#decisions .decision");
+        // The desktop shot shows the whole page; the phone shot what a phone shows first.
+        const path = join(dir, `dashboard-${name}.png`);
+        await page.screenshot({ path, fullPage: name === "desktop" });
+        expect(Bun.file(path).size).toBeGreaterThan(10_000);
+        await page.close();
+      }
+    },
+    SLOW,
+  );
+});
+
+/** Writes an hour of samples ending now: drifting P&L, a 10-minute pause, a regime change. */
+function seedHistory(path: string): void {
+  const store = openSqliteHistory(path);
+  const now = Date.now();
+  const points: HistoryPoint[] = [];
+  const agents = { smart_trader: [412.37, 2215.9], mean_reversion_bot: [-57.12, 130.04], dropship_agent: [0, 0] };
+  for (let i = 60; i >= 1; i--) {
+    const ts = now - i * 60_000;
+    const wave = Math.sin(i / 7);
+    for (const [name, [d1, d7]] of Object.entries(agents) as [string, number[]][]) {
+      const scale = name === "dropship_agent" ? 0 : 1;
+      points.push({
+        kind: "agent",
+        subject: name,
+        field: "pnl_1d",
+        ts,
+        value: (d1 as number) + scale * (wave * 180 - i * 2),
+      });
+      points.push({
+        kind: "agent",
+        subject: name,
+        field: "pnl_7d",
+        ts,
+        value: (d7 as number) + scale * (wave * 90 - i * 4),
+      });
+    }
+    const paused = i >= 25 && i < 35;
+    points.push({ kind: "guardian", subject: "", field: "is_paused", ts, value: paused ? 1 : 0, peak: true });
+    points.push({
+      kind: "guardian",
+      subject: "",
+      field: "drawdown",
+      ts,
+      value: paused ? 8.73 - (i - 25) * 0.2 : 1.84 + Math.abs(wave),
+    });
+    points.push({
+      kind: "regime",
+      subject: "",
+      field: "label",
+      ts,
+      value: null,
+      label: i > 40 ? "SIDEWAYS" : i > 30 ? "HIGH_VOL" : "BULL",
+    });
+    points.push({
+      kind: "regime",
+      subject: "",
+      field: "confidence",
+      ts,
+      value: 0.55 + 0.2 * Math.abs(Math.cos(i / 9)),
+    });
+    for (const [name, w] of [
+      ["smart_trader", 0.4 - (i > 30 ? 0.05 : 0)],
+      ["mean_reversion_bot", 0.35],
+      ["dropship_agent", 0.25 + (i > 30 ? 0.05 : 0)],
+    ] as const) {
+      points.push({ kind: "allocation", subject: name, field: "governor", ts, value: w });
+    }
+    points.push({ kind: "allocation", subject: "", field: "min", ts, value: 0.05 });
+    points.push({ kind: "allocation", subject: "", field: "max", ts, value: 0.4 });
+  }
+  store.record(points);
+  store.close();
+}

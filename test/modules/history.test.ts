@@ -1,0 +1,208 @@
+// GET /meta/history through app.handle: what the recorder keeps of each update, the
+// query's checks, retention, restart, and, above all, that a broken history file never
+// touches the live endpoints.
+import { describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { HistoryAnswer } from "../../src/modules/history/model";
+import { call, FIXTURES, fixture, get, logged, post, startApp, tempDir, waitFor } from "../helpers";
+
+type Series = { kind: string; subject: string; field: string; t: number[]; v: (number | null)[]; labels?: string[] };
+const history = async (app: Parameters<typeof get>[0], query = "range=1h") => {
+  const res = await get(app, `/meta/history?${query}`);
+  return { ...res, series: (res.body.series ?? []) as Series[] };
+};
+const find = (series: Series[], kind: string, subject: string, field: string) =>
+  series.find((s) => s.kind === kind && s.subject === subject && s.field === field);
+
+describe("GET /meta/history", () => {
+  test("every applied update's figures are recorded (within a second, off the request path)", async () => {
+    using dir = tempDir();
+    mkdirSync(join(dir.path, "runtime"), { recursive: true });
+    writeFileSync(
+      join(dir.path, "runtime", "capital_governor_allocations.json"),
+      JSON.stringify(fixture("capital_governor_allocations")),
+    );
+    await using t = await startApp({ home: dir.path });
+    const accepted = await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
+    await post(t.app, "/atlas/update", fixture("atlas_update_post"));
+    expect(accepted.status).toBe(200);
+    const at = Date.parse(accepted.body.timestamp as string);
+
+    // No flush() here: the recorder's own timer must write it.
+    const { status, body, series } = await waitFor(async () => {
+      const h = await history(t.app);
+      return find(h.series, "allocation", "smart_trader", "atlas") ? h : null;
+    }, "history to be recorded");
+    expect(status).toBe(200);
+    const check = TypeCompiler.Compile(HistoryAnswer);
+    expect([...check.Errors(body)]).toEqual([]);
+    expect(find(series, "agent", "smart_trader", "pnl_1d")).toEqual({
+      kind: "agent",
+      subject: "smart_trader",
+      field: "pnl_1d",
+      t: [at],
+      v: [412.37],
+    });
+    expect(find(series, "agent", "mean_reversion_bot", "pnl_7d")?.v).toEqual([130.04]);
+    expect(find(series, "strategy", "turtle_trading", "score")?.v).toEqual([0.812]);
+    expect(find(series, "guardian", "", "is_paused")?.v).toEqual([0]);
+    expect(find(series, "guardian", "", "drawdown")?.v).toEqual([1.84]);
+    expect(find(series, "breaker", "trade_state", "state")).toMatchObject({ v: [0], labels: ["CLOSED"] });
+    expect(find(series, "regime", "", "label")).toMatchObject({ v: [null], labels: ["BULL"] });
+    expect(find(series, "regime", "", "confidence")?.v).toEqual([0.71]);
+    expect(find(series, "mode", "", "label")?.labels).toEqual(["TEST_MODE"]);
+    expect(find(series, "allocation", "mean_reversion_bot", "atlas")?.v).toEqual([0.35]);
+    expect(find(series, "allocation", "smart_trader", "governor")?.v).toEqual([0.4]);
+    expect(find(series, "allocation", "", "max")?.v).toEqual([0.4]);
+  });
+
+  test("a stress-runner post records nothing new for the guardian: only the keys it carries", async () => {
+    await using t = await startApp();
+    await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
+    t.services.history.flush();
+    await post(t.app, "/meta/metrics", fixture("stress_post"));
+    t.services.history.flush();
+    const { series } = await history(t.app, "range=1h&kinds=guardian");
+    expect(series.map((s) => s.v.length)).toEqual([1, 1]);
+  });
+
+  test("paused, then running again within one bucket: the bucket still shows the pause", async () => {
+    await using t = await startApp();
+    await post(t.app, "/meta/metrics", fixture("meta_metrics_paused_post"));
+    t.services.history.flush();
+    await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
+    t.services.history.flush();
+    const { body, series } = await history(t.app, "range=1h&points=10&kinds=guardian,breaker");
+    expect(body.bucket_ms).toBe(360_000);
+    expect(find(series, "guardian", "", "is_paused")?.v).toEqual([1]);
+    expect(find(series, "breaker", "trade_state", "state")).toMatchObject({ v: [1], labels: ["OPEN"] });
+    // Other figures keep the bucket's last sample.
+    expect(find(series, "guardian", "", "drawdown")?.v).toEqual([1.84]);
+  });
+
+  test("from/to in RFC 3339 or Unix ms; outside the range nothing", async () => {
+    await using t = await startApp();
+    const { body } = await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
+    t.services.history.flush();
+    const at = Date.parse(body.timestamp as string);
+    const inside = await history(t.app, `from=${new Date(at - 1000).toISOString()}&to=${at + 1}&kinds=guardian`);
+    expect(inside.series).toHaveLength(2);
+    expect(inside.body).toMatchObject({ from: new Date(at - 1000).toISOString(), to: new Date(at + 1).toISOString() });
+    const before = await history(t.app, `from=${at - 10_000}&to=${at}`);
+    expect(before.series).toEqual([]);
+  });
+
+  test.each([
+    ["points 0", "points=0", 400, /points must be an integer from 1 to 2000/],
+    ["points 5000", "points=5000", 400, /points must be/],
+    ["points abc", "points=abc", 422, /points/],
+    ["an unknown range", "range=2h", 422, /range/],
+    ["from after to", "from=2025-11-03T22:00:00Z&to=2025-11-03T21:00:00Z", 400, /from must be before to/],
+    ["a from that is no time", "from=yesterday", 400, /from must be RFC 3339 or Unix ms/],
+  ])("%s: %p", async (_name, query, status, message) => {
+    await using t = await startApp();
+    const res = await get(t.app, `/meta/history?${query}`);
+    expect(res.status).toBe(status);
+    expect(res.body.code).toBe(status);
+    expect(res.body.error).toMatch(message);
+  });
+
+  test("survives a restart of the service", async () => {
+    using dir = tempDir();
+    {
+      await using t = await startApp({ home: dir.path });
+      await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
+      // close() writes what is pending: no flush() here.
+    }
+    await using t = await startApp({ home: dir.path });
+    const { series } = await history(t.app);
+    expect(find(series, "agent", "smart_trader", "pnl_1d")?.v).toEqual([412.37]);
+  });
+
+  test("pruning removes what is older than the retention window", async () => {
+    await using t = await startApp({ env: { NEOLIGHT_HISTORY_DAYS: "2" } });
+    await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
+    t.services.history.flush();
+    expect(await t.services.history.prune(Date.now() + 1 * 86_400_000)).toBe(0);
+    const removed = await t.services.history.prune(Date.now() + 3 * 86_400_000);
+    expect(removed).toBeGreaterThan(30);
+    expect((await history(t.app)).series).toEqual([]);
+    expect((await history(t.app)).body.retention_days).toBe(2);
+    expect(logged(t.log, "history pruned")).toEqual([expect.objectContaining({ points: removed, retention_days: 2 })]);
+  });
+
+  test("NEOLIGHT_HISTORY_DAYS=0: no file, 503 here, everything else as usual", async () => {
+    await using t = await startApp({ env: { NEOLIGHT_HISTORY_DAYS: "0" } });
+    expect((await post(t.app, "/meta/metrics", fixture("meta_metrics_post"))).status).toBe(200);
+    t.services.history.flush();
+    const res = await get(t.app, "/meta/history");
+    expect(res).toMatchObject({
+      status: 503,
+      body: { error: "history unavailable: NEOLIGHT_HISTORY_DAYS is 0", code: 503 },
+    });
+    expect(existsSync(join(t.home, "state", "history.db"))).toBe(false);
+  });
+});
+
+describe("a broken history file never takes the live endpoints down", () => {
+  /** The live endpoints, each checked as a client relies on it. */
+  async function liveEndpointsWork(t: Awaited<ReturnType<typeof startApp>>) {
+    const accepted = await post(t.app, "/meta/metrics", fixture("meta_metrics_paused_post"));
+    expect(accepted.status).toBe(200);
+    t.services.history.flush();
+    const doc = await get(t.app, "/meta/metrics");
+    expect(doc.status).toBe(200);
+    expect((doc.body.guardian as { is_paused: boolean }).is_paused).toBe(true);
+    expect((await get(t.app, "/health")).status).toBe(200);
+    expect((await get(t.app, "/status")).status).toBe(200);
+    expect((await call(t.app, "GET", "/", undefined, { accept: "application/json" })).status).toBe(200);
+    const events = await t.app.handle(new Request("http://localhost/events"));
+    expect(events.status).toBe(200);
+    const reader = (events.body as ReadableStream<Uint8Array>).getReader();
+    let text = "";
+    while (!text.includes("event: snapshot")) text += new TextDecoder().decode((await reader.read()).value);
+    expect(text).toContain('"is_paused":true');
+    await reader.cancel();
+  }
+
+  test("a corrupt history.db is moved aside, logged as ERROR, and a fresh one started", async () => {
+    using dir = tempDir();
+    mkdirSync(join(dir.path, "state"), { recursive: true });
+    const garbage = "not a database; a disk error or a stray copy left this here\n".repeat(200);
+    writeFileSync(join(dir.path, "state", "history.db"), garbage);
+    await using t = await startApp({ home: dir.path });
+    await liveEndpointsWork(t);
+    const [line] = logged(t.log, "history file corrupt, moved aside");
+    expect(line).toMatchObject({ level: "ERROR", path: join(dir.path, "state", "history.db") });
+    const aside = readdirSync(join(dir.path, "state")).filter((f) => f.startsWith("history.db.corrupt-"));
+    expect(aside).toHaveLength(1);
+    expect(await Bun.file(join(dir.path, "state", aside[0] as string)).text()).toBe(garbage);
+    // The fresh file records again.
+    const { status, series } = await history(t.app, "range=1h&kinds=guardian");
+    expect(status).toBe(200);
+    expect(find(series, "guardian", "", "is_paused")?.v).toEqual([1]);
+    expect(((await get(t.app, "/status")).body.history as { corrupt_moved_to: string }).corrupt_moved_to).toContain(
+      "history.db.corrupt-",
+    );
+  });
+
+  test("a history.db that cannot be opened at all (a directory in its place): no history, live endpoints fine", async () => {
+    using dir = tempDir();
+    mkdirSync(join(dir.path, "state", "history.db"), { recursive: true });
+    await using t = await startApp({ home: dir.path });
+    await liveEndpointsWork(t);
+    expect(logged(t.log, "history unavailable, running without it")).toEqual([
+      expect.objectContaining({ level: "ERROR", path: join(dir.path, "state", "history.db") }),
+    ]);
+    const res = await get(t.app, "/meta/history");
+    expect(res.status).toBe(503);
+    expect(res.body.error).toStartWith("history unavailable: ");
+    expect((await get(t.app, "/status")).body.history).toMatchObject({ enabled: false });
+  });
+});
+
+test("fixtures used here exist", () => {
+  expect(existsSync(join(FIXTURES, "capital_governor_allocations.json"))).toBe(true);
+});

@@ -1,0 +1,137 @@
+// The SQLite history store on a real temporary directory: record, range query,
+// downsampling, pruning, restart, and a corrupt file.
+import { describe, expect, test } from "bun:test";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { type HistoryPoint, isCorruption, openSqliteHistory } from "../../src/store/history";
+import { tempDir } from "../helpers";
+
+const T0 = Date.parse("2025-11-03T22:00:00Z");
+const MIN = 60_000;
+
+const p = (field: string, minute: number, value: number | null, extra: Partial<HistoryPoint> = {}): HistoryPoint => ({
+  kind: "agent",
+  subject: "smart_trader",
+  field,
+  ts: T0 + minute * MIN,
+  value,
+  ...extra,
+});
+
+const all = { from: T0 - MIN, to: T0 + 1000 * MIN, points: 1000, maxSeries: 100 };
+
+describe("history store", () => {
+  test("record then query: columnar series, ordered, only the range asked", () => {
+    using dir = tempDir();
+    const store = openSqliteHistory(join(dir.path, "history.db"));
+    store.record([p("pnl_1d", 0, 10), p("pnl_1d", 1, 20), p("pnl_7d", 0, 100), p("pnl_1d", 2, 30)]);
+    store.record([
+      { kind: "regime", subject: "", field: "label", ts: T0, value: null, label: "BULL" },
+      { kind: "guardian", subject: "", field: "is_paused", ts: T0, value: 1, peak: true },
+    ]);
+    expect(store.query({ ...all, from: T0, to: T0 + 2 * MIN })).toEqual({
+      bucketMs: 120,
+      truncated: false,
+      series: [
+        { kind: "agent", subject: "smart_trader", field: "pnl_1d", t: [T0, T0 + MIN], v: [10, 20] },
+        { kind: "agent", subject: "smart_trader", field: "pnl_7d", t: [T0], v: [100] },
+        { kind: "guardian", subject: "", field: "is_paused", t: [T0], v: [1] },
+        { kind: "regime", subject: "", field: "label", t: [T0], v: [null], labels: ["BULL"] },
+      ],
+    });
+    expect(store.query({ ...all, kinds: ["regime"] }).series.map((s) => s.kind)).toEqual(["regime"]);
+    store.close();
+  });
+
+  test("downsampling: at most `points` per series, each the last of its bucket; flags keep their peak", () => {
+    using dir = tempDir();
+    const store = openSqliteHistory(join(dir.path, "history.db"));
+    const points: HistoryPoint[] = [];
+    for (let m = 0; m < 600; m++) {
+      points.push(p("pnl_1d", m, m));
+      // A one-minute pause at minute 250, shorter than a bucket of 60 minutes.
+      points.push({
+        kind: "guardian",
+        subject: "",
+        field: "is_paused",
+        ts: T0 + m * MIN,
+        value: m === 250 ? 1 : 0,
+        peak: true,
+      });
+    }
+    store.record(points);
+    const { series, bucketMs } = store.query({ from: T0, to: T0 + 600 * MIN, points: 10, maxSeries: 100 });
+    expect(bucketMs).toBe(60 * MIN);
+    const pnl = series.find((s) => s.field === "pnl_1d");
+    expect(pnl?.v).toEqual([59, 119, 179, 239, 299, 359, 419, 479, 539, 599]);
+    expect(pnl?.t).toEqual(pnl?.v.map((m) => T0 + (m as number) * MIN));
+    const paused = series.find((s) => s.field === "is_paused");
+    expect(paused?.v).toEqual([0, 0, 0, 0, 1, 0, 0, 0, 0, 0]);
+    expect(paused?.t[4]).toBe(T0 + 250 * MIN);
+  });
+
+  test("a point of the same series at the same ms replaces the earlier one", () => {
+    using dir = tempDir();
+    const store = openSqliteHistory(join(dir.path, "history.db"));
+    store.record([p("pnl_1d", 0, 1)]);
+    store.record([p("pnl_1d", 0, 2)]);
+    expect(store.query(all).series[0]?.v).toEqual([2]);
+  });
+
+  test("prune deletes only points older than the cut, in bounded steps", () => {
+    using dir = tempDir();
+    const store = openSqliteHistory(join(dir.path, "history.db"));
+    store.record(Array.from({ length: 100 }, (_, m) => p("pnl_1d", m, m)));
+    expect(store.prune(T0 + 50 * MIN, 30)).toBe(30);
+    expect(store.prune(T0 + 50 * MIN, 30)).toBe(20);
+    expect(store.prune(T0 + 50 * MIN, 30)).toBe(0);
+    const left = store.query(all).series[0];
+    expect(left?.t.length).toBe(50);
+    expect(left?.v[0]).toBe(50);
+  });
+
+  test("restart: what was recorded is there after close and reopen; the file is in WAL mode", () => {
+    using dir = tempDir();
+    const path = join(dir.path, "history.db");
+    const first = openSqliteHistory(path);
+    first.record([p("pnl_1d", 0, 10), p("pnl_1d", 1, 20)]);
+    expect(existsSync(`${path}-wal`)).toBe(true);
+    first.close();
+    const second = openSqliteHistory(path);
+    second.record([p("pnl_1d", 2, 30)]);
+    expect(second.query(all).series[0]?.v).toEqual([10, 20, 30]);
+    expect(second.seriesCount()).toBe(1);
+    second.close();
+  });
+
+  test("the series cap refuses new series only; known ones keep being recorded", () => {
+    using dir = tempDir();
+    const store = openSqliteHistory(join(dir.path, "history.db"), 2);
+    expect(store.record([p("a", 0, 1), p("b", 0, 1)])).toEqual({ written: 2, skipped: 0 });
+    expect(store.record([p("c", 1, 1), p("a", 1, 2)])).toEqual({ written: 1, skipped: 1 });
+    expect(store.query(all).series.map((s) => s.field)).toEqual(["a", "b"]);
+  });
+
+  test("at most maxSeries series per answer, and the answer says it cut", () => {
+    using dir = tempDir();
+    const store = openSqliteHistory(join(dir.path, "history.db"));
+    store.record([p("a", 0, 1), p("b", 0, 1), p("c", 0, 1)]);
+    const answer = store.query({ ...all, maxSeries: 2 });
+    expect(answer.series.map((s) => s.field)).toEqual(["a", "b"]);
+    expect(answer.truncated).toBe(true);
+  });
+
+  test("a file that is not a database fails to open with an error isCorruption() recognises", () => {
+    using dir = tempDir();
+    const path = join(dir.path, "history.db");
+    writeFileSync(path, "this is not a database, it is a text file that got here somehow ".repeat(100));
+    let error: unknown;
+    try {
+      openSqliteHistory(path);
+    } catch (err) {
+      error = err;
+    }
+    expect(isCorruption(error)).toBe(true);
+    expect(readdirSync(dir.path)).toEqual(["history.db"]);
+  });
+});
