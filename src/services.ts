@@ -6,10 +6,10 @@ import type { Config } from "./config";
 import type { Logger } from "./log/logger";
 import { type AgentFiles, watchAgentFiles } from "./modules/agent-files/service";
 import { createHistory, type History } from "./modules/history/service";
-import { createMetaService, defaultDocument, type MetaService } from "./modules/meta/service";
+import { createMetaService, type MetaService, servedDocument } from "./modules/meta/service";
 import { createRiskClient, type RiskClient } from "./modules/risk/service";
 import { createSystemService, type SystemService } from "./modules/system/service";
-import { CACHE_TIMESTAMP_KEY, createJsonFilePersistence } from "./store/json-file";
+import { createJsonFilePersistence } from "./store/json-file";
 import { type DocumentStore, openStore, type Persistence } from "./store/store";
 import { type Channel, createChannel } from "./telemetry/channel";
 import { createHub, type Hub } from "./telemetry/hub";
@@ -56,7 +56,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
   // failing listener is logged by the processor and never fails a commit.
   const hub = createHub({
     initial: store.current(),
-    render: (state) => ({ ...defaultDocument(new Date()), ...state.doc, [CACHE_TIMESTAMP_KEY]: state.updatedAt }),
+    render: (state) => servedDocument(state, new Date()),
     onDrop: (info) => log.warn("live subscriber dropped", info),
   });
   processor.onCommit(hub.publish);

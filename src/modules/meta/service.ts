@@ -28,6 +28,11 @@ export function defaultDocument(now: Date): JsonObject {
   };
 }
 
+/** The served document: the defaults, then every stored key, then cache_timestamp. */
+export function servedDocument(state: DocumentState, now: Date): JsonObject {
+  return { ...defaultDocument(now), ...state.doc, [CACHE_TIMESTAMP_KEY]: state.updatedAt };
+}
+
 export interface QueueStats {
   depth: number;
   capacity: number;
@@ -65,7 +70,7 @@ export function createMetaService({ channel, store, log, now = () => new Date() 
   let cache: { version: number; json: string } | undefined;
 
   function render(state: DocumentState): string {
-    return JSON.stringify({ ...defaultDocument(now()), ...state.doc, [CACHE_TIMESTAMP_KEY]: state.updatedAt });
+    return JSON.stringify(servedDocument(state, now()));
   }
 
   function queueFull(): UnavailableError {
