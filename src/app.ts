@@ -3,8 +3,10 @@
 // the cross-cutting parts: the access log, the one error shape, and the OpenAPI docs.
 import { Elysia, ValidationError } from "elysia";
 import { accessLog, elapsedMs } from "./http/access-log";
+import { accessControl } from "./http/auth";
 import { errorResponse, HttpError } from "./http/errors";
 import { openapiDocs } from "./http/openapi";
+import { securityHeaders } from "./http/security";
 import { agentFileRoutes } from "./modules/agent-files";
 import { metaRoutes } from "./modules/meta";
 import { riskRoutes } from "./modules/risk";
@@ -28,6 +30,10 @@ export function createApp(services: Services) {
   let endpoints: string[] = [];
   const app = new Elysia({ name: "neolight-dashboard", normalize: false })
     .use(accessLog(log))
+    // ? Before every route and before onError: the access rules cover every route added
+    // below, and the CORS headers reach error answers too.
+    .use(accessControl(services.access, services.clientAddress))
+    .use(securityHeaders(services.config.corsOrigins))
     // ? Destructure only what is used: Elysia reads this parameter list to decide what
     // context every request builds, and taking the whole context costs a third of the
     // throughput of GET /meta/metrics (measured).

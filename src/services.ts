@@ -2,6 +2,7 @@
 // services, in start-up order, and their shutdown in the reverse order (STYLE rule 4).
 // Used by main.ts and by tests, so both run the very same parts.
 import type { Config } from "./config";
+import { type AccessPolicy, type ClientAddress, createAccessPolicy, peerAddress } from "./http/auth";
 import type { Logger } from "./log/logger";
 import { type AgentFiles, watchAgentFiles } from "./modules/agent-files/service";
 import { createMetaService, type MetaService } from "./modules/meta/service";
@@ -22,6 +23,10 @@ export interface Services {
   files: AgentFiles;
   risk: RiskClient;
   system: SystemService;
+  /** Who may write and read (tokens, loopback rule, rate limit). */
+  access: AccessPolicy;
+  /** Where a request came from; the TCP peer unless a test injects another. */
+  clientAddress: ClientAddress;
   /**
    * Closes the channel, waits until every accepted update is settled (persisted or
    * answered 503), and stops watching files. Idempotent.
@@ -32,6 +37,8 @@ export interface Services {
 export interface ServiceOverrides {
   /** Replaces the JSON-file persistence (tests inject failing or recording backends). */
   persistence?: Persistence;
+  /** Replaces the TCP peer address (app.handle has no socket: tests say who is asking). */
+  clientAddress?: ClientAddress;
 }
 
 export async function startServices(config: Config, log: Logger, overrides: ServiceOverrides = {}): Promise<Services> {
@@ -45,6 +52,13 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
   const files = watchAgentFiles(config.home, config.sourcePollMs, log);
   await files.ready();
   const risk = createRiskClient({ url: config.riskUrl, timeoutMs: config.riskTimeoutMs, log });
+  const access = createAccessPolicy({
+    token: config.token,
+    readToken: config.readToken,
+    writeRate: config.writeRate,
+    writeBurst: config.writeBurst,
+    log,
+  });
   const system = createSystemService({
     startedAt,
     metricsPath: config.metricsPath,
@@ -53,6 +67,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     meta,
     files,
     risk,
+    access,
   });
   let closing: Promise<void> | undefined;
   return {
@@ -65,6 +80,8 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     files,
     risk,
     system,
+    access,
+    clientAddress: overrides.clientAddress ?? peerAddress,
     close() {
       closing ??= (async () => {
         channel.close();

@@ -22,6 +22,14 @@ describe("config", () => {
       logLevel: "INFO",
       queueCapacity: 100,
       sourcePollMs: 1000,
+      token: null,
+      tokenFile: null,
+      readToken: null,
+      readTokenFile: null,
+      corsOrigins: [],
+      writeRate: 100,
+      writeBurst: 200,
+      idleTimeoutS: 10,
     });
   });
 

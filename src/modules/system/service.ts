@@ -5,6 +5,7 @@ import { readdir, stat, statfs } from "node:fs/promises";
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { VERSION } from "../../config";
+import type { AccessPolicy } from "../../http/auth";
 import type { DocumentStore } from "../../store/store";
 import type { AgentFiles } from "../agent-files/service";
 import type { MetaService } from "../meta/service";
@@ -25,6 +26,8 @@ export interface SystemDeps {
   meta: MetaService;
   files: AgentFiles;
   risk: RiskClient;
+  /** Auth mode and refusal counts for /status; absent in callers that have none. */
+  access?: Pick<AccessPolicy, "stats">;
 }
 
 export interface SystemService {
@@ -110,6 +113,7 @@ export function createSystemService(deps: SystemDeps): SystemService {
           files: deps.files.all().map((f) => f.state()),
           risk_engine: { ...deps.risk.state() },
         },
+        ...(deps.access ? { security: deps.access.stats() } : {}),
       };
     },
   };
