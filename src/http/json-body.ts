@@ -1,6 +1,8 @@
 // Reading a JSON-object request body with limits, for every write route.
 // Why not Elysia's default parser: it answers invalid JSON with its own shape and has no
 // size, depth or key-count limits; a writer that gates trading needs all of those.
+import type { TSchema } from "@sinclair/typebox";
+import { TypeCompiler, type ValueError } from "@sinclair/typebox/compiler";
 import {
   BadRequestError,
   PayloadTooLargeError,
@@ -234,4 +236,34 @@ async function readLimited(request: Request, limit: number): Promise<Uint8Array>
     off += chunk.byteLength;
   }
   return out;
+}
+
+/** How many schema problems one 422 lists; the first few are what a poster needs. */
+const MAX_LISTED_PROBLEMS = 3;
+
+/** "guardian/is_paused: Expected boolean; ..." (the same words as app.ts's describeValidation). */
+function describeProblems(errors: Iterable<ValueError>): string {
+  const problems: string[] = [];
+  for (const e of errors) {
+    problems.push(`${e.path.slice(1) || "body"}: ${e.message}`);
+    if (problems.length === MAX_LISTED_PROBLEMS) break;
+  }
+  return `invalid body: ${problems.join("; ")}`;
+}
+
+/**
+ * A parse hook for a write route: readJsonObject, then `schema`, answered with our own 422.
+ * ? Elysia validates the body against the route's schema again afterwards, but a body that
+ * fails there makes Elysia build its ValidationError, which interpolates the offending value
+ * into a string: a value like {"toString": 1} in a string field throws a TypeError there
+ * and the client gets a 500 (found by the fuzz test). Checking first means Elysia's check
+ * only ever sees valid bodies. The extra Check is ~1 us on the hive snapshot.
+ */
+export function jsonObjectParser(schema: TSchema): (request: Request) => Promise<Record<string, unknown>> {
+  const check = TypeCompiler.Compile(schema);
+  return async (request) => {
+    const value = await readJsonObject(request);
+    if (!check.Check(value)) throw new UnprocessableError(describeProblems(check.Errors(value)));
+    return value;
+  };
 }
