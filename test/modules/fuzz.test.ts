@@ -50,7 +50,7 @@ const STRINGS = [
   "\\",
   "</script><script>alert(1)</script>",
 ];
-const NUMBERS = [0, -0, 1, -1, 0.5, 1e308, -1e308, 5e-324, 2 ** 53 + 1, 1e21, -2147483649, 3.14159];
+const NUMBERS = [0, -0, 1, -1, 0.5, 1e308, -1e308, 5e-324, 2 ** 53 + 1, 1e21, -2147483649, 0.1 + 0.2];
 const KEYS = [
   "__proto__",
   "constructor",
