@@ -2,7 +2,7 @@
 # scripts/bun.sh, which installs the pinned Bun from npm when it is missing.
 BUN := sh scripts/bun.sh
 
-.PHONY: run test check lint format build bench clean
+.PHONY: run test check lint format build bench soak clean
 
 run:        ## start the service on :8100 with the embedded defaults
 	$(BUN) run src/main.ts
@@ -18,6 +18,9 @@ format:
 
 build:      ## dist/neolight-dashboard: one stripped standalone binary
 	$(BUN) build src/main.ts --compile --minify --bytecode --sourcemap=none --outfile dist/neolight-dashboard
+
+soak:       ## the compiled binary under mixed load with faults: SOAK_SECONDS (default 600) of it
+	$(BUN) run bench/soak.ts
 
 clean:
 	rm -rf dist bench/out
