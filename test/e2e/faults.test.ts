@@ -1,8 +1,12 @@
 // Faults that lose nothing, against the real process: a full or read-only state disk (a
-// real tiny tmpfs), kill -9 in the middle of a write storm twenty times in a row, and an
-// agent rewriting its file in place while clients read it under load.
+// real tiny tmpfs), kill -9 in the middle of a write storm twenty times in a row, an agent
+// rewriting its file in place while clients read it under load, and slow clients.
+// The four run concurrently (bun's test.concurrent), each against its own process: the
+// slow-client test mostly waits for Bun's fixed ~10 s header deadline, and the others fit
+// inside that wait instead of adding their time (the file takes ~13 s, not ~23 s).
 import { describe, expect, test } from "bun:test";
 import { mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, unlinkSync, writeFileSync } from "node:fs";
+import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { RegimeDocument } from "../../src/modules/meta/model";
@@ -53,7 +57,7 @@ function fill(dir: string): void {
 }
 
 describe("the state disk fails", () => {
-  test.skipIf(!canMount)(
+  test.concurrent.skipIf(!canMount)(
     "full, then read-only: POSTs answer 503 (never 200), /status and the log say why, recovery needs no restart",
     async () => {
       using home = tempDir();
@@ -119,7 +123,7 @@ describe("the state disk fails", () => {
 });
 
 describe("kill -9 during a write storm, 20 times in a row", () => {
-  test("after each restart meta_metrics.json parses and holds every update answered 200", async () => {
+  test.concurrent("after each restart meta_metrics.json parses and holds every update answered 200", async () => {
     using home = tempDir();
     const file = join(home.path, "state", "meta_metrics.json");
     const CLIENTS = 8;
@@ -166,8 +170,104 @@ describe("kill -9 during a write storm, 20 times in a row", () => {
   }, 60_000);
 });
 
+/** Bun's header deadline (10 s) plus its 4 s timer tick, plus slack for a loaded machine. */
+const HEADER_DEADLINE_MS = 20_000;
+const IDLE_TIMEOUT_S = 2;
+/** The idle timeout plus Bun's timer tick plus slack. */
+const BODY_DEADLINE_MS = (IDLE_TIMEOUT_S + 4 + 4) * 1000;
+
+interface Trickler {
+  socket: Socket;
+  /** Resolves with ms from connect to the server closing the socket. */
+  closed: Promise<number>;
+  /** Bytes the server sent back (a cut-off trickler gets no answer). */
+  received(): string;
+  stop(): void;
+}
+
+/** Connects and sends `parts` one every `everyMs`, as a slowloris client would. */
+function trickle(port: number, parts: string[], everyMs: number): Trickler {
+  const started = Date.now();
+  const socket = connect(port, "127.0.0.1");
+  let received = "";
+  let i = 0;
+  const timer = setInterval(() => {
+    if (i < parts.length && !socket.destroyed) socket.write(parts[i++] as string);
+  }, everyMs);
+  socket.on("data", (d) => {
+    received += d.toString();
+  });
+  socket.on("error", () => {});
+  const closed = new Promise<number>((resolve) =>
+    socket.on("close", () => {
+      clearInterval(timer);
+      resolve(Date.now() - started);
+    }),
+  );
+  return {
+    socket,
+    closed,
+    received: () => received,
+    stop() {
+      clearInterval(timer);
+      socket.destroy();
+    },
+  };
+}
+
+describe("slow clients", () => {
+  test.concurrent("tricklers are cut off by the server; other clients' posts complete meanwhile", async () => {
+    using home = tempDir();
+    await using svc = await spawnService({
+      home: home.path,
+      env: { NEOLIGHT_IDLE_TIMEOUT_S: String(IDLE_TIMEOUT_S), NEOLIGHT_WRITE_RATE: "0" },
+    });
+    const body = JSON.stringify(fixture("meta_metrics_post"));
+    const head = `POST /meta/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
+    const headerTricklers = Array.from({ length: 10 }, () =>
+      trickle(svc.port, `${head}${"X-Pad: y\r\n".repeat(200)}`.split(""), 200),
+    );
+    const bodyTricklers = Array.from({ length: 10 }, () => trickle(svc.port, [head, ...body.split("")], 200));
+    const idlers = Array.from({ length: 10 }, () => trickle(svc.port, [], 1000));
+    const all = [...headerTricklers, ...bodyTricklers, ...idlers];
+    try {
+      // Everyone else: 200 posts and reads while the 30 slow sockets hang on, each answered fast.
+      let slowest = 0;
+      for (let i = 0; i < 100; i++) {
+        const t0 = performance.now();
+        const res = await postJson(`${svc.url}/meta/metrics`, { probe: i });
+        expect(res.status).toBe(200);
+        const read = await fetch(`${svc.url}/meta/metrics`);
+        expect(((await read.json()) as { probe: number }).probe).toBe(i);
+        slowest = Math.max(slowest, performance.now() - t0);
+      }
+      // Within the execution router's 2 s timeout, even beside the kill -9 storm.
+      expect(slowest).toBeLessThan(2000);
+      expect(all.every((c) => !c.socket.destroyed)).toBe(true);
+
+      const bodyClosed = await Promise.all(bodyTricklers.map((c) => c.closed));
+      for (const ms of bodyClosed) expect(ms).toBeLessThan(BODY_DEADLINE_MS);
+      for (const c of bodyTricklers) expect(c.received()).toBe("");
+      const headersClosed = await Promise.all([...headerTricklers, ...idlers].map((c) => c.closed));
+      for (const ms of headersClosed) expect(ms).toBeLessThan(HEADER_DEADLINE_MS);
+
+      // The cut-off bodies were never applied, and are logged as 408, not as server errors.
+      const doc = (await (await fetch(`${svc.url}/meta/metrics`)).json()) as Record<string, unknown>;
+      expect(doc.per_agent).toEqual({});
+      await waitFor(
+        () => svc.lines.filter((l) => (l as { message: string; status?: number }).status === 408).length === 10,
+        "ten 408 access lines",
+      );
+      expect(svc.lines.filter((l) => ((l as { status?: number }).status ?? 0) >= 500)).toEqual([]);
+      expect((await postJson(`${svc.url}/meta/metrics`, { after: true })).status).toBe(200);
+    } finally {
+      for (const c of all) c.stop();
+    }
+  }, 40_000);
+});
+
 describe("an agent rewriting its file in place", () => {
-  test("readers under load never get a 5xx or a partial document", async () => {
+  test.concurrent("readers under load never get a 5xx or a partial document", async () => {
     using home = tempDir();
     const runtime = join(home.path, "runtime");
     mkdirSync(runtime, { recursive: true });

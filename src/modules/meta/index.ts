@@ -14,16 +14,20 @@ const writeErrors = {
   503: ErrorResponse,
 };
 
-/** Write routes read their body with limits and check it, timing the request from here (access log). */
-function parseBody(schema: Parameters<typeof jsonObjectParser>[0]) {
+/**
+ * Write routes read their body with limits and check it, timing the request from here
+ * (access log). `beforeBody` runs first and may refuse the request (auth.ts: who may write).
+ */
+function parseBody(schema: Parameters<typeof jsonObjectParser>[0], beforeBody: (request: Request) => void) {
   const parse = jsonObjectParser(schema);
   return ({ request }: { request: Request }) => {
     markStart(request);
+    beforeBody(request);
     return parse(request);
   };
 }
 
-export function metaRoutes(meta: MetaService) {
+export function metaRoutes(meta: MetaService, beforeBody: (request: Request) => void = () => {}) {
   return new Elysia({ name: "meta" })
     .get("/meta/metrics", () => jsonResponse(meta.documentJson()), {
       response: { 200: MetaMetricsDocument },
@@ -41,7 +45,7 @@ export function metaRoutes(meta: MetaService) {
         return { status: "ok" as const, timestamp: state.updatedAt as string, seq };
       },
       {
-        parse: parseBody(MetaMetricsUpdate),
+        parse: parseBody(MetaMetricsUpdate, beforeBody),
         body: MetaMetricsUpdate,
         response: { 200: Accepted, ...writeErrors },
         detail: {
@@ -59,7 +63,7 @@ export function metaRoutes(meta: MetaService) {
         return { status: "ok" as const, timestamp: state.updatedAt as string, seq };
       },
       {
-        parse: parseBody(AtlasUpdate),
+        parse: parseBody(AtlasUpdate, beforeBody),
         body: AtlasUpdate,
         response: { 200: Accepted, ...writeErrors },
         detail: {
