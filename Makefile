@@ -2,7 +2,7 @@
 # scripts/bun.sh, which installs the pinned Bun from npm when it is missing.
 BUN := sh scripts/bun.sh
 
-.PHONY: run test check lint format build bench screenshots clean screenshots
+.PHONY: run test check lint format build bench screenshots soak clean
 
 run:        ## start the service on :8100 with the embedded defaults
 	$(BUN) run src/main.ts
@@ -24,6 +24,9 @@ bench:      ## every scenario against this service, the floor and the Fiber peer
 
 screenshots: ## docs/dashboard-*.png, taken by the browser test (needs chromium)
 	NEOLIGHT_SCREENSHOTS=1 $(BUN) test test/e2e/browser.test.ts
+
+soak:       ## the compiled binary under mixed load with faults: SOAK_SECONDS (default 600) of it
+	$(BUN) run bench/soak.ts
 
 clean:
 	rm -rf dist bench/out

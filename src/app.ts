@@ -3,8 +3,10 @@
 // the cross-cutting parts: the access log, the one error shape, and the OpenAPI docs.
 import { Elysia, ValidationError } from "elysia";
 import { accessLog, elapsedMs } from "./http/access-log";
+import { accessControl } from "./http/auth";
 import { errorResponse, HttpError } from "./http/errors";
 import { openapiDocs } from "./http/openapi";
+import { cors } from "./http/security";
 import { agentFileRoutes } from "./modules/agent-files";
 import { historyRoutes } from "./modules/history";
 import { liveRoutes } from "./modules/live";
@@ -28,9 +30,14 @@ export function describeValidation(error: ValidationError): string {
 
 export function createApp(services: Services) {
   const { log } = services;
+  const access = accessControl(services.access, services.clientAddress);
   let endpoints: string[] = [];
   const app = new Elysia({ name: "neolight-dashboard", normalize: false })
     .use(accessLog(log))
+    // ? Before every route and before onError: the access rules cover every route added
+    // below, and the CORS headers reach error answers too.
+    .use(access.hooks)
+    .use(cors(services.config.corsOrigins))
     // ? Destructure only what is used: Elysia reads this parameter list to decide what
     // context every request builds, and taking the whole context costs a third of the
     // throughput of GET /meta/metrics (measured).
@@ -56,7 +63,7 @@ export function createApp(services: Services) {
     })
     .use(openapiDocs())
     .use(systemRoutes(services.system, () => endpoints))
-    .use(metaRoutes(services.meta))
+    .use(metaRoutes(services.meta, access.beforeBody))
     .use(agentFileRoutes(services.files))
     .use(riskRoutes(services.risk))
     .use(liveRoutes(services.hub))

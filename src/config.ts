@@ -22,6 +22,25 @@ export const DEFAULT_SOURCE_POLL_MS = 1000;
 export const DEFAULT_HISTORY_DAYS = 30;
 /** Upper bound on the history window: ten years of 1-second samples is already a large file. */
 export const MAX_HISTORY_DAYS = 3650;
+/**
+ * Sustained writes per second one client address may make. Default: 100. NeoLight's agents
+ * all post from 127.0.0.1 and share one bucket: the hive every 300 s, atlas every 30 s, the
+ * stress runner now and then, so 100/s is two orders of magnitude of headroom while one
+ * runaway or hostile writer can no longer grow the document and the disk traffic unboundedly.
+ * 0 turns the limiter off (the load benchmarks set NEOLIGHT_WRITE_RATE themselves).
+ */
+export const DEFAULT_WRITE_RATE = 100;
+/** Writes one client may make at once before the rate applies. Default: 200 (2 s of the rate). */
+export const DEFAULT_WRITE_BURST = 200;
+/**
+ * Seconds a connection may sit idle, or take to deliver a request body, before Bun closes it.
+ * Default: 10. A client that trickles its body is cut off after this (Bun rounds up to its
+ * 4 s timer tick); headers have their own fixed ~10 s deadline in Bun that this does not change.
+ * A long-lived stream must send something more often than this.
+ */
+export const DEFAULT_IDLE_TIMEOUT_S = 10;
+/** Bun.serve's upper bound for idleTimeout. */
+export const MAX_IDLE_TIMEOUT_S = 255;
 
 export interface Config {
   /** TCP port. Default: 8100 (CONTRACT section 5). 0 picks a free port (tests). */
@@ -46,6 +65,22 @@ export interface Config {
   sourcePollMs: number;
   /** Days of history kept in $NEOLIGHT_HOME/state/history.db; 0 records none. Default: 30. */
   historyDays: number;
+  /** Bearer token every write must carry. Default: none (writes from loopback only). */
+  token: string | null;
+  /** File holding the write token, read once at start-up (loadSecrets). Default: none. */
+  tokenFile: string | null;
+  /** Bearer token reads from non-loopback clients must carry. Default: none (reads open). */
+  readToken: string | null;
+  /** File holding the read token, read once at start-up (loadSecrets). Default: none. */
+  readTokenFile: string | null;
+  /** Browser origins allowed cross-origin (exact match). Default: none (CORS off). */
+  corsOrigins: string[];
+  /** Sustained writes per second per client address; 0 = no limit. Default: 100. */
+  writeRate: number;
+  /** Burst of writes per client address. Default: 200. */
+  writeBurst: number;
+  /** Idle / slow-body timeout of a connection, seconds. Default: 10. */
+  idleTimeoutS: number;
 }
 
 /** A configuration value that cannot be used: start-up stops with exit code 2. */
@@ -105,6 +140,46 @@ export const OPTIONS = {
     flag: "--history-days",
     help: "days of chart history kept in state/history.db, 0 for none (default 30)",
   },
+  token: {
+    env: "NEOLIGHT_DASHBOARD_TOKEN",
+    flag: "--token",
+    help: "bearer token required on every write (default none: writes from loopback only; prefer the _FILE form)",
+  },
+  tokenFile: {
+    env: "NEOLIGHT_DASHBOARD_TOKEN_FILE",
+    flag: "--token-file",
+    help: "file holding the write token, read once at start-up",
+  },
+  readToken: {
+    env: "NEOLIGHT_DASHBOARD_READ_TOKEN",
+    flag: "--read-token",
+    help: "bearer token required on reads from non-loopback clients (default none: reads open)",
+  },
+  readTokenFile: {
+    env: "NEOLIGHT_DASHBOARD_READ_TOKEN_FILE",
+    flag: "--read-token-file",
+    help: "file holding the read token, read once at start-up",
+  },
+  corsOrigins: {
+    env: "NEOLIGHT_CORS_ORIGINS",
+    flag: "--cors-origins",
+    help: "comma-separated browser origins allowed cross-origin, exact match (default none: CORS off)",
+  },
+  writeRate: {
+    env: "NEOLIGHT_WRITE_RATE",
+    flag: "--write-rate",
+    help: "sustained writes per second per client address, 0 = unlimited (default 100)",
+  },
+  writeBurst: {
+    env: "NEOLIGHT_WRITE_BURST",
+    flag: "--write-burst",
+    help: "writes a client may make at once before the rate applies (default 200)",
+  },
+  idleTimeoutS: {
+    env: "NEOLIGHT_IDLE_TIMEOUT_S",
+    flag: "--idle-timeout-s",
+    help: "seconds before an idle or slow-sending connection is closed (default 10)",
+  },
 } as const satisfies Record<keyof Config, OptionSpec>;
 
 type Raw = Partial<Record<keyof Config, string>>;
@@ -148,6 +223,49 @@ function integer(key: keyof Config, value: string, min: number, max: number): nu
 
 function path(value: string): string {
   return isAbsolute(value) ? value : resolve(value);
+}
+
+/** Shortest accepted token: a guessable token is worse than none, because it looks safe. */
+export const MIN_TOKEN_LENGTH = 16;
+
+/** A token given directly (env or flag): trailing newline trimmed, too short is an error. */
+function token(key: "token" | "readToken", value: string | undefined): string | null {
+  if (value === undefined) return null;
+  return checkToken(OPTIONS[key].env, value.replace(/\r?\n$/, ""));
+}
+
+function checkToken(variable: string, value: string): string {
+  if (value.length < MIN_TOKEN_LENGTH || /[\s]/.test(value)) {
+    throw new ConfigError(
+      variable,
+      `${variable} must be at least ${MIN_TOKEN_LENGTH} characters without whitespace (e.g. openssl rand -hex 32)`,
+    );
+  }
+  return value;
+}
+
+/** "https://ops.example:8443, http://localhost:3000" -> exact origins; "*" is refused. */
+function origins(value: string | undefined): string[] {
+  if (value === undefined) return [];
+  const list = value
+    .split(",")
+    .map((o) => o.trim())
+    .filter((o) => o !== "");
+  for (const origin of list) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {}
+    // ? Exact origins only: a wildcard would let any web page a trader opens read the
+    // guardian state and, with a token in that page, write it.
+    if (!parsed || parsed.origin !== origin || !/^https?:$/.test(parsed.protocol)) {
+      throw new ConfigError(
+        "NEOLIGHT_CORS_ORIGINS",
+        `NEOLIGHT_CORS_ORIGINS must list exact origins like https://ops.example:8443 (no wildcard, path or trailing slash), got ${JSON.stringify(origin)}`,
+      );
+    }
+  }
+  return list;
 }
 
 /**
@@ -207,8 +325,67 @@ export function parseCommand(env: Record<string, string | undefined>, argv: read
       ),
       sourcePollMs: integer("sourcePollMs", raw.sourcePollMs ?? String(DEFAULT_SOURCE_POLL_MS), 10, 60_000),
       historyDays: integer("historyDays", raw.historyDays ?? String(DEFAULT_HISTORY_DAYS), 0, MAX_HISTORY_DAYS),
+      ...security(raw),
     },
   };
+}
+
+function security(raw: Raw) {
+  for (const [direct, file] of [
+    ["token", "tokenFile"],
+    ["readToken", "readTokenFile"],
+  ] as const) {
+    if (raw[direct] !== undefined && raw[file] !== undefined) {
+      throw new ConfigError(OPTIONS[file].env, `set ${OPTIONS[direct].env} or ${OPTIONS[file].env}, not both`);
+    }
+  }
+  const tokens = {
+    token: token("token", raw.token),
+    tokenFile: raw.tokenFile === undefined ? null : path(raw.tokenFile),
+    readToken: token("readToken", raw.readToken),
+    readTokenFile: raw.readTokenFile === undefined ? null : path(raw.readTokenFile),
+  };
+  if (tokens.token !== null && tokens.token === tokens.readToken) {
+    throw new ConfigError("NEOLIGHT_DASHBOARD_READ_TOKEN", "the read token must differ from the write token");
+  }
+  return {
+    ...tokens,
+    corsOrigins: origins(raw.corsOrigins),
+    writeRate: integer("writeRate", raw.writeRate ?? String(DEFAULT_WRITE_RATE), 0, 1_000_000),
+    writeBurst: integer("writeBurst", raw.writeBurst ?? String(DEFAULT_WRITE_BURST), 1, 1_000_000),
+    idleTimeoutS: integer("idleTimeoutS", raw.idleTimeoutS ?? String(DEFAULT_IDLE_TIMEOUT_S), 1, MAX_IDLE_TIMEOUT_S),
+  };
+}
+
+/**
+ * Reads the token files named in `config` (once, at start-up) into token/readToken. An
+ * unreadable, empty or too short file is a ConfigError: starting without the token the
+ * operator meant to set would silently open the service.
+ */
+export function loadSecrets(config: Config, read: (path: string) => string): Config {
+  const out = { ...config };
+  for (const [key, file] of [
+    ["token", "tokenFile"],
+    ["readToken", "readTokenFile"],
+  ] as const) {
+    const at = config[file];
+    if (at === null) continue;
+    const variable = OPTIONS[file].env;
+    let text: string;
+    try {
+      text = read(at);
+    } catch (err) {
+      throw new ConfigError(variable, `${variable} ${at} cannot be read: ${(err as Error).message}`);
+    }
+    // ? One trailing newline (echo, editors) is not part of the token; anything else is.
+    const value = text.replace(/\r?\n$/, "");
+    if (value === "") throw new ConfigError(variable, `${variable} ${at} is empty`);
+    out[key] = checkToken(variable, value);
+  }
+  if (out.token !== null && out.token === out.readToken) {
+    throw new ConfigError("NEOLIGHT_DASHBOARD_READ_TOKEN", "the read token must differ from the write token");
+  }
+  return out;
 }
 
 /** Shorthand for tests and embedders: a Config from an environment alone. */

@@ -2,10 +2,10 @@
 // Start-up: config -> directories -> logger -> services -> listen. Shutdown (SIGTERM,
 // SIGINT): stop accepting, close the channel, drain it, persist, exit 0; an error on the
 // way is logged and exits 1. An unusable configuration exits 2 with one ERROR line.
-import { accessSync, constants, mkdirSync } from "node:fs";
+import { accessSync, constants, mkdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { createApp } from "./app";
-import { type Config, ConfigError, helpText, parseCommand, VERSION } from "./config";
+import { type Config, ConfigError, helpText, loadSecrets, parseCommand, VERSION } from "./config";
 import { createLogger, formatLine, type Logger } from "./log/logger";
 import { startServices } from "./services";
 
@@ -45,7 +45,7 @@ async function main(): Promise<void> {
       process.stdout.write(`${VERSION}\n`);
       return;
     }
-    config = command.config;
+    config = loadSecrets(command.config, (path) => readFileSync(path, "utf8"));
     prepareDirectories(config);
     log = createLogger({ level: config.logLevel, path: config.logPath });
   } catch (err) {
@@ -59,12 +59,21 @@ async function main(): Promise<void> {
   const services = await startServices(config, log).catch((err) => fail("start-up failed", { error: err }));
   const app = createApp(services);
   try {
-    app.listen({ port: config.port, hostname: config.host });
+    app.listen({ port: config.port, hostname: config.host, idleTimeout: config.idleTimeoutS });
   } catch (err) {
     fail("cannot listen", { host: config.host, port: config.port, error: err });
   }
   const port = app.server?.port;
-  log.info("service started", { version: VERSION, host: config.host, port, pid: process.pid, home: config.home });
+  log.info("service started", {
+    version: VERSION,
+    host: config.host,
+    port,
+    pid: process.pid,
+    home: config.home,
+    writes: services.access.stats().writes,
+    reads: services.access.stats().reads,
+    idle_timeout_s: config.idleTimeoutS,
+  });
 
   let stopping = false;
   const shutdown = async (signal: string) => {

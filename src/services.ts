@@ -3,6 +3,7 @@
 // Used by main.ts and by tests, so both run the very same parts.
 import { join } from "node:path";
 import type { Config } from "./config";
+import { type AccessPolicy, type ClientAddress, createAccessPolicy, peerAddress } from "./http/auth";
 import type { Logger } from "./log/logger";
 import { type AgentFiles, watchAgentFiles } from "./modules/agent-files/service";
 import { createHistory, type History } from "./modules/history/service";
@@ -12,7 +13,7 @@ import { createSystemService, type SystemService } from "./modules/system/servic
 import { createJsonFilePersistence } from "./store/json-file";
 import { type DocumentStore, openStore, type Persistence } from "./store/store";
 import { type Channel, createChannel } from "./telemetry/channel";
-import { createHub, type Hub } from "./telemetry/hub";
+import { createHub, HEARTBEAT_MS, type Hub } from "./telemetry/hub";
 import { type Envelope, type Processor, startProcessor } from "./telemetry/processor";
 
 export interface Services {
@@ -29,6 +30,10 @@ export interface Services {
   hub: Hub;
   /** Figures over time (GET /meta/history), recorded after each commit. */
   history: History;
+  /** Who may write and read (tokens, loopback rule, rate limit). */
+  access: AccessPolicy;
+  /** Where a request came from; the TCP peer unless a test injects another. */
+  clientAddress: ClientAddress;
   /**
    * Closes the channel, waits until every accepted update is settled (persisted or
    * answered 503), ends the live streams, writes the last history samples, and stops
@@ -40,6 +45,8 @@ export interface Services {
 export interface ServiceOverrides {
   /** Replaces the JSON-file persistence (tests inject failing or recording backends). */
   persistence?: Persistence;
+  /** Replaces the TCP peer address (app.handle has no socket: tests say who is asking). */
+  clientAddress?: ClientAddress;
 }
 
 export async function startServices(config: Config, log: Logger, overrides: ServiceOverrides = {}): Promise<Services> {
@@ -57,6 +64,9 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
   const hub = createHub({
     initial: store.current(),
     render: (state) => servedDocument(state, new Date()),
+    // ? Bun closes a connection that stays silent for the idle timeout, streams included:
+    // beat at least twice within it.
+    heartbeatMs: Math.min(HEARTBEAT_MS, (config.idleTimeoutS * 1000) / 2),
     onDrop: (info) => log.warn("live subscriber dropped", info),
   });
   processor.onCommit(hub.publish);
@@ -68,6 +78,13 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
   });
   processor.onCommit(history.onCommit);
   const risk = createRiskClient({ url: config.riskUrl, timeoutMs: config.riskTimeoutMs, log });
+  const access = createAccessPolicy({
+    token: config.token,
+    readToken: config.readToken,
+    writeRate: config.writeRate,
+    writeBurst: config.writeBurst,
+    log,
+  });
   const system = createSystemService({
     startedAt,
     metricsPath: config.metricsPath,
@@ -77,6 +94,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     files,
     risk,
     extra: () => ({ live: hub.stats(), history: history.status() }),
+    access,
   });
   let closing: Promise<void> | undefined;
   return {
@@ -91,6 +109,8 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     system,
     hub,
     history,
+    access,
+    clientAddress: overrides.clientAddress ?? peerAddress,
     close() {
       closing ??= (async () => {
         channel.close();

@@ -1,7 +1,10 @@
 // Configuration: CONTRACT section 5 defaults, environment, flags over environment, and
 // clear errors for values that cannot work.
 import { describe, expect, test } from "bun:test";
-import { ConfigError, helpText, parseCommand } from "../src/config";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ConfigError, helpText, loadSecrets, parseCommand } from "../src/config";
+import { tempDir } from "./helpers";
 
 const run = (env: Record<string, string>, argv: string[] = []) => {
   const c = parseCommand(env, argv);
@@ -23,6 +26,14 @@ describe("config", () => {
       queueCapacity: 100,
       sourcePollMs: 1000,
       historyDays: 30,
+      token: null,
+      tokenFile: null,
+      readToken: null,
+      readTokenFile: null,
+      corsOrigins: [],
+      writeRate: 100,
+      writeBurst: 200,
+      idleTimeoutS: 10,
     });
   });
 
@@ -81,9 +92,100 @@ describe("config", () => {
     ["risk URL", { NEOLIGHT_RISK_URL: "ftp://x" }, [], /http/],
     ["queue capacity 0", { NEOLIGHT_QUEUE_CAPACITY: "0" }, [], /NEOLIGHT_QUEUE_CAPACITY/],
     ["unknown flag", {}, ["--prot", "1"], /unknown option "--prot"/],
+    ["a short token", { NEOLIGHT_DASHBOARD_TOKEN: "secret" }, [], /NEOLIGHT_DASHBOARD_TOKEN must be at least 16/],
+    ["a token with a space", { NEOLIGHT_DASHBOARD_TOKEN: "abcdefgh ijklmnopq" }, [], /without whitespace/],
+    [
+      "token and token file",
+      { NEOLIGHT_DASHBOARD_TOKEN: "a".repeat(20), NEOLIGHT_DASHBOARD_TOKEN_FILE: "/x" },
+      [],
+      /not both/,
+    ],
+    [
+      "the same read and write token",
+      { NEOLIGHT_DASHBOARD_TOKEN: "a".repeat(20), NEOLIGHT_DASHBOARD_READ_TOKEN: "a".repeat(20) },
+      [],
+      /must differ/,
+    ],
+    ["a CORS wildcard", { NEOLIGHT_CORS_ORIGINS: "*" }, [], /NEOLIGHT_CORS_ORIGINS.*"\*"/],
+    ["a CORS origin with a path", { NEOLIGHT_CORS_ORIGINS: "https://ops.example/" }, [], /exact origins/],
+    ["a CORS origin without scheme", { NEOLIGHT_CORS_ORIGINS: "ops.example" }, [], /exact origins/],
+    ["a write rate of 1.5", { NEOLIGHT_WRITE_RATE: "1.5" }, [], /NEOLIGHT_WRITE_RATE/],
+    ["a burst of 0", { NEOLIGHT_WRITE_BURST: "0" }, [], /NEOLIGHT_WRITE_BURST.*1 to/],
+    ["an idle timeout of 0", { NEOLIGHT_IDLE_TIMEOUT_S: "0" }, [], /NEOLIGHT_IDLE_TIMEOUT_S/],
+    ["an idle timeout over Bun's limit", { NEOLIGHT_IDLE_TIMEOUT_S: "256" }, [], /1 to 255/],
     ["flag without value", {}, ["--port"], /needs a value/],
   ])("%s is a ConfigError naming the setting", (_name, env, argv, message) => {
     expect(() => parseCommand(env as Record<string, string>, argv as string[])).toThrow(ConfigError);
     expect(() => parseCommand(env as Record<string, string>, argv as string[])).toThrow(message);
+  });
+});
+
+describe("security options", () => {
+  test("tokens, origins, rate and timeout from the environment or flags", () => {
+    expect(
+      run(
+        {
+          NEOLIGHT_DASHBOARD_TOKEN: `${"w".repeat(20)}\n`,
+          NEOLIGHT_CORS_ORIGINS: "https://ops.example:8443, http://localhost:3000",
+          NEOLIGHT_WRITE_RATE: "0",
+        },
+        ["--read-token", "r".repeat(20), "--write-burst=50", "--idle-timeout-s", "30"],
+      ),
+    ).toMatchObject({
+      token: "w".repeat(20),
+      readToken: "r".repeat(20),
+      corsOrigins: ["https://ops.example:8443", "http://localhost:3000"],
+      writeRate: 0,
+      writeBurst: 50,
+      idleTimeoutS: 30,
+    });
+  });
+
+  test("token files are read once by loadSecrets: one trailing newline trimmed", () => {
+    using dir = tempDir();
+    writeFileSync(join(dir.path, "w"), `${"w".repeat(32)}\n`);
+    writeFileSync(join(dir.path, "r"), "r".repeat(32));
+    const config = run({
+      NEOLIGHT_DASHBOARD_TOKEN_FILE: join(dir.path, "w"),
+      NEOLIGHT_DASHBOARD_READ_TOKEN_FILE: join(dir.path, "r"),
+    });
+    expect(config.token).toBeNull();
+    const reads: string[] = [];
+    const loaded = loadSecrets(config, (path) => {
+      reads.push(path);
+      return readFileSync(path, "utf8");
+    });
+    expect(loaded).toMatchObject({ token: "w".repeat(32), readToken: "r".repeat(32) });
+    expect(reads).toEqual([join(dir.path, "w"), join(dir.path, "r")]);
+  });
+
+  test.each([
+    ["a missing file", null, /NEOLIGHT_DASHBOARD_TOKEN_FILE .* cannot be read/],
+    ["an empty file", "", /is empty/],
+    ["a file holding only a newline", "\n", /is empty/],
+    ["a short token", "short\n", /at least 16/],
+    ["two lines", `${"a".repeat(20)}\n${"b".repeat(20)}\n`, /without whitespace/],
+  ])("%s is a ConfigError", (_name, content, message) => {
+    using dir = tempDir();
+    const path = join(dir.path, "token");
+    if (content !== null) writeFileSync(path, content);
+    const config = run({ NEOLIGHT_DASHBOARD_TOKEN_FILE: path });
+    const load = () => loadSecrets(config, (p) => readFileSync(p, "utf8"));
+    expect(load).toThrow(ConfigError);
+    expect(load).toThrow(message);
+  });
+
+  test("--help names every option", () => {
+    for (const name of [
+      "NEOLIGHT_DASHBOARD_TOKEN",
+      "NEOLIGHT_DASHBOARD_TOKEN_FILE",
+      "NEOLIGHT_DASHBOARD_READ_TOKEN",
+      "NEOLIGHT_CORS_ORIGINS",
+      "NEOLIGHT_WRITE_RATE",
+      "NEOLIGHT_WRITE_BURST",
+      "NEOLIGHT_IDLE_TIMEOUT_S",
+    ]) {
+      expect(helpText()).toContain(name);
+    }
   });
 });

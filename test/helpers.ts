@@ -35,6 +35,8 @@ export function testConfig(home: string, env: Record<string, string> = {}): Conf
     // Nothing listens on port 9 (discard) on loopback: "never reached" unless a test says otherwise.
     NEOLIGHT_RISK_URL: "http://127.0.0.1:9",
     NEOLIGHT_SOURCE_POLL_MS: "50",
+    // Tests post thousands of updates a second from one address; the limiter has its own tests.
+    NEOLIGHT_WRITE_RATE: "0",
     ...env,
   });
 }
@@ -56,7 +58,8 @@ export async function startApp(
   const config = testConfig(home, options.env);
   const log = createMemoryLogger();
   mkdirSync(join(home, "state"), { recursive: true });
-  const services = await startServices(config, log, options.overrides);
+  // app.handle has no socket: requests come from loopback unless a test injects another address.
+  const services = await startServices(config, log, { clientAddress: () => "127.0.0.1", ...options.overrides });
   const app = createApp(services);
   return {
     app,
@@ -119,4 +122,13 @@ export async function waitFor<T>(
 /** Every log line with `message`. */
 export function logged(log: MemoryLogger, message: string): Json[] {
   return log.lines.filter((l) => l.message === message);
+}
+
+/**
+ * Consumes a response body, or cancels it when it is a stream that never ends (the
+ * live stream, GET /events): for tests that visit every route.
+ */
+export async function discardBody(res: Response): Promise<void> {
+  if (res.headers.get("content-type")?.startsWith("text/event-stream")) await res.body?.cancel();
+  else await res.arrayBuffer();
 }

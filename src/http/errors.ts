@@ -34,6 +34,13 @@ export class UnsupportedMediaTypeError extends HttpError {
   }
 }
 
+/** The body did not arrive whole: the client hung up or was cut off by the idle timeout. */
+export class RequestTimeoutError extends HttpError {
+  constructor() {
+    super(408, "request body not received completely (connection closed or too slow)");
+  }
+}
+
 /** The body is JSON but breaks the schema; the message names the field. */
 export class UnprocessableError extends HttpError {
   constructor(message: string) {
@@ -60,6 +67,6 @@ export function errorBody(status: number, message: string): ErrorBody {
 export function errorResponse(status: number, message: string, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(errorBody(status, message)), {
     status,
-    headers: { "content-type": "application/json", ...headers },
+    headers: { "content-type": "application/json", "x-content-type-options": "nosniff", ...headers },
   });
 }

@@ -10,7 +10,8 @@ export const ErrorResponse = t.Object(
   { description: "The one error shape of every route (CONTRACT section 4)" },
 );
 
-const JSON_HEADERS = { "content-type": "application/json" } as const;
+// ? nosniff: a browser must never guess that a document holding agent strings is HTML.
+const JSON_HEADERS = { "content-type": "application/json", "x-content-type-options": "nosniff" } as const;
 
 /** A 200 whose body is already JSON text. */
 export function jsonResponse(json: string, headers?: Record<string, string>): Response {

@@ -4,6 +4,7 @@
 // Asset URLs carry a hash of their content, so browsers may keep them forever and a new
 // version is never mixed with an old one.
 import { Elysia } from "elysia";
+import { htmlResponse } from "../http/security";
 import { bundlePage } from "./bundle" with { type: "macro" };
 
 const bundle = bundlePage();
@@ -42,9 +43,7 @@ export function wantsPage(request: Request): boolean {
 
 /** The page. `Vary: Accept`: the same URL answers JSON to other clients. */
 export function pageResponse(): Response {
-  return new Response(HTML, {
-    headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-cache", vary: "Accept" },
-  });
+  return htmlResponse(HTML, { "cache-control": "no-cache", vary: "Accept" });
 }
 
 export const PAGE_ASSETS = { script: SCRIPT_PATH, style: STYLE_PATH };

@@ -1,8 +1,12 @@
 // Bad input on the write routes: a clear 4xx in the contract's error shape, the document
-// untouched, and the service still serving afterwards.
-import { describe, expect, test } from "bun:test";
-import { MAX_BODY_BYTES, MAX_DEPTH } from "../../src/http/json-body";
-import { call, fixture, get, post, startApp } from "../helpers";
+// untouched, and the service still serving afterwards. A hand-written table of hostile
+// bodies, then every wrong type for every contract field, generated from the schemas.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { TSchema } from "@sinclair/typebox";
+import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { MAX_BODY_BYTES, MAX_DEPTH, MAX_NODES } from "../../src/http/json-body";
+import { AtlasUpdate, MetaMetricsUpdate } from "../../src/modules/meta/model";
+import { call, fixture, get, type Json, post, startApp, type TestApp } from "../helpers";
 
 const hive = fixture("meta_metrics_post");
 const nested = (depth: number): unknown => (depth === 0 ? 1 : { a: nested(depth - 1) });
@@ -10,11 +14,25 @@ const nested = (depth: number): unknown => (depth === 0 ? 1 : { a: nested(depth 
 interface Case {
   name: string;
   path?: string;
-  body: string | Uint8Array<ArrayBuffer>;
+  body: string | Uint8Array<ArrayBuffer> | ReadableStream;
   contentType?: string | null;
   status: number;
   error: RegExp;
 }
+
+const guardian = (extra: string) => `{"guardian": {"is_paused": true, "drawdown": 1, "reason": "x"${extra}}}`;
+/** A body with no declared length: the server must count bytes as they come. */
+const chunked = (text: string, times: number) => {
+  let sent = 0;
+  const chunk = new TextEncoder().encode(text);
+  return new ReadableStream({
+    pull(controller) {
+      if (sent++ < times) controller.enqueue(chunk);
+      else controller.close();
+    },
+  });
+};
+const manyKeys = (n: number) => `{"x": {${Array.from({ length: n }, (_, i) => `"k${i}":0`).join(",")}}}`;
 
 const cases: Case[] = [
   { name: "not JSON", body: "guardian=paused", status: 400, error: /not valid JSON/ },
@@ -84,6 +102,159 @@ const cases: Case[] = [
   },
   { name: "atlas: a JSON array", path: "/atlas/update", body: "[]", status: 400, error: /JSON object/ },
   { name: "atlas: brain is a string", path: "/atlas/update", body: '{"brain": "big"}', status: 422, error: /brain/ },
+  // Duplicate keys: JSON.parse would silently keep the last one.
+  {
+    name: "a repeated top-level key",
+    body: '{"mode": "LIVE_MODE", "mode": "TEST_MODE"}',
+    status: 400,
+    error: /^duplicate key "mode" at mode:/,
+  },
+  {
+    name: "is_paused twice (true, then false)",
+    body: guardian(', "is_paused": false'),
+    status: 400,
+    error: /^duplicate key "is_paused" at guardian\/is_paused:/,
+  },
+  {
+    name: "a repeated key inside an array item",
+    body: '{"stress_last": {"runs": [{"a": 1}, {"b": 1, "b": 2}]}}',
+    status: 400,
+    error: /duplicate key "b" at stress_last\/runs\/1\/b/,
+  },
+  {
+    name: "a repeated key spelled with an escape",
+    body: '{"mode": "A", "\\u006dode": "B"}',
+    status: 400,
+    error: /duplicate key "mode"/,
+  },
+  {
+    name: "atlas: a repeated allocation",
+    path: "/atlas/update",
+    body: '{"allocations": {"smart_trader": 0.5, "smart_trader": 0.9}}',
+    status: 400,
+    error: /duplicate key "smart_trader" at allocations\/smart_trader/,
+  },
+  // Keys that mean something to JavaScript objects.
+  {
+    name: "a top-level __proto__",
+    body: '{"__proto__": {"is_paused": true}}',
+    status: 400,
+    error: /key "__proto__" at __proto__ is not accepted/,
+  },
+  {
+    name: "a nested __proto__",
+    body: guardian(', "__proto__": {"x": 1}'),
+    status: 400,
+    error: /"__proto__" at guardian\/__proto__/,
+  },
+  {
+    name: "__proto__ spelled with an escape",
+    body: '{"a": {"\\u005f_proto__": 1}}',
+    status: 400,
+    error: /"__proto__" at a\/__proto__/,
+  },
+  {
+    name: "a constructor key",
+    body: '{"stress_last": {"constructor": {"prototype": 1}}}',
+    status: 400,
+    error: /"constructor" at stress_last\/constructor/,
+  },
+  {
+    name: "a prototype key in an array",
+    body: '{"x": [0, {"prototype": 1}]}',
+    status: 400,
+    error: /"prototype" at x\/1\/prototype/,
+  },
+  // Numbers a double cannot hold.
+  {
+    name: "-1e400 under an unknown key",
+    body: '{"future_field": -1e400}',
+    status: 422,
+    error: /out of range at future_field/,
+  },
+  {
+    name: "1e999 inside an array",
+    body: '{"stress_last": {"pnls": [1, 2, 1e999]}}',
+    status: 422,
+    error: /out of range at stress_last\/pnls\/2/,
+  },
+  {
+    name: "atlas: an allocation of 1e400",
+    path: "/atlas/update",
+    body: '{"allocations": {"a": 1e400}}',
+    status: 422,
+    error: /allocations\/a/,
+  },
+  { name: "NaN (not JSON)", body: '{"x": NaN}', status: 400, error: /not valid JSON/ },
+  { name: "Infinity (not JSON)", body: '{"x": Infinity}', status: 400, error: /not valid JSON/ },
+  // Sizes and counts.
+  {
+    name: `more than ${MAX_NODES} keys in one object`,
+    body: manyKeys(MAX_NODES + 1),
+    status: 400,
+    error: /more than 50000 keys/,
+  },
+  {
+    name: `more than ${MAX_NODES} array items`,
+    body: `{"x": [${"0,".repeat(MAX_NODES)}0]}`,
+    status: 400,
+    error: /more than 50000/,
+  },
+  {
+    name: "a chunked body over the limit",
+    body: chunked(" ".repeat(64 * 1024), 20),
+    status: 413,
+    error: /larger than/,
+  },
+  {
+    name: `an array nested deeper than ${MAX_DEPTH}`,
+    body: `{"x": ${"[".repeat(MAX_DEPTH + 5)}${"]".repeat(MAX_DEPTH + 5)}}`,
+    status: 400,
+    error: /deeper/,
+  },
+  // Bytes and encodings.
+  { name: "whitespace only", body: " \n\t ", status: 400, error: /not valid JSON/ },
+  {
+    name: "an overlong UTF-8 encoding",
+    body: new Uint8Array([0x7b, 0x22, 0xc0, 0xaf, 0x22, 0x3a, 0x31, 0x7d]),
+    status: 400,
+    error: /UTF-8/,
+  },
+  {
+    name: "a UTF-16 body",
+    body: new Uint8Array(Buffer.from('{"mode":"X"}', "utf16le")),
+    status: 400,
+    error: /UTF-8|not valid JSON/,
+  },
+  { name: "a NUL byte outside a string", body: '{"mode": "X"}\u0000', status: 400, error: /not valid JSON/ },
+  { name: "a raw line break inside a string", body: '{"mode": "A\nB"}', status: 400, error: /not valid JSON/ },
+  { name: "trailing garbage", body: '{"mode": "X"} {"mode": "Y"}', status: 400, error: /not valid JSON/ },
+  { name: "a JSON number", body: "42", status: 400, error: /got a number/ },
+  { name: "JSON true", body: "true", status: 400, error: /got a boolean/ },
+  // Content types.
+  { name: "text/plain", body: JSON.stringify(hive), contentType: "text/plain", status: 415, error: /"text\/plain"/ },
+  {
+    name: "application/json-seq",
+    body: JSON.stringify(hive),
+    contentType: "application/json-seq",
+    status: 415,
+    error: /json-seq/,
+  },
+  { name: "multipart", body: "--b--", contentType: "multipart/form-data; boundary=b", status: 415, error: /multipart/ },
+  // Found by the fuzz test: Elysia's own 422 turned this into a 500 by stringifying the value.
+  {
+    name: 'a string field holding {"toString": 1}',
+    body: '{"timestamp": {"toString": 1, "valueOf": 2}}',
+    status: 422,
+    error: /^invalid body: timestamp: Expected string$/,
+  },
+  // Fields the service owns.
+  {
+    name: "cache_timestamp",
+    body: '{"cache_timestamp": "2020-01-01T00:00:00Z"}',
+    status: 422,
+    error: /cache_timestamp is set by the service/,
+  },
 ];
 
 describe("bad input on write routes", () => {
@@ -95,7 +266,12 @@ describe("bad input on write routes", () => {
     const headers: Record<string, string> = {};
     if (c.contentType !== null) headers["content-type"] = c.contentType ?? "application/json";
     const res = await t.app.handle(
-      new Request(`http://localhost${c.path ?? "/meta/metrics"}`, { method: "POST", body: c.body, headers }),
+      new Request(`http://localhost${c.path ?? "/meta/metrics"}`, {
+        method: "POST",
+        body: c.body,
+        headers,
+        duplex: "half",
+      } as RequestInit),
     );
     const body = (await res.json()) as { error: string; code: number };
     expect(res.status).toBe(c.status);
@@ -105,6 +281,116 @@ describe("bad input on write routes", () => {
     // The document is untouched and the service keeps serving.
     expect((await get(t.app, "/meta/metrics")).body).toEqual(before);
     expect((await post(t.app, "/meta/metrics", { mode: "LIVE_MODE" })).status).toBe(200);
+  });
+});
+
+// Every wrong type for every field of the contract's schemas. Cases come from walking the
+// TypeBox schema over a valid body: each field gets each kind of JSON value, and a case is
+// kept only if the schema itself rejects that body, so no case can expect a 422 for a body
+// that is in fact valid.
+interface FieldCase {
+  route: string;
+  path: string[];
+  value: unknown;
+  body: Json;
+}
+
+const WRONG_VALUES: unknown[] = ["a string", "", "x".repeat(2000), 1.5, -1, 0, true, null, {}, [], [1], { a: 1 }];
+
+function withValue(base: Json, path: string[], value: unknown): Json {
+  const copy = structuredClone(base);
+  let at: Json = copy;
+  for (const key of path.slice(0, -1)) at = at[key] as Json;
+  const last = path[path.length - 1] as string;
+  if (value === undefined) delete at[last];
+  else at[last] = value;
+  return copy;
+}
+
+function valueAt(base: unknown, path: string[]): unknown {
+  return path.reduce<unknown>((v, k) => (v as Json | undefined)?.[k], base);
+}
+
+/** Every field path under `schema`, following objects, records (first key of the base) and object unions. */
+function fields(schema: TSchema, base: unknown, path: string[] = []): string[][] {
+  const out: string[][] = [];
+  const objectSchema =
+    schema.anyOf !== undefined ? (schema.anyOf as TSchema[]).find((s) => s.properties !== undefined) : schema;
+  if (objectSchema?.properties !== undefined) {
+    for (const [key, child] of Object.entries(objectSchema.properties as Record<string, TSchema>)) {
+      out.push([...path, key]);
+      const sub = valueAt(base, [...path, key]);
+      if (typeof sub === "object" && sub !== null) out.push(...fields(child, base, [...path, key]));
+    }
+  }
+  if (schema.patternProperties !== undefined) {
+    const child = Object.values(schema.patternProperties as Record<string, TSchema>)[0] as TSchema;
+    const record = valueAt(base, path) as Json;
+    const first = Object.keys(record)[0];
+    if (first !== undefined) {
+      out.push([...path, first]);
+      if (typeof record[first] === "object") out.push(...fields(child, base, [...path, first]));
+    }
+  }
+  return out;
+}
+
+function fieldCases(route: string, schema: TSchema, base: Json): FieldCase[] {
+  const check = TypeCompiler.Compile(schema);
+  if (!check.Check(base)) throw new Error(`the base body of ${route} is not valid: fix the test`);
+  const cases: FieldCase[] = [];
+  for (const path of fields(schema, base)) {
+    // undefined = the field deleted: a case only where the field is required.
+    for (const value of [...WRONG_VALUES, undefined]) {
+      const body = withValue(base, path, value);
+      if (!check.Check(body)) cases.push({ route, path, value, body });
+    }
+  }
+  return cases;
+}
+
+const META_BASE: Json = { ...fixture("meta_metrics_post"), ...fixture("stress_post") };
+const ATLAS_BASE: Json = fixture("atlas_update_post");
+const FIELD_CASES = [
+  ...fieldCases("/meta/metrics", MetaMetricsUpdate, META_BASE),
+  ...fieldCases("/atlas/update", AtlasUpdate, ATLAS_BASE),
+];
+
+describe("every wrong type for every contract field: 422 naming the field, nothing changed", () => {
+  let t: TestApp;
+  let before: Json;
+  beforeAll(async () => {
+    t = await startApp();
+    expect((await post(t.app, "/meta/metrics", META_BASE)).status).toBe(200);
+    expect((await post(t.app, "/atlas/update", ATLAS_BASE)).status).toBe(200);
+    before = (await get(t.app, "/meta/metrics")).body;
+  });
+  afterAll(async () => {
+    await t[Symbol.asyncDispose]();
+  });
+
+  test("the generator covers every section of both schemas", () => {
+    const covered = new Set(FIELD_CASES.map((c) => `${c.route} ${c.path[0]}`));
+    for (const key of Object.keys(MetaMetricsUpdate.properties)) expect(covered).toContain(`/meta/metrics ${key}`);
+    for (const key of Object.keys(AtlasUpdate.properties)) expect(covered).toContain(`/atlas/update ${key}`);
+    expect(FIELD_CASES.length).toBeGreaterThan(200);
+  });
+
+  test.each(
+    FIELD_CASES.map(
+      (c) =>
+        [
+          `${c.route} ${c.path.join("/")} = ${c.value === undefined ? "(missing)" : JSON.stringify(c.value).slice(0, 20)}`,
+          c,
+        ] as const,
+    ),
+  )("%s", async (_name, c) => {
+    const res = await post(t.app, c.route, c.body);
+    expect(res.status).toBe(422);
+    expect(res.body).toEqual({ error: expect.stringMatching(/^invalid body: /), code: 422 });
+    // The first problem listed is in the field's own section.
+    expect((res.body.error as string).slice("invalid body: ".length)).toStartWith(c.path[0] as string);
+    expect((await get(t.app, "/meta/metrics")).body).toEqual(before);
   });
 });
 

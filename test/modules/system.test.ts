@@ -165,16 +165,32 @@ describe("OpenAPI", () => {
     expect(Object.keys(doc.paths["/meta/metrics"]?.post?.responses ?? {})).toContain("503");
   });
 
-  test("/swagger is a page whose script and stylesheet are served locally", async () => {
+  test("/swagger is a page whose script and stylesheet are served locally, without inline script", async () => {
     await using t = await startApp();
-    const html = await (await t.app.handle(new Request("http://localhost/swagger"))).text();
+    const page = await t.app.handle(new Request("http://localhost/swagger"));
+    expect(page.headers.get("content-security-policy")).toContain("script-src 'self'");
+    const html = await page.text();
+    // The CSP forbids inline script: every <script> must load a file.
+    expect([...html.matchAll(/<script([^>]*)>([^<]*)<\/script>/g)].map((m) => [m[1]?.includes("src="), m[2]])).toEqual([
+      [true, ""],
+      [true, ""],
+    ]);
+    expect(html).not.toMatch(/\son\w+=/); // no inline event handlers either
     const assets = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1] as string);
-    expect(assets.length).toBeGreaterThanOrEqual(2);
+    expect(assets.length).toBe(3);
+    const sizes: Record<string, number> = {};
     for (const asset of assets) {
       expect(asset).toStartWith("/swagger/assets/");
       const res = await t.app.handle(new Request(`http://localhost${asset}`));
       expect(res.status).toBe(200);
-      expect((await res.arrayBuffer()).byteLength).toBeGreaterThan(1000);
+      expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+      sizes[asset] = (await res.arrayBuffer()).byteLength;
     }
+    expect(sizes["/swagger/assets/swagger-ui-bundle.js"]).toBeGreaterThan(100_000);
+    expect(sizes["/swagger/assets/swagger-ui.css"]).toBeGreaterThan(10_000);
+    // The start-up script points the UI at our document and never at an online validator.
+    const init = await (await t.app.handle(new Request("http://localhost/swagger/assets/swagger-init.js"))).text();
+    expect(init).toContain('"/swagger/json"');
+    expect(init).toContain("validatorUrl: null");
   });
 });

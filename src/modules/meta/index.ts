@@ -1,7 +1,7 @@
 // Routes of the meta-metrics feature: GET/POST /meta/metrics and POST /atlas/update.
 import { Elysia } from "elysia";
 import { markStart } from "../../http/access-log";
-import { readJsonObject } from "../../http/json-body";
+import { jsonObjectParser } from "../../http/json-body";
 import { ErrorResponse, jsonResponse } from "../../http/respond";
 import { Accepted, AtlasUpdate, MetaMetricsDocument, MetaMetricsUpdate } from "./model";
 import type { MetaService } from "./service";
@@ -14,13 +14,20 @@ const writeErrors = {
   503: ErrorResponse,
 };
 
-/** Write routes read their body with limits, and time the request from here (access log). */
-function parseBody({ request }: { request: Request }) {
-  markStart(request);
-  return readJsonObject(request);
+/**
+ * Write routes read their body with limits and check it, timing the request from here
+ * (access log). `beforeBody` runs first and may refuse the request (auth.ts: who may write).
+ */
+function parseBody(schema: Parameters<typeof jsonObjectParser>[0], beforeBody: (request: Request) => void) {
+  const parse = jsonObjectParser(schema);
+  return ({ request }: { request: Request }) => {
+    markStart(request);
+    beforeBody(request);
+    return parse(request);
+  };
 }
 
-export function metaRoutes(meta: MetaService) {
+export function metaRoutes(meta: MetaService, beforeBody: (request: Request) => void = () => {}) {
   return new Elysia({ name: "meta" })
     .get("/meta/metrics", () => jsonResponse(meta.documentJson()), {
       response: { 200: MetaMetricsDocument },
@@ -38,7 +45,7 @@ export function metaRoutes(meta: MetaService) {
         return { status: "ok" as const, timestamp: state.updatedAt as string, seq };
       },
       {
-        parse: parseBody,
+        parse: parseBody(MetaMetricsUpdate, beforeBody),
         body: MetaMetricsUpdate,
         response: { 200: Accepted, ...writeErrors },
         detail: {
@@ -56,7 +63,7 @@ export function metaRoutes(meta: MetaService) {
         return { status: "ok" as const, timestamp: state.updatedAt as string, seq };
       },
       {
-        parse: parseBody,
+        parse: parseBody(AtlasUpdate, beforeBody),
         body: AtlasUpdate,
         response: { 200: Accepted, ...writeErrors },
         detail: {

@@ -75,6 +75,21 @@ export const Status = t.Object(
       files: t.Array(FileSource),
       risk_engine: t.Object({}, { additionalProperties: true }),
     }),
+    security: t.Optional(
+      t.Object(
+        {
+          writes: t.Union([t.Literal("token"), t.Literal("loopback")]),
+          reads: t.Union([t.Literal("token"), t.Literal("open")]),
+          unauthorized: t.Integer({ description: "requests answered 401 since start-up" }),
+          forbidden: t.Integer({ description: "requests answered 403 since start-up" }),
+          rate_limit: t.Object(
+            {},
+            { additionalProperties: true, description: "write rate limiter: rate, burst, buckets, limited" },
+          ),
+        },
+        { additionalProperties: true },
+      ),
+    ),
   },
   { additionalProperties: true },
 );

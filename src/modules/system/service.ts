@@ -5,6 +5,7 @@ import { readdir, stat, statfs } from "node:fs/promises";
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { VERSION } from "../../config";
+import type { AccessPolicy } from "../../http/auth";
 import type { DocumentStore } from "../../store/store";
 import type { AgentFiles } from "../agent-files/service";
 import type { MetaService } from "../meta/service";
@@ -27,6 +28,8 @@ export interface SystemDeps {
   risk: RiskClient;
   /** More sections for /status from features wired later (live stream, history). */
   extra?: () => Record<string, unknown>;
+  /** Auth mode and refusal counts for /status; absent in callers that have none. */
+  access?: Pick<AccessPolicy, "stats">;
 }
 
 export interface SystemService {
@@ -113,6 +116,7 @@ export function createSystemService(deps: SystemDeps): SystemService {
           risk_engine: { ...deps.risk.state() },
         },
         ...deps.extra?.(),
+        ...(deps.access ? { security: deps.access.stats() } : {}),
       };
     },
   };

@@ -1,0 +1,300 @@
+// Who may write, and who may read: the access policy and the Elysia hooks that apply it.
+// The execution router trades on what this service says, so a stranger who can write to
+// it is a trading incident (issue 5). Rules, by method and path, never by route name, so
+// routes other features add are covered without listing them here:
+// - A write is every method but GET, HEAD and OPTIONS. With NEOLIGHT_DASHBOARD_TOKEN set it
+//   needs `Authorization: Bearer <token>` (401 without, 403 wrong), from any address. With
+//   no token it is accepted from loopback only (NeoLight's agents run on the host and send
+//   no token); anything else is 403. Then the per-address rate limit applies (429).
+// - A read (GET, HEAD) needs the read token only when NEOLIGHT_DASHBOARD_READ_TOKEN is set,
+//   only from non-loopback clients, and never on /health (probes). Loopback stays open
+//   because the execution router and the governor on this host cannot send a token, and a
+//   router that got a 401 instead of the document could read "not paused".
+// The client address is the TCP peer. X-Forwarded-For is never trusted: behind a reverse
+// proxy on this host every client looks like loopback, so put the token on the proxy.
+//
+// Cost: one global beforeHandle that returns at once for a GET without a read token (no
+// measurable cost on GET /meta/metrics), and a check the write routes make before reading
+// their body (accessControl below says why both).
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { Server } from "bun";
+import { Elysia } from "elysia";
+import type { Logger } from "../log/logger";
+import { HttpError } from "./errors";
+import { createRateLimiter, type RateLimiter, type RateLimitStats } from "./rate-limit";
+
+/** The realm browsers show in their credentials prompt and clients see in 401s. */
+const REALM = "neolight-dashboard";
+/** At most one "request refused" WARN per this many ms per kind; the rest are counted in it. */
+const REFUSED_WARN_INTERVAL_MS = 1000;
+/** User-agent strings longer than this are cut in the log: they are client-controlled. */
+const MAX_LOGGED_USER_AGENT = 200;
+/** Reads that never need a token: liveness probes must work without credentials. */
+const OPEN_READ_PATHS = new Set(["/health"]);
+
+/** Where a request came from: the TCP peer address, or null when unknown. */
+export type ClientAddress = (request: Request, server: Server<unknown> | null) => string | null;
+
+/** The TCP peer as Bun reports it. In app.handle (tests) there is no server: null. */
+export const peerAddress: ClientAddress = (request, server) => server?.requestIP(request)?.address ?? null;
+
+/** 127.0.0.0/8, ::1 and IPv4-mapped 127.x (what a dual-stack listener reports). Null is not. */
+export function isLoopback(address: string | null): boolean {
+  if (address === null) return false;
+  if (address === "::1" || address === "0:0:0:0:0:0:0:1") return true;
+  const v4 = address.startsWith("::ffff:") ? address.slice(7) : address;
+  return v4.startsWith("127.") && /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
+}
+
+/** 401: no credentials. The header tells clients (and browsers, for reads) what to send. */
+export class UnauthorizedError extends HttpError {
+  constructor(message: string, scheme: "Bearer" | "Basic") {
+    super(401, message, {
+      "www-authenticate": scheme === "Basic" ? `Basic realm="${REALM}", charset="UTF-8"` : `Bearer realm="${REALM}"`,
+    });
+  }
+}
+
+export class ForbiddenError extends HttpError {
+  constructor(message: string) {
+    super(403, message);
+  }
+}
+
+export class TooManyRequestsError extends HttpError {
+  constructor(retryAfterSeconds: number, rate: number) {
+    super(429, `too many writes from this address (limit ${rate}/s); retry after ${retryAfterSeconds} s`, {
+      "retry-after": String(retryAfterSeconds),
+    });
+  }
+}
+
+export interface AccessStats {
+  /** "token" when writes need the token, else "loopback". */
+  writes: "token" | "loopback";
+  /** "token" when non-loopback reads need the read token, else "open". */
+  reads: "token" | "open";
+  unauthorized: number;
+  forbidden: number;
+  rate_limit: RateLimitStats;
+}
+
+export interface AccessPolicy {
+  /**
+   * Decides a write (any method but GET/HEAD/OPTIONS). Throws UnauthorizedError,
+   * ForbiddenError or TooManyRequestsError; returns when the write may proceed (and has
+   * then taken one rate-limit token). Synchronous: it never waits.
+   */
+  checkWrite(request: Request, address: string | null, path: string): void;
+  /** Decides a GET/HEAD. Throws UnauthorizedError or ForbiddenError; a no-op without a read token. */
+  checkRead(request: Request, address: string | null, path: string): void;
+  /** Whether reads need checking at all (a read token is configured). */
+  readonly guardsReads: boolean;
+  stats(): AccessStats;
+}
+
+export interface AccessPolicyOptions {
+  /** Write token; null: writes from loopback only. */
+  token: string | null;
+  /** Read token; null: reads open. */
+  readToken: string | null;
+  /** Writes per second per address (0: off) and burst. */
+  writeRate: number;
+  writeBurst: number;
+  log: Logger;
+  limiter?: RateLimiter;
+}
+
+/** SHA-256 first, so both sides have the same length and the comparison leaks neither. */
+function digest(value: string): Buffer {
+  return createHash("sha256").update(value).digest();
+}
+
+/** The credential in `Authorization`: a Bearer token, or the password of Basic (browsers). */
+function presented(request: Request): { scheme: "bearer" | "basic"; secret: string } | null {
+  const header = request.headers.get("authorization");
+  if (header === null) return null;
+  const space = header.indexOf(" ");
+  if (space === -1) return null;
+  const scheme = header.slice(0, space).toLowerCase();
+  const value = header.slice(space + 1).trim();
+  if (scheme === "bearer") return { scheme, secret: value };
+  if (scheme === "basic") {
+    // ? Browsers cannot add a Bearer header to a page load or an EventSource, but they
+    // resend Basic credentials to the origin: the user name is ignored, the password is
+    // the token.
+    let decoded: string;
+    try {
+      decoded = Buffer.from(value, "base64").toString("utf8");
+    } catch {
+      return null;
+    }
+    const colon = decoded.indexOf(":");
+    return colon === -1 ? null : { scheme, secret: decoded.slice(colon + 1) };
+  }
+  return null;
+}
+
+export function createAccessPolicy(options: AccessPolicyOptions): AccessPolicy {
+  const { log } = options;
+  const writeDigest = options.token === null ? null : digest(options.token);
+  const readDigest = options.readToken === null ? null : digest(options.readToken);
+  const limiter = options.limiter ?? createRateLimiter({ rate: options.writeRate, burst: options.writeBurst });
+  const counts = { unauthorized: 0, forbidden: 0 };
+  const warned = new Map<string, { at: number; suppressed: number }>();
+
+  if (writeDigest === null) {
+    log.warn("no write token: writes accepted from loopback addresses only", {
+      variable: "NEOLIGHT_DASHBOARD_TOKEN",
+    });
+  }
+
+  function refuse(error: HttpError, reason: string, request: Request, address: string | null, path: string): never {
+    if (error.status === 401) counts.unauthorized++;
+    else if (error.status === 403) counts.forbidden++;
+    // ? A client hammering with a bad token must not flood the log: one line per reason
+    // per second, carrying how many were left out.
+    const t = Date.now();
+    const w = warned.get(reason);
+    if (w !== undefined && t - w.at < REFUSED_WARN_INTERVAL_MS) {
+      w.suppressed++;
+    } else {
+      const ua = request.headers.get("user-agent");
+      log.warn("request refused", {
+        reason,
+        status: error.status,
+        method: request.method,
+        path,
+        address,
+        user_agent: ua === null ? null : ua.slice(0, MAX_LOGGED_USER_AGENT),
+        suppressed: w?.suppressed ?? 0,
+      });
+      warned.set(reason, { at: t, suppressed: 0 });
+    }
+    throw error;
+  }
+
+  function matches(secret: string, expected: Buffer | null): boolean {
+    return expected !== null && timingSafeEqual(digest(secret), expected);
+  }
+
+  return {
+    guardsReads: readDigest !== null,
+    checkWrite(request, address, path) {
+      if (writeDigest !== null) {
+        const cred = presented(request);
+        if (cred === null || cred.scheme !== "bearer") {
+          refuse(
+            new UnauthorizedError("this write needs Authorization: Bearer <token>", "Bearer"),
+            "no write token",
+            request,
+            address,
+            path,
+          );
+        }
+        if (!matches(cred.secret, writeDigest)) {
+          refuse(new ForbiddenError("invalid token for writes"), "wrong write token", request, address, path);
+        }
+      } else if (!isLoopback(address)) {
+        refuse(
+          new ForbiddenError("writes are accepted only from this host (no NEOLIGHT_DASHBOARD_TOKEN is configured)"),
+          "write from a non-loopback address",
+          request,
+          address,
+          path,
+        );
+      }
+      const wait = limiter.take(address ?? "unknown");
+      if (wait > 0) {
+        const error = new TooManyRequestsError(wait, options.writeRate);
+        refuse(error, "write rate limit", request, address, path);
+      }
+    },
+    checkRead(request, address, path) {
+      if (readDigest === null || isLoopback(address) || OPEN_READ_PATHS.has(path)) return;
+      const cred = presented(request);
+      if (cred === null) {
+        refuse(
+          new UnauthorizedError("this read needs Authorization: Bearer <read token>", "Basic"),
+          "no read token",
+          request,
+          address,
+          path,
+        );
+      }
+      // The write token also reads: whoever may change the state may see it.
+      if (!matches(cred.secret, readDigest) && !matches(cred.secret, writeDigest)) {
+        refuse(new ForbiddenError("invalid token for reads"), "wrong read token", request, address, path);
+      }
+    },
+    stats: () => ({
+      writes: writeDigest === null ? "loopback" : "token",
+      reads: readDigest === null ? "open" : "token",
+      ...counts,
+      rate_limit: limiter.stats(),
+    }),
+  };
+}
+
+/** Methods that never change state. OPTIONS is a CORS preflight: browsers send it bare. */
+function isSafe(method: string): boolean {
+  return method === "GET" || method === "HEAD" || method === "OPTIONS";
+}
+
+/** "/meta/metrics" from "http://host:8100/meta/metrics?x": for log lines only. */
+function pathOf(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start === -1) return "/";
+  const query = url.indexOf("?", start);
+  return query === -1 ? url.slice(start) : url.slice(start, query);
+}
+
+export interface AccessControl {
+  /**
+   * Global hooks applying the policy to every route registered after them: a write (any
+   * method but GET/HEAD/OPTIONS) is checked unless beforeBody already did, a GET/HEAD is
+   * checked when a read token is configured.
+   */
+  hooks: Elysia;
+  /**
+   * The same write check, for a write route to call before it reads its body, so a refused
+   * client cannot make the service read and parse a megabyte first, and a bad body without
+   * a token is a 401, not a 400. Throws the refusal; marks the request as checked.
+   */
+  beforeBody(request: Request): void;
+}
+
+/**
+ * ? Why not one global parse hook, which would run before every body: Elysia then composes
+ * every GET handler as an async function (a promise per request: +1-2 % CPU on GET
+ * /meta/metrics, measured). A global beforeHandle that returns at once for GET costs no
+ * measurable time, but runs after the body is parsed; hence beforeBody for the routes
+ * that read one, and the beforeHandle as the rule that covers every route.
+ * The server is taken from onStart rather than from the context: naming `server` in a hook
+ * makes Elysia define a getter on every request's context.
+ */
+export function accessControl(policy: AccessPolicy, clientAddress: ClientAddress): AccessControl {
+  let server: Server<unknown> | null = null;
+  const checked = new WeakSet<Request>();
+  const guardsReads = policy.guardsReads;
+  const hooks = new Elysia({ name: "access-control" })
+    .onStart((app) => {
+      server = (app.server as Server<unknown> | null) ?? null;
+    })
+    .onBeforeHandle({ as: "global" }, ({ request, path }) => {
+      const method = request.method;
+      if (method === "GET" || method === "HEAD") {
+        if (guardsReads) policy.checkRead(request, clientAddress(request, server), path);
+      } else if (method !== "OPTIONS" && !checked.has(request)) {
+        policy.checkWrite(request, clientAddress(request, server), path);
+      }
+    });
+  return {
+    hooks: hooks as unknown as Elysia,
+    beforeBody(request) {
+      if (isSafe(request.method)) return;
+      policy.checkWrite(request, clientAddress(request, server), pathOf(request.url));
+      checked.add(request);
+    },
+  };
+}
