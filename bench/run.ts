@@ -33,10 +33,14 @@ const SERVERS: Server[] = [
     name: "neolight",
     binary: join(ROOT, "dist", "neolight-dashboard"),
     durability: "applied and fsynced (group commit: one fsync per batch)",
+    // ? The write rate limit (default 100/s per address) would refuse a benchmark's flood
+    // from 127.0.0.1; the highest rate it accepts keeps the limiter in the path, measured.
     env: (home, port) => ({
       NEOLIGHT_HOME: home,
       NEOLIGHT_DASHBOARD_PORT: String(port),
       NEOLIGHT_DASHBOARD_HOST: "127.0.0.1",
+      NEOLIGHT_WRITE_RATE: "1000000",
+      NEOLIGHT_WRITE_BURST: "1000000",
     }),
   },
   {
