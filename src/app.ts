@@ -7,6 +7,7 @@ import { errorResponse, HttpError } from "./http/errors";
 import { openapiDocs } from "./http/openapi";
 import { agentFileRoutes } from "./modules/agent-files";
 import { metaRoutes } from "./modules/meta";
+import { metricsRoutes } from "./modules/metrics";
 import { riskRoutes } from "./modules/risk";
 import { systemRoutes } from "./modules/system";
 import type { Services } from "./services";
@@ -27,11 +28,11 @@ export function createApp(services: Services) {
   const { log } = services;
   let endpoints: string[] = [];
   const app = new Elysia({ name: "neolight-dashboard", normalize: false })
-    .use(accessLog(log))
+    .use(accessLog(log, services.metrics.requests))
     // ? Destructure only what is used: Elysia reads this parameter list to decide what
     // context every request builds, and taking the whole context costs a third of the
     // throughput of GET /meta/metrics (measured).
-    .onError({ as: "global" }, ({ code, error, request, path, set }) => {
+    .onError({ as: "global" }, ({ code, error, request, path, route, set }) => {
       // ? Elysia wraps whatever a parse hook throws in its ParseError; ours carry a status.
       const cause = code === "PARSE" ? (error as Error).cause : error;
       let status: number;
@@ -48,14 +49,18 @@ export function createApp(services: Services) {
         [status, message] = [500, "Internal Server Error"];
       }
       set.status = status;
-      log.access(request.method, path, status, elapsedMs(request));
+      const ms = elapsedMs(request);
+      log.access(request.method, path, status, ms);
+      // ? route is undefined for a 404: every unmatched URL counts under one label.
+      services.metrics.requests.record(route, request.method, status, ms);
       return errorResponse(status, message, headers);
     })
     .use(openapiDocs())
     .use(systemRoutes(services.system, () => endpoints))
     .use(metaRoutes(services.meta))
     .use(agentFileRoutes(services.files))
-    .use(riskRoutes(services.risk));
+    .use(riskRoutes(services.risk))
+    .use(metricsRoutes(services.metrics));
   endpoints = app.routes
     .filter((r) => !(r.hooks?.detail as { hide?: boolean } | undefined)?.hide)
     .map((r) => `${r.method} ${r.path}`);

@@ -5,6 +5,8 @@ import type { Config } from "./config";
 import type { Logger } from "./log/logger";
 import { type AgentFiles, watchAgentFiles } from "./modules/agent-files/service";
 import { createMetaService, type MetaService } from "./modules/meta/service";
+import { createWriteTiming } from "./modules/metrics/persistence";
+import { type MetricsService, startMetrics } from "./modules/metrics/service";
 import { createRiskClient, type RiskClient } from "./modules/risk/service";
 import { createSystemService, type SystemService } from "./modules/system/service";
 import { createJsonFilePersistence } from "./store/json-file";
@@ -22,6 +24,8 @@ export interface Services {
   files: AgentFiles;
   risk: RiskClient;
   system: SystemService;
+  /** GET /metrics, per-request figures and source staleness (issue 6). */
+  metrics: MetricsService;
   /**
    * Closes the channel, waits until every accepted update is settled (persisted or
    * answered 503), and stops watching files. Idempotent.
@@ -36,8 +40,9 @@ export interface ServiceOverrides {
 
 export async function startServices(config: Config, log: Logger, overrides: ServiceOverrides = {}): Promise<Services> {
   const startedAt = Date.now();
+  const writeTiming = createWriteTiming();
   const store = await openStore({
-    persistence: overrides.persistence ?? createJsonFilePersistence(config.metricsPath, log),
+    persistence: writeTiming.wrap(overrides.persistence ?? createJsonFilePersistence(config.metricsPath, log)),
   });
   const channel = createChannel<Envelope>(config.queueCapacity);
   const processor = startProcessor(channel, store, log);
@@ -45,6 +50,17 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
   const files = watchAgentFiles(config.home, config.sourcePollMs, log);
   await files.ready();
   const risk = createRiskClient({ url: config.riskUrl, timeoutMs: config.riskTimeoutMs, log });
+  const metrics = startMetrics({
+    config,
+    log,
+    store,
+    processor,
+    meta,
+    files,
+    risk,
+    startedAt,
+    writeLatency: writeTiming.latency,
+  });
   const system = createSystemService({
     startedAt,
     metricsPath: config.metricsPath,
@@ -53,6 +69,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     meta,
     files,
     risk,
+    metrics,
   });
   let closing: Promise<void> | undefined;
   return {
@@ -65,11 +82,13 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     files,
     risk,
     system,
+    metrics,
     close() {
       closing ??= (async () => {
         channel.close();
         await processor.done;
         files.close();
+        metrics.close();
       })();
       return closing;
     },

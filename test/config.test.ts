@@ -22,6 +22,11 @@ describe("config", () => {
       logLevel: "INFO",
       queueCapacity: 100,
       sourcePollMs: 1000,
+      staleHiveS: 300,
+      staleStressS: 3600,
+      staleAtlasS: 30,
+      staleFilesS: 3600,
+      staleRiskS: 30,
     });
   });
 
@@ -57,6 +62,16 @@ describe("config", () => {
     });
   });
 
+  test("staleness intervals: seconds with decimals, 0 turns a watch off, flags win", () => {
+    expect(
+      run({ NEOLIGHT_STALE_HIVE_S: "600", NEOLIGHT_STALE_ATLAS_S: "0.25", NEOLIGHT_STALE_RISK_S: "0" }, [
+        "--stale-stress-s=7200",
+        "--stale-files-s",
+        "90",
+      ]),
+    ).toMatchObject({ staleHiveS: 600, staleAtlasS: 0.25, staleRiskS: 0, staleStressS: 7200, staleFilesS: 90 });
+  });
+
   test("--help and --version", () => {
     expect(parseCommand({}, ["--help"])).toEqual({ kind: "help" });
     expect(parseCommand({}, ["--version"])).toEqual({ kind: "version" });
@@ -79,6 +94,9 @@ describe("config", () => {
     ["log level", { LOG_LEVEL: "LOUD" }, [], /LOG_LEVEL/],
     ["risk URL", { NEOLIGHT_RISK_URL: "ftp://x" }, [], /http/],
     ["queue capacity 0", { NEOLIGHT_QUEUE_CAPACITY: "0" }, [], /NEOLIGHT_QUEUE_CAPACITY/],
+    ["stale interval abc", { NEOLIGHT_STALE_HIVE_S: "abc" }, [], /NEOLIGHT_STALE_HIVE_S.*"abc"/],
+    ["stale interval -1", { NEOLIGHT_STALE_ATLAS_S: "-1" }, [], /NEOLIGHT_STALE_ATLAS_S.*seconds/],
+    ["stale interval over a week", {}, ["--stale-files-s", "604801"], /NEOLIGHT_STALE_FILES_S.*604800/],
     ["unknown flag", {}, ["--prot", "1"], /unknown option "--prot"/],
     ["flag without value", {}, ["--port"], /needs a value/],
   ])("%s is a ConfigError naming the setting", (_name, env, argv, message) => {

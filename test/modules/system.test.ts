@@ -55,6 +55,7 @@ describe("GET /", () => {
         "GET /meta/regime",
         "GET /governor/allocations",
         "GET /risk/status",
+        "GET /metrics",
       ],
     });
     expect(valid(ServiceInfo, res.body)).toEqual([]);
@@ -153,6 +154,7 @@ describe("OpenAPI", () => {
         "/meta/metrics",
         "/meta/performance",
         "/meta/regime",
+        "/metrics",
         "/risk/status",
         "/status",
       ].sort(),

@@ -8,6 +8,7 @@ import { VERSION } from "../../config";
 import type { DocumentStore } from "../../store/store";
 import type { AgentFiles } from "../agent-files/service";
 import type { MetaService } from "../meta/service";
+import type { MetricsService } from "../metrics/service";
 import type { RiskClient } from "../risk/service";
 import type { Health, ServiceInfo, Status } from "./model";
 
@@ -25,6 +26,8 @@ export interface SystemDeps {
   meta: MetaService;
   files: AgentFiles;
   risk: RiskClient;
+  /** Source staleness and the series limit (issue 6). */
+  metrics: Pick<MetricsService, "staleness" | "status">;
 }
 
 export interface SystemService {
@@ -110,6 +113,8 @@ export function createSystemService(deps: SystemDeps): SystemService {
           files: deps.files.all().map((f) => f.state()),
           risk_engine: { ...deps.risk.state() },
         },
+        staleness: deps.metrics.staleness(),
+        metrics: deps.metrics.status(),
       };
     },
   };
