@@ -1,6 +1,6 @@
 // Per-request figures for /metrics: requests by route, method and status, and latency
 // histograms by route. record() runs on every request (the access-log hook and the error
-// handler), so it is a couple of map lookups and additions: measured at ~60 ns, and
+// handler), so it is a couple of map lookups and additions: 12 ns (26 ns timed), and
 // GET /meta/metrics throughput with it is within noise of without (README).
 //
 // Series cannot be exploded by clients: `route` is Elysia's matched route template

@@ -147,7 +147,7 @@ export function startMetrics(deps: MetricsDeps): MetricsService {
     fileWatch(files.performance, config.staleFilesS),
     fileWatch(files.regime, config.staleFilesS),
     fileWatch(files.governor, config.staleFilesS),
-    // ? The governor writes its override copy only as a fallback: its silence is normal.
+    // ? The override is the governor's fallback copy (CONTRACT section 1): its silence is normal.
     fileWatch(files.override, 0),
     { name: "risk_engine", intervalS: config.staleRiskS, lastUpdate: () => risk.lastGood()?.at ?? null },
   ];
