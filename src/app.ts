@@ -11,6 +11,7 @@ import { agentFileRoutes } from "./modules/agent-files";
 import { historyRoutes } from "./modules/history";
 import { liveRoutes } from "./modules/live";
 import { metaRoutes } from "./modules/meta";
+import { metricsRoutes } from "./modules/metrics";
 import { riskRoutes } from "./modules/risk";
 import { systemRoutes } from "./modules/system";
 import type { Services } from "./services";
@@ -33,7 +34,7 @@ export function createApp(services: Services) {
   const access = accessControl(services.access, services.clientAddress);
   let endpoints: string[] = [];
   const app = new Elysia({ name: "neolight-dashboard", normalize: false })
-    .use(accessLog(log))
+    .use(accessLog(log, services.metrics.requests))
     // ? Before every route and before onError: the access rules cover every route added
     // below, and the CORS headers reach error answers too.
     .use(access.hooks)
@@ -41,7 +42,7 @@ export function createApp(services: Services) {
     // ? Destructure only what is used: Elysia reads this parameter list to decide what
     // context every request builds, and taking the whole context costs a third of the
     // throughput of GET /meta/metrics (measured).
-    .onError({ as: "global" }, ({ code, error, request, path, set }) => {
+    .onError({ as: "global" }, ({ code, error, request, path, route, set }) => {
       // ? Elysia wraps whatever a parse hook throws in its ParseError; ours carry a status.
       const cause = code === "PARSE" ? (error as Error).cause : error;
       let status: number;
@@ -58,7 +59,10 @@ export function createApp(services: Services) {
         [status, message] = [500, "Internal Server Error"];
       }
       set.status = status;
-      log.access(request.method, path, status, elapsedMs(request));
+      const ms = elapsedMs(request);
+      log.access(request.method, path, status, ms);
+      // ? route is undefined for a 404: every unmatched URL counts under one label.
+      services.metrics.requests.record(route, request.method, status, ms);
       return errorResponse(status, message, headers);
     })
     .use(openapiDocs())
@@ -68,7 +72,8 @@ export function createApp(services: Services) {
     .use(riskRoutes(services.risk))
     .use(liveRoutes(services.hub))
     .use(historyRoutes(services.history))
-    .use(webRoutes());
+    .use(webRoutes())
+    .use(metricsRoutes(services.metrics));
   endpoints = app.routes
     .filter((r) => !(r.hooks?.detail as { hide?: boolean } | undefined)?.hide)
     .map((r) => `${r.method} ${r.path}`);

@@ -41,6 +41,21 @@ export const DEFAULT_WRITE_BURST = 200;
 export const DEFAULT_IDLE_TIMEOUT_S = 10;
 /** Bun.serve's upper bound for idleTimeout. */
 export const MAX_IDLE_TIMEOUT_S = 255;
+/**
+ * Expected reporting intervals of NeoLight's sources, in seconds (issue 6); a source silent
+ * for more than twice its interval is stale. 0 turns the watch off for that source.
+ * The hive posts every 300 s and the atlas bridge every 30 s (CONTRACT section 2).
+ */
+export const DEFAULT_STALE_HIVE_S = 300;
+/** The stress runner has no fixed schedule in the contract; hourly is its usual cadence. */
+export const DEFAULT_STALE_STRESS_S = 3600;
+export const DEFAULT_STALE_ATLAS_S = 30;
+/** Agent files (regime, allocations, performance attribution): rewritten at least hourly. */
+export const DEFAULT_STALE_FILES_S = 3600;
+/** The risk engine is asked this often in the background, so its silence shows without readers. */
+export const DEFAULT_STALE_RISK_S = 30;
+/** Longest expected interval: a week; anything slower is not watched but forgotten. */
+export const MAX_STALE_S = 7 * 24 * 3600;
 
 export interface Config {
   /** TCP port. Default: 8100 (CONTRACT section 5). 0 picks a free port (tests). */
@@ -81,6 +96,16 @@ export interface Config {
   writeBurst: number;
   /** Idle / slow-body timeout of a connection, seconds. Default: 10. */
   idleTimeoutS: number;
+  /** Expected interval of the hive agent's posts (per_agent or guardian). Default: 300 s; 0: not watched. */
+  staleHiveS: number;
+  /** Expected interval of the stress runner's posts (stress_last). Default: 3600 s; 0: not watched. */
+  staleStressS: number;
+  /** Expected interval of POST /atlas/update. Default: 30 s; 0: not watched. */
+  staleAtlasS: number;
+  /** Expected interval between rewrites of each agent file. Default: 3600 s; 0: not watched. */
+  staleFilesS: number;
+  /** Interval of the background risk-engine probe and its staleness. Default: 30 s; 0: no probe. */
+  staleRiskS: number;
 }
 
 /** A configuration value that cannot be used: start-up stops with exit code 2. */
@@ -180,6 +205,27 @@ export const OPTIONS = {
     flag: "--idle-timeout-s",
     help: "seconds before an idle or slow-sending connection is closed (default 10)",
   },
+  staleHiveS: { env: "NEOLIGHT_STALE_HIVE_S", flag: "--stale-hive-s", help: "hive post interval, s (default 300)" },
+  staleStressS: {
+    env: "NEOLIGHT_STALE_STRESS_S",
+    flag: "--stale-stress-s",
+    help: "stress runner post interval, s (default 3600)",
+  },
+  staleAtlasS: {
+    env: "NEOLIGHT_STALE_ATLAS_S",
+    flag: "--stale-atlas-s",
+    help: "atlas bridge interval, s (default 30)",
+  },
+  staleFilesS: {
+    env: "NEOLIGHT_STALE_FILES_S",
+    flag: "--stale-files-s",
+    help: "agent file rewrite interval, s (default 3600)",
+  },
+  staleRiskS: {
+    env: "NEOLIGHT_STALE_RISK_S",
+    flag: "--stale-risk-s",
+    help: "risk engine probe interval, s (default 30)",
+  },
 } as const satisfies Record<keyof Config, OptionSpec>;
 
 type Raw = Partial<Record<keyof Config, string>>;
@@ -216,6 +262,19 @@ function integer(key: keyof Config, value: string, min: number, max: number): nu
     throw new ConfigError(
       spec.env,
       `${spec.env}/${spec.flag} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`,
+    );
+  }
+  return n;
+}
+
+/** Seconds, decimals allowed (tests use 0.1); 0 turns a staleness watch off. */
+function seconds(key: keyof Config, value: string): number {
+  const n = /^\d+(\.\d+)?$/.test(value.trim()) ? Number(value.trim()) : Number.NaN;
+  if (!Number.isFinite(n) || n > MAX_STALE_S) {
+    const spec = OPTIONS[key];
+    throw new ConfigError(
+      spec.env,
+      `${spec.env}/${spec.flag} must be a number of seconds from 0 to ${MAX_STALE_S}, got ${JSON.stringify(value)}`,
     );
   }
   return n;
@@ -326,6 +385,11 @@ export function parseCommand(env: Record<string, string | undefined>, argv: read
       sourcePollMs: integer("sourcePollMs", raw.sourcePollMs ?? String(DEFAULT_SOURCE_POLL_MS), 10, 60_000),
       historyDays: integer("historyDays", raw.historyDays ?? String(DEFAULT_HISTORY_DAYS), 0, MAX_HISTORY_DAYS),
       ...security(raw),
+      staleHiveS: seconds("staleHiveS", raw.staleHiveS ?? String(DEFAULT_STALE_HIVE_S)),
+      staleStressS: seconds("staleStressS", raw.staleStressS ?? String(DEFAULT_STALE_STRESS_S)),
+      staleAtlasS: seconds("staleAtlasS", raw.staleAtlasS ?? String(DEFAULT_STALE_ATLAS_S)),
+      staleFilesS: seconds("staleFilesS", raw.staleFilesS ?? String(DEFAULT_STALE_FILES_S)),
+      staleRiskS: seconds("staleRiskS", raw.staleRiskS ?? String(DEFAULT_STALE_RISK_S)),
     },
   };
 }

@@ -8,6 +8,8 @@ import type { Logger } from "./log/logger";
 import { type AgentFiles, watchAgentFiles } from "./modules/agent-files/service";
 import { createHistory, type History } from "./modules/history/service";
 import { createMetaService, type MetaService, servedDocument } from "./modules/meta/service";
+import { createWriteTiming } from "./modules/metrics/persistence";
+import { type MetricsService, startMetrics } from "./modules/metrics/service";
 import { createRiskClient, type RiskClient } from "./modules/risk/service";
 import { createSystemService, type SystemService } from "./modules/system/service";
 import { createJsonFilePersistence } from "./store/json-file";
@@ -34,6 +36,8 @@ export interface Services {
   access: AccessPolicy;
   /** Where a request came from; the TCP peer unless a test injects another. */
   clientAddress: ClientAddress;
+  /** GET /metrics, per-request figures and source staleness (issue 6). */
+  metrics: MetricsService;
   /**
    * Closes the channel, waits until every accepted update is settled (persisted or
    * answered 503), ends the live streams, writes the last history samples, and stops
@@ -51,8 +55,9 @@ export interface ServiceOverrides {
 
 export async function startServices(config: Config, log: Logger, overrides: ServiceOverrides = {}): Promise<Services> {
   const startedAt = Date.now();
+  const writeTiming = createWriteTiming();
   const store = await openStore({
-    persistence: overrides.persistence ?? createJsonFilePersistence(config.metricsPath, log),
+    persistence: writeTiming.wrap(overrides.persistence ?? createJsonFilePersistence(config.metricsPath, log)),
   });
   const channel = createChannel<Envelope>(config.queueCapacity);
   const processor = startProcessor(channel, store, log);
@@ -78,13 +83,26 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
   });
   processor.onCommit(history.onCommit);
   const risk = createRiskClient({ url: config.riskUrl, timeoutMs: config.riskTimeoutMs, log });
+  const metrics = startMetrics({
+    config,
+    log,
+    store,
+    processor,
+    meta,
+    files,
+    risk,
+    startedAt,
+    writeLatency: writeTiming.latency,
+  });
   const access = createAccessPolicy({
     token: config.token,
     readToken: config.readToken,
     writeRate: config.writeRate,
     writeBurst: config.writeBurst,
     log,
+    onWriteRefused: (reason) => metrics.countRejected(reason),
   });
+  metrics.sseSubscribers(() => hub.stats().subscribers);
   const system = createSystemService({
     startedAt,
     metricsPath: config.metricsPath,
@@ -95,6 +113,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     risk,
     extra: () => ({ live: hub.stats(), history: history.status() }),
     access,
+    metrics,
   });
   let closing: Promise<void> | undefined;
   return {
@@ -111,6 +130,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     history,
     access,
     clientAddress: overrides.clientAddress ?? peerAddress,
+    metrics,
     close() {
       closing ??= (async () => {
         channel.close();
@@ -118,6 +138,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
         hub.close();
         history.close();
         files.close();
+        metrics.close();
       })();
       return closing;
     },

@@ -34,6 +34,11 @@ describe("config", () => {
       writeRate: 100,
       writeBurst: 200,
       idleTimeoutS: 10,
+      staleHiveS: 300,
+      staleStressS: 3600,
+      staleAtlasS: 30,
+      staleFilesS: 3600,
+      staleRiskS: 30,
     });
   });
 
@@ -69,6 +74,16 @@ describe("config", () => {
     });
   });
 
+  test("staleness intervals: seconds with decimals, 0 turns a watch off, flags win", () => {
+    expect(
+      run({ NEOLIGHT_STALE_HIVE_S: "600", NEOLIGHT_STALE_ATLAS_S: "0.25", NEOLIGHT_STALE_RISK_S: "0" }, [
+        "--stale-stress-s=7200",
+        "--stale-files-s",
+        "90",
+      ]),
+    ).toMatchObject({ staleHiveS: 600, staleAtlasS: 0.25, staleRiskS: 0, staleStressS: 7200, staleFilesS: 90 });
+  });
+
   test("--help and --version", () => {
     expect(parseCommand({}, ["--help"])).toEqual({ kind: "help" });
     expect(parseCommand({}, ["--version"])).toEqual({ kind: "version" });
@@ -91,6 +106,9 @@ describe("config", () => {
     ["log level", { LOG_LEVEL: "LOUD" }, [], /LOG_LEVEL/],
     ["risk URL", { NEOLIGHT_RISK_URL: "ftp://x" }, [], /http/],
     ["queue capacity 0", { NEOLIGHT_QUEUE_CAPACITY: "0" }, [], /NEOLIGHT_QUEUE_CAPACITY/],
+    ["stale interval abc", { NEOLIGHT_STALE_HIVE_S: "abc" }, [], /NEOLIGHT_STALE_HIVE_S.*"abc"/],
+    ["stale interval -1", { NEOLIGHT_STALE_ATLAS_S: "-1" }, [], /NEOLIGHT_STALE_ATLAS_S.*seconds/],
+    ["stale interval over a week", {}, ["--stale-files-s", "604801"], /NEOLIGHT_STALE_FILES_S.*604800/],
     ["unknown flag", {}, ["--prot", "1"], /unknown option "--prot"/],
     ["a short token", { NEOLIGHT_DASHBOARD_TOKEN: "secret" }, [], /NEOLIGHT_DASHBOARD_TOKEN must be at least 16/],
     ["a token with a space", { NEOLIGHT_DASHBOARD_TOKEN: "abcdefgh ijklmnopq" }, [], /without whitespace/],

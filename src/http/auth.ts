@@ -103,6 +103,8 @@ export interface AccessPolicyOptions {
   writeBurst: number;
   log: Logger;
   limiter?: RateLimiter;
+  /** Told of every refused write (401/403: unauthorised, 429: rate_limited), for /metrics. */
+  onWriteRefused?(reason: "unauthorised" | "rate_limited"): void;
 }
 
 /** SHA-256 first, so both sides have the same length and the comparison leaks neither. */
@@ -152,6 +154,7 @@ export function createAccessPolicy(options: AccessPolicyOptions): AccessPolicy {
   function refuse(error: HttpError, reason: string, request: Request, address: string | null, path: string): never {
     if (error.status === 401) counts.unauthorized++;
     else if (error.status === 403) counts.forbidden++;
+    if (!isSafe(request.method)) options.onWriteRefused?.(error.status === 429 ? "rate_limited" : "unauthorised");
     // ? A client hammering with a bad token must not flood the log: one line per reason
     // per second, carrying how many were left out.
     const t = Date.now();

@@ -57,6 +57,7 @@ describe("GET /", () => {
         "GET /risk/status",
         "GET /events",
         "GET /meta/history",
+        "GET /metrics",
       ],
     });
     expect(valid(ServiceInfo, res.body)).toEqual([]);
@@ -155,6 +156,7 @@ describe("OpenAPI", () => {
         "/meta/metrics",
         "/meta/performance",
         "/meta/regime",
+        "/metrics",
         "/risk/status",
         "/status",
         "/events",

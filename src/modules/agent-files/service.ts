@@ -27,6 +27,8 @@ export interface FileSourceState {
   last_good_read: string | null;
   /** RFC 3339 time the file last changed (its mtime), as last seen. */
   last_change: string | null;
+  /** mtime of the last version that was valid: when its writer last wrote a good document. */
+  last_good_change: string | null;
   /** Distinct versions of the file that could not be used. */
   parse_errors: number;
   last_error: string | null;
@@ -69,6 +71,7 @@ export function watchJsonFile({ name, path, validate, pollMs, log }: WatchOption
     serving: "none",
     last_good_read: null,
     last_change: null,
+    last_good_change: null,
     parse_errors: 0,
     last_error: null,
   };
@@ -128,6 +131,7 @@ export function watchJsonFile({ name, path, validate, pollMs, log }: WatchOption
     bad = false;
     figures.serving = "file";
     figures.last_good_read = new Date().toISOString();
+    figures.last_good_change = figures.last_change;
     figures.last_error = null;
   }
 

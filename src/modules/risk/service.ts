@@ -28,6 +28,8 @@ export interface RiskClient {
    */
   status(): Promise<RiskStatus>;
   state(): RiskSourceState;
+  /** The last good answer (shared: do not mutate) and when it came, epoch ms; null before any. Never asks the engine. */
+  lastGood(): { risk: Readonly<Record<string, unknown>>; at: number } | null;
 }
 
 export function createRiskClient({ url, timeoutMs, log }: { url: string; timeoutMs: number; log: Logger }): RiskClient {
@@ -98,5 +100,6 @@ export function createRiskClient({ url, timeoutMs, log }: { url: string; timeout
       };
     },
     state: () => ({ ...figures }),
+    lastGood: () => good,
   };
 }

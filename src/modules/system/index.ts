@@ -1,5 +1,6 @@
 // Routes of the service itself: GET /, /health, /status.
 import { Elysia } from "elysia";
+import { markStart } from "../../http/access-log";
 import { pageResponse, wantsPage } from "../../web";
 import { Health, ServiceInfo, Status } from "./model";
 import type { SystemService } from "./service";
@@ -21,11 +22,19 @@ export function systemRoutes(system: SystemService, endpoints: () => string[]) {
       response: { 200: Health },
       detail: { tags: ["service"], summary: "Liveness: always 200 while the process serves" },
     })
-    .get("/status", () => system.status(), {
-      response: { 200: Status },
-      detail: {
-        tags: ["service"],
-        summary: "Measured resource use, queue, persistence and sources",
+    .get(
+      "/status",
+      ({ request }) => {
+        // ? Timed (access log, /metrics): it measures the disk, which can be slow.
+        markStart(request);
+        return system.status();
       },
-    });
+      {
+        response: { 200: Status },
+        detail: {
+          tags: ["service"],
+          summary: "Measured resource use, queue, persistence and sources",
+        },
+      },
+    );
 }

@@ -1,5 +1,6 @@
 // Schemas of the service's own routes: GET /, /health, /status.
 import { Type as t } from "@sinclair/typebox";
+import { MetricsStatus, SourceStaleness } from "../metrics/model";
 
 const Uptime = t.String({ pattern: "^\\d+h\\d+m$", description: "<h>h<m>m, e.g. 0h0m, 1h23m, 49h5m" });
 
@@ -27,6 +28,9 @@ const FileSource = t.Object({
   serving: t.Union([t.Literal("file"), t.Literal("last_good"), t.Literal("none")]),
   last_good_read: t.Union([t.String(), t.Null()]),
   last_change: t.Union([t.String(), t.Null()]),
+  last_good_change: t.Union([t.String(), t.Null()], {
+    description: "mtime of the last valid version: when its writer last wrote a good document",
+  }),
   parse_errors: t.Integer(),
   last_error: t.Union([t.String(), t.Null()]),
 });
@@ -90,6 +94,11 @@ export const Status = t.Object(
         { additionalProperties: true },
       ),
     ),
+    staleness: t.Array(SourceStaleness, {
+      description:
+        "Every source with its last good update, expected interval and age; stale = silent for more than twice the interval",
+    }),
+    metrics: MetricsStatus,
   },
   { additionalProperties: true },
 );

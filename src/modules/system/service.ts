@@ -9,6 +9,7 @@ import type { AccessPolicy } from "../../http/auth";
 import type { DocumentStore } from "../../store/store";
 import type { AgentFiles } from "../agent-files/service";
 import type { MetaService } from "../meta/service";
+import type { MetricsService } from "../metrics/service";
 import type { RiskClient } from "../risk/service";
 import type { Health, ServiceInfo, Status } from "./model";
 
@@ -30,6 +31,8 @@ export interface SystemDeps {
   extra?: () => Record<string, unknown>;
   /** Auth mode and refusal counts for /status; absent in callers that have none. */
   access?: Pick<AccessPolicy, "stats">;
+  /** Source staleness and the series limit (issue 6). */
+  metrics: Pick<MetricsService, "staleness" | "status">;
 }
 
 export interface SystemService {
@@ -117,6 +120,8 @@ export function createSystemService(deps: SystemDeps): SystemService {
         },
         ...deps.extra?.(),
         ...(deps.access ? { security: deps.access.stats() } : {}),
+        staleness: deps.metrics.staleness(),
+        metrics: deps.metrics.status(),
       };
     },
   };

@@ -1,0 +1,117 @@
+// Start-up time and idle memory of compiled binaries (issue 3 targets; issue 6 measured
+// what /metrics costs). For each binary: start it on a temp NEOLIGHT_HOME and a free port,
+// time exec -> first 200 on /health, then read VmRSS after it has idled a second.
+// Runs alternate between binaries so machine noise hits each alike.
+//   bun bench/metrics/cost.ts [runs] name=path/to/binary[@VAR=value,...] ...
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const IDLE_MS = 1000;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** A field of /proc/<pid>/status in KiB: VmRSS, RssAnon (heap, stacks) or RssFile (mapped binary). */
+function statusKiB(pid: number, field: string): number {
+  const line = readFileSync(`/proc/${pid}/status`, "utf8")
+    .split("\n")
+    .find((l) => l.startsWith(`${field}:`));
+  return Number(line?.match(/\d+/)?.[0] ?? Number.NaN);
+}
+
+interface Run {
+  startMs: number;
+  rssMiB: number;
+  anonMiB: number;
+  fileMiB: number;
+}
+
+async function once(binary: string, extraEnv: Record<string, string>): Promise<Run> {
+  const home = mkdtempSync(join(tmpdir(), "neolight-bench-"));
+  const port = await freePort();
+  const t0 = performance.now();
+  const proc = Bun.spawn([binary], {
+    env: {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      HOME: home,
+      NEOLIGHT_HOME: home,
+      NEOLIGHT_DASHBOARD_PORT: String(port),
+      NEOLIGHT_DASHBOARD_HOST: "127.0.0.1",
+      NEOLIGHT_RISK_URL: "http://127.0.0.1:9",
+      ...extraEnv,
+    },
+    stdout: "ignore",
+    stderr: "ignore",
+  });
+  let startMs = Number.NaN;
+  for (;;) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/health`);
+      await res.arrayBuffer();
+      if (res.status === 200) {
+        startMs = performance.now() - t0;
+        break;
+      }
+    } catch {}
+    if (performance.now() - t0 > 10_000) throw new Error(`${binary} did not start`);
+    await Bun.sleep(1);
+  }
+  await Bun.sleep(IDLE_MS);
+  // ? VmRSS = RssAnon + RssFile (+ shmem). RssFile is the part of the 100 MiB binary that
+  // is mapped, and varies by a few MiB with the page cache's state of the file (measured:
+  // two builds of one commit differed by 2.7 MiB). RssAnon is what the process allocated.
+  const rssMiB = statusKiB(proc.pid, "VmRSS") / 1024;
+  const anonMiB = statusKiB(proc.pid, "RssAnon") / 1024;
+  const fileMiB = statusKiB(proc.pid, "RssFile") / 1024;
+  proc.kill("SIGKILL");
+  await proc.exited;
+  rmSync(home, { recursive: true, force: true });
+  return { startMs, rssMiB, anonMiB, fileMiB };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+};
+
+const args = process.argv.slice(2);
+const runs = /^\d+$/.test(args[0] ?? "") ? Number(args.shift()) : 7;
+const binaries = args.map((a) => {
+  const [name, rest] = a.split(/=(.*)/s) as [string, string];
+  const [path, env = ""] = rest.split("@") as [string, string?];
+  const extra = Object.fromEntries(
+    env
+      .split(",")
+      .filter(Boolean)
+      .map((kv) => kv.split("=") as [string, string]),
+  );
+  return [name, path, extra] as const;
+});
+const results = new Map<string, Record<keyof Run, number[]>>(
+  binaries.map(([name]) => [name, { startMs: [], rssMiB: [], anonMiB: [], fileMiB: [] }]),
+);
+for (let i = 0; i < runs; i++) {
+  for (const [name, path, extra] of binaries) {
+    const r = await once(path, extra);
+    const into = results.get(name) as Record<keyof Run, number[]>;
+    for (const key of Object.keys(r) as (keyof Run)[]) into[key].push(r[key]);
+  }
+}
+const base = binaries[0]?.[0] as string;
+const baseStart = median(results.get(base)?.startMs ?? []);
+for (const [name, r] of results) {
+  const start = median(r.startMs);
+  console.log(
+    `${name.padEnd(16)} start-up median ${start.toFixed(1)} ms (x${(start / baseStart).toFixed(2)} of ${base}), ` +
+      `idle RSS median ${median(r.rssMiB).toFixed(1)} MiB (anon ${median(r.anonMiB).toFixed(1)}, file ${median(r.fileMiB).toFixed(1)}), runs ${r.startMs.length}`,
+  );
+}

@@ -1,0 +1,88 @@
+// Throughput of GET /meta/metrics (or another path) on compiled binaries, with wrk:
+// what the per-request recording of issue 6 costs. Each binary is started once on a temp
+// NEOLIGHT_HOME; rounds alternate between binaries so machine noise hits each alike.
+//   bun bench/metrics/throughput.ts [rounds] [seconds] name=path/to/binary ...
+// Short runs on 127.0.0.1 only; the machine is shared, so never a long load test.
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const PATH = process.env.BENCH_PATH ?? "/meta/metrics";
+const CONNECTIONS = 32;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function start(binary: string) {
+  const home = mkdtempSync(join(tmpdir(), "neolight-bench-"));
+  const port = await freePort();
+  const proc = Bun.spawn([binary], {
+    env: {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      HOME: home,
+      NEOLIGHT_HOME: home,
+      NEOLIGHT_DASHBOARD_PORT: String(port),
+      NEOLIGHT_DASHBOARD_HOST: "127.0.0.1",
+      NEOLIGHT_RISK_URL: "http://127.0.0.1:9",
+      LOG_PATH: "/dev/null",
+    },
+    stdout: "ignore",
+    stderr: "ignore",
+  });
+  for (;;) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/health`)).status === 200) break;
+    } catch {}
+    await Bun.sleep(5);
+  }
+  return {
+    url: `http://127.0.0.1:${port}${PATH}`,
+    async stop() {
+      proc.kill("SIGKILL");
+      await proc.exited;
+      rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
+
+function wrk(url: string, seconds: number): number {
+  const out = Bun.spawnSync(["wrk", "-t1", `-c${CONNECTIONS}`, `-d${seconds}s`, url]).stdout.toString();
+  const m = out.match(/Requests\/sec:\s+([\d.]+)/);
+  if (!m) throw new Error(`wrk output without Requests/sec:\n${out}`);
+  return Number(m[1]);
+}
+
+const args = process.argv.slice(2);
+const rounds = /^\d+$/.test(args[0] ?? "") ? Number(args.shift()) : 3;
+const seconds = /^\d+$/.test(args[0] ?? "") ? Number(args.shift()) : 4;
+const binaries = args.map((a) => a.split(/=(.*)/s) as [string, string]);
+const servers = await Promise.all(binaries.map(([, path]) => start(path)));
+const results = binaries.map(() => [] as number[]);
+for (const s of servers) wrk(s.url, 1); // warm-up
+for (let r = 0; r < rounds; r++) {
+  // ? The order turns each round, so no binary always runs first (or right after another).
+  for (let k = 0; k < servers.length; k++) {
+    const i = (k + r) % servers.length;
+    (results[i] as number[]).push(wrk((servers[i] as { url: string }).url, seconds));
+  }
+}
+await Promise.all(servers.map((s) => s.stop()));
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+// ? Other load on the shared machine moves every figure by up to 2x between rounds; the
+// ratio within a round, where all binaries saw about the same load, is the steadier figure.
+const base = results[0] as number[];
+binaries.forEach(([name], i) => {
+  const own = results[i] as number[];
+  const ratios = own.map((x, r) => x / (base[r] as number));
+  console.log(
+    `${name.padEnd(16)} ${PATH} median ${median(own).toFixed(0)} req/s, median ratio to ${binaries[0]?.[0]} per round x${median(ratios).toFixed(3)}; rounds ${own.map((x) => x.toFixed(0)).join(" ")}`,
+  );
+});
