@@ -87,9 +87,14 @@ function build(): void {
   sh(go, ["build", "-trimpath", "-ldflags=-s -w", "-o", "fiber-peer", "."], join(ROOT, "bench", "peers", "fiber"));
 }
 
-function rssKb(pid: number): number {
+/**
+ * Resident memory of `pid` in kB: VmRSS (what the targets name) or RssAnon (the process's
+ * own memory, without the pages of its executable that the page cache shares and can drop;
+ * for a 100 MB Bun executable those are most of VmRSS).
+ */
+function rssKb(pid: number, field: "VmRSS" | "RssAnon" = "VmRSS"): number {
   try {
-    const m = readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/);
+    const m = readFileSync(`/proc/${pid}/status`, "utf8").match(new RegExp(`${field}:\\s+(\\d+)`));
     return m ? Number(m[1]) : 0;
   } catch {
     return 0;
@@ -242,8 +247,9 @@ async function wrk(
   return {
     rps,
     ok_rps: (requests - non2xx) / seconds,
-    p50_ms: toMs(out.match(/50%\s+(\S+)/)?.[1] ?? ""),
-    p99_ms: toMs(out.match(/99%\s+(\S+)/)?.[1] ?? ""),
+    // Anchored: "50%" and "99%" also occur inside the +/- Stdev column of the thread stats.
+    p50_ms: toMs(out.match(/^\s+50%\s+(\S+)$/m)?.[1] ?? ""),
+    p99_ms: toMs(out.match(/^\s+99%\s+(\S+)$/m)?.[1] ?? ""),
     non2xx,
     requests,
     rss_max_mb: rssMax / 1024,
@@ -277,7 +283,10 @@ async function main(): Promise<void> {
   const running: Running[] = [];
   for (const s of SERVERS) running.push(await start(s));
   await Bun.sleep(1000);
-  for (const r of running) (results[r.server.name] as Record<string, unknown>).idle_rss_mb = rssKb(r.pid) / 1024;
+  for (const r of running) {
+    (results[r.server.name] as Record<string, unknown>).idle_rss_mb = rssKb(r.pid) / 1024;
+    (results[r.server.name] as Record<string, unknown>).idle_anon_mb = rssKb(r.pid, "RssAnon") / 1024;
+  }
 
   // Every server holds the full hive fixture before the read scenarios.
   for (const r of running) {
@@ -309,13 +318,16 @@ async function main(): Promise<void> {
     const rate = ((results[r.server.name] as Record<string, LoadResult>).mixed_90_10 as LoadResult).rps;
     const seconds = Math.max(1, Math.ceil((MILLION / Math.max(rate, 1)) * 1.1));
     const rounds: number[] = [];
+    const anon: number[] = [];
     let served = 0;
     for (let i = 0; i < ROUNDS; i++) {
       served += (await wrk(r, "/meta/metrics", scripts.mixed, {}, seconds)).requests;
       await Bun.sleep(500);
       rounds.push(rssKb(r.pid) / 1024);
+      anon.push(rssKb(r.pid, "RssAnon") / 1024);
     }
     (results[r.server.name] as Record<string, unknown>).rss_after_rounds_mb = rounds;
+    (results[r.server.name] as Record<string, unknown>).anon_after_rounds_mb = anon;
     (results[r.server.name] as Record<string, unknown>).rounds_requests = served;
   }
   for (const r of running) await r.stop();
@@ -350,6 +362,7 @@ function printTable(results: Record<string, Record<string, unknown>>): void {
     ["hey -n 1000 -c 100 req/s", "hey_get_metrics.rps", 0],
     ["start-up ms (median)", "startup_ms", 1],
     ["idle RSS MB", "idle_rss_mb", 1],
+    ["idle RssAnon MB", "idle_anon_mb", 1],
     ["binary MB", "binary_mb", 1],
   ];
   const names = SERVERS.map((s) => s.name);
@@ -368,6 +381,10 @@ function printTable(results: Record<string, Record<string, unknown>>): void {
     ((results[s]?.rss_after_rounds_mb as number[]) ?? []).map((v) => v.toFixed(1)).join(" → "),
   );
   lines.push(`| RSS MB after each 1M-request round | ${rounds.join(" | ")} | | |`);
+  const anon = names.map((s) =>
+    ((results[s]?.anon_after_rounds_mb as number[]) ?? []).map((v) => v.toFixed(1)).join(" → "),
+  );
+  lines.push(`| RssAnon MB after each round | ${anon.join(" | ")} | | |`);
   console.log(lines.join("\n"));
   console.log(`\ndurability of a 200 on POST: ${SERVERS.map((s) => `${s.name}: ${s.durability}`).join("; ")}`);
 }

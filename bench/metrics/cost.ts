@@ -4,21 +4,11 @@
 // Runs alternate between binaries so machine noise hits each alike.
 //   bun bench/metrics/cost.ts [runs] name=path/to/binary[@VAR=value,...] ...
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "./free-port";
 
 const IDLE_MS = 1000;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** A field of /proc/<pid>/status in KiB: VmRSS, RssAnon (heap, stacks) or RssFile (mapped binary). */
 function statusKiB(pid: number, field: string): number {

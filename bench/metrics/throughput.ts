@@ -4,22 +4,12 @@
 //   bun bench/metrics/throughput.ts [rounds] [seconds] name=path/to/binary ...
 // Short runs on 127.0.0.1 only; the machine is shared, so never a long load test.
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "./free-port";
 
 const PATH = process.env.BENCH_PATH ?? "/meta/metrics";
 const CONNECTIONS = 32;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function start(binary: string) {
   const home = mkdtempSync(join(tmpdir(), "neolight-bench-"));

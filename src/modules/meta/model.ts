@@ -12,13 +12,18 @@ const Figure = (description: string) => t.Number({ description });
 const Count = (description: string) => t.Integer({ minimum: 0, description });
 const Stamp = (description: string) => t.String({ maxLength: 64, description });
 
+/** The figures agents and strategies share. */
+const tradingFigures = {
+  pnl_1d: t.Optional(Figure("P&L over the last day")),
+  pnl_7d: t.Optional(Figure("P&L over the last 7 days")),
+  sharpe_30d: t.Optional(Figure("30-day Sharpe ratio")),
+  winrate_30d: t.Optional(Figure("30-day win rate, 0..1")),
+  max_dd_30d: t.Optional(Figure("30-day maximum drawdown")),
+};
+
 export const AgentFigures = t.Object(
   {
-    pnl_1d: t.Optional(Figure("P&L over the last day")),
-    pnl_7d: t.Optional(Figure("P&L over the last 7 days")),
-    sharpe_30d: t.Optional(Figure("30-day Sharpe ratio")),
-    winrate_30d: t.Optional(Figure("30-day win rate, 0..1")),
-    max_dd_30d: t.Optional(Figure("30-day maximum drawdown")),
+    ...tradingFigures,
     total_decisions: t.Optional(Count("decisions taken")),
     revenue_24h: t.Optional(Figure("revenue over the last 24 h")),
     revenue_total: t.Optional(Figure("revenue since start")),
@@ -29,11 +34,7 @@ export type AgentFigures = typeof AgentFigures.static;
 
 export const StrategyFigures = t.Object(
   {
-    pnl_1d: t.Optional(Figure("P&L over the last day")),
-    pnl_7d: t.Optional(Figure("P&L over the last 7 days")),
-    sharpe_30d: t.Optional(Figure("30-day Sharpe ratio")),
-    winrate_30d: t.Optional(Figure("30-day win rate, 0..1")),
-    max_dd_30d: t.Optional(Figure("30-day maximum drawdown")),
+    ...tradingFigures,
     trade_count: t.Optional(Count("trades taken")),
     score: t.Optional(Figure("strategy score")),
   },
