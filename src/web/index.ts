@@ -46,8 +46,6 @@ export function pageResponse(): Response {
   return htmlResponse(HTML, { "cache-control": "no-cache", vary: "Accept" });
 }
 
-export const PAGE_ASSETS = { script: SCRIPT_PATH, style: STYLE_PATH };
-
 export function webRoutes() {
   return new Elysia({ name: "web" })
     .get(
