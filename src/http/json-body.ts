@@ -171,13 +171,12 @@ function checkShape(root: Record<string, unknown>, text: string): void {
 }
 
 /**
- * Reads `request`'s body as one JSON object. Throws 415 for a non-JSON content type, 413
- * over MAX_BODY_BYTES, 408 when the body never arrives whole, 400 for invalid UTF-8,
- * invalid JSON, a non-object, or what checkShape refuses.
+ * Reads `request`'s body as one JSON object. Throws 413 over MAX_BODY_BYTES, 408 when the
+ * body never arrives whole, 400 for invalid UTF-8, invalid JSON or a non-object (whatever
+ * the content type), 415 for a JSON object not labelled as JSON, 400 for what checkShape
+ * refuses.
  */
 export async function readJsonObject(request: Request): Promise<Record<string, unknown>> {
-  const contentType = request.headers.get("content-type");
-  if (!isJsonType(contentType)) throw new UnsupportedMediaTypeError(contentType);
   const length = request.headers.get("content-length");
   if (length !== null && Number(length) > MAX_BODY_BYTES) throw new PayloadTooLargeError(MAX_BODY_BYTES);
   // ? With a declared length the server already bounds the body: read it in one go (the
@@ -208,6 +207,10 @@ export async function readJsonObject(request: Request): Promise<Record<string, u
       `request body must be a JSON object, got ${Array.isArray(value) ? "an array" : typeof value === "object" ? "null" : `a ${typeof value}`}`,
     );
   }
+  // ? The content type is judged last: CONTRACT section 4 says a body that is not a JSON
+  // object gets 400 whatever it was labelled; a JSON object sent without saying so is 415.
+  const contentType = request.headers.get("content-type");
+  if (!isJsonType(contentType)) throw new UnsupportedMediaTypeError(contentType);
   checkShape(value as Record<string, unknown>, text);
   return value as Record<string, unknown>;
 }

@@ -76,8 +76,16 @@ const cases: Case[] = [
   { name: "mode: 42", body: '{"mode": 42}', status: 422, error: /mode: Expected string/ },
   { name: "no content type", body: JSON.stringify(hive), contentType: null, status: 415, error: /application\/json/ },
   {
-    name: "form content type",
+    // CONTRACT 4: a body that is not JSON is 400, whatever its content type says.
+    name: "form content type, form body",
     body: "a=1",
+    contentType: "application/x-www-form-urlencoded",
+    status: 400,
+    error: /not valid JSON/,
+  },
+  {
+    name: "form content type, JSON object body",
+    body: '{"mode": "LIVE_MODE"}',
     contentType: "application/x-www-form-urlencoded",
     status: 415,
     error: /application\/json/,
@@ -240,7 +248,20 @@ const cases: Case[] = [
     status: 415,
     error: /json-seq/,
   },
-  { name: "multipart", body: "--b--", contentType: "multipart/form-data; boundary=b", status: 415, error: /multipart/ },
+  {
+    name: "multipart",
+    body: "--b--",
+    contentType: "multipart/form-data; boundary=b",
+    status: 400,
+    error: /not valid JSON/,
+  },
+  {
+    name: "multipart label on a JSON object",
+    body: "{}",
+    contentType: "multipart/form-data; boundary=b",
+    status: 415,
+    error: /multipart/,
+  },
   // Found by the fuzz test: Elysia's own 422 turned this into a 500 by stringifying the value.
   {
     name: 'a string field holding {"toString": 1}',

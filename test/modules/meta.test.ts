@@ -60,6 +60,19 @@ describe("POST /meta/metrics merge rule", () => {
     expect(doc.stress_last).toEqual(stress.stress_last);
   });
 
+  test("a paused snapshot is never refused for string lengths the contract does not limit", async () => {
+    await using t = await startApp();
+    const paused = fixture("meta_metrics_paused_post");
+    const body = {
+      ...paused,
+      guardian: { ...(paused.guardian as object), reason: `Daily drawdown limit exceeded: ${"x".repeat(5000)}` },
+      mode: "",
+      timestamp: `2025-11-03T22:00:12.100374+00:00 ${"y".repeat(100)}`,
+    };
+    expect((await post(t.app, "/meta/metrics", body)).status).toBe(200);
+    expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual(body.guardian);
+  });
+
   test("unknown top-level keys and unknown nested keys are kept and served back", async () => {
     await using t = await startApp();
     const body = {

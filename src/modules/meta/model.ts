@@ -10,7 +10,10 @@ const open = { additionalProperties: true } as const;
 /** A finite JSON number. TypeBox rejects NaN and ±Infinity (what 1e400 parses to). */
 const Figure = (description: string) => t.Number({ description });
 const Count = (description: string) => t.Integer({ minimum: 0, description });
-const Stamp = (description: string) => t.String({ maxLength: 64, description });
+// ? No length limits on strings: a snapshot is accepted or refused whole, so a limit the
+// contract does not have would refuse a paused guardian with a long reason and leave the
+// router reading "not paused". The 1 MiB body limit bounds every string.
+const Stamp = (description: string) => t.String({ description });
 
 /** The figures agents and strategies share. */
 const tradingFigures = {
@@ -48,7 +51,7 @@ export const Guardian = t.Object(
   {
     is_paused: t.Boolean({ description: "true: the execution router must not trade" }),
     drawdown: Figure("current drawdown, percent"),
-    reason: t.String({ maxLength: 1024, description: "why the guardian is in this state" }),
+    reason: t.String({ description: "why the guardian is in this state" }),
   },
   open,
 );
@@ -111,7 +114,7 @@ const sections = {
   per_strategy: t.Record(t.String(), StrategyFigures, { description: "figures per strategy" }),
   guardian: Guardian,
   breakers: Breakers,
-  mode: t.String({ minLength: 1, maxLength: 64, description: "TEST_MODE, PAPER_TRADING_MODE, LIVE_MODE, ..." }),
+  mode: t.String({ description: "TEST_MODE, PAPER_TRADING_MODE, LIVE_MODE, ..." }),
   market_regime: t.Union([RegimeDocument, t.Object({}, { additionalProperties: false })], {
     description: "the regime document, or {}",
   }),
