@@ -12,9 +12,22 @@ import { startServices } from "./services";
 /** Longest a graceful shutdown may take before the process gives up and exits 1. */
 const SHUTDOWN_TIMEOUT_MS = 10_000;
 
-function fail(message: string, fields: Record<string, unknown>): never {
+/** Exit codes: 2 = the configuration cannot work (systemd must not restart: it cannot
+ * help); 1 = anything else (a busy port, a disk error: a restart may well help). */
+const EXIT_CONFIG = 2;
+const EXIT_FAILURE = 1;
+
+/** Before the logger exists: one JSON line on stdout. */
+function fail(message: string, fields: Record<string, unknown>, code: number): never {
   process.stdout.write(formatLine("ERROR", message, fields));
-  process.exit(2);
+  process.exit(code);
+}
+
+/** After the logger exists: the line reaches the log file too. */
+function die(log: Logger, message: string, fields: Record<string, unknown>): never {
+  log.error(message, fields);
+  log.close();
+  process.exit(EXIT_FAILURE);
 }
 
 /** Creates the directories the service writes to and proves they are writable. */
@@ -49,19 +62,30 @@ async function main(): Promise<void> {
     prepareDirectories(config);
     log = createLogger({ level: config.logLevel, path: config.logPath });
   } catch (err) {
-    if (err instanceof ConfigError) fail("invalid configuration", { variable: err.variable, error: err.message });
-    fail("start-up failed", { error: err });
+    if (err instanceof ConfigError) {
+      fail("invalid configuration", { variable: err.variable, error: err.message }, EXIT_CONFIG);
+    }
+    fail("start-up failed", { error: err }, EXIT_FAILURE);
   }
 
   process.on("uncaughtException", (err) => log.error("uncaught exception", { error: err }));
   process.on("unhandledRejection", (err) => log.error("unhandled rejection", { error: err }));
 
-  const services = await startServices(config, log).catch((err) => fail("start-up failed", { error: err }));
+  const services = await startServices(config, log).catch((err) => die(log, "start-up failed", { error: err }));
   const app = createApp(services);
   try {
-    app.listen({ port: config.port, hostname: config.host, idleTimeout: config.idleTimeoutS });
+    app.listen({
+      port: config.port,
+      hostname: config.host,
+      idleTimeout: config.idleTimeoutS,
+      // ? Elysia turns SO_REUSEPORT on by default: a second instance started by mistake
+      // would then share the port, each with its own document, both writing the same
+      // file. A port in use must be an error (exit 1).
+      reusePort: false,
+      development: false,
+    });
   } catch (err) {
-    fail("cannot listen", { host: config.host, port: config.port, error: err });
+    die(log, "cannot listen", { host: config.host, port: config.port, error: err });
   }
   const port = app.server?.port;
   log.info("service started", {

@@ -2,7 +2,7 @@
 // CONTRACT section 5: `tail -f dashboard_go.log | jq` must always work, so nothing here
 // ever writes plain text, and user input only ever travels inside JSON string values
 // (JSON.stringify escapes line breaks, so a hostile value cannot forge a line or a field).
-import { closeSync, fsyncSync, openSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, writeSync } from "node:fs";
 import type { LogLevel } from "../config";
 
 const RANK: Record<LogLevel, number> = { DEBUG: 10, INFO: 20, WARN: 30, ERROR: 40 };
@@ -49,7 +49,14 @@ export function formatLine(level: LogLevel, message: string, fields?: Fields, no
       line[RESERVED.has(key) ? `field_${key}` : key] = fields[key];
     }
   }
-  return `${JSON.stringify(line, replacer)}\n`;
+  try {
+    return `${JSON.stringify(line, replacer)}\n`;
+  } catch (err) {
+    // ? A field JSON cannot hold (a cycle) must not turn a log call into a crash, least of
+    // all inside the error handler: the line keeps its fixed keys and says what was lost.
+    const { timestamp } = line;
+    return `${JSON.stringify({ timestamp, level, message, log_error: `fields not serialisable: ${(err as Error).message}` })}\n`;
+  }
 }
 
 export interface LoggerOptions {
@@ -68,10 +75,32 @@ export function createLogger(options: LoggerOptions): Logger {
   let pendingBytes = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
 
+  // Pipes whose last write stopped inside a line: the next write there starts on a new
+  // line, so a torn line is never glued to the next one.
+  const torn = new Set<number>();
+
+  /**
+   * Writes all of `text` or throws. A write that stops halfway (ENOSPC) leaves no torn line
+   * in a file: the file is cut back to where the write began.
+   */
   function writeAll(target: number, text: string): void {
-    const bytes = Buffer.from(text);
+    const bytes = Buffer.from(torn.has(target) ? `\n${text}` : text);
     let off = 0;
-    while (off < bytes.length) off += writeSync(target, bytes, off);
+    try {
+      while (off < bytes.length) off += writeSync(target, bytes, off);
+      torn.delete(target);
+    } catch (err) {
+      if (off > 0) {
+        try {
+          const info = fstatSync(target);
+          if (info.isFile()) ftruncateSync(target, info.size - off);
+          else torn.add(target);
+        } catch {
+          torn.add(target);
+        }
+      }
+      throw err;
+    }
   }
 
   function flush(): void {
@@ -141,7 +170,10 @@ export function createLogger(options: LoggerOptions): Logger {
       flush();
       if (options.path === undefined) return;
       const next = openSync(options.path, "a", 0o644);
-      if (fd !== undefined) closeSync(fd);
+      if (fd !== undefined) {
+        torn.delete(fd);
+        closeSync(fd);
+      }
       fd = next;
     },
     close() {

@@ -1,10 +1,10 @@
 // The JSON-file backend of the document store: state/meta_metrics.json.
 // Safe writes (STYLE rule 5): temp file in the same directory, fsync, rename, fsync the
 // directory. A crash at any point leaves either the old or the new file, never a torn one.
-import { open, readFile, rename, unlink } from "node:fs/promises";
+import { open, readdir, readFile, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { Logger } from "../log/logger";
-import type { JsonObject, LoadResult, Persistence } from "./store";
+import { type JsonObject, type LoadResult, type Persistence, UnconfirmedWriteError } from "./store";
 
 /** The key under which the file records when its state was committed (served as-is). */
 export const CACHE_TIMESTAMP_KEY = "cache_timestamp";
@@ -20,9 +20,16 @@ function fileTime(date: Date): string {
 
 export function createJsonFilePersistence(path: string, log: Logger): Persistence {
   const dir = dirname(path);
-  // ? One temp name per process: saves are serialised by the store, and a temp file left
-  // by a crashed run is simply overwritten by the next save.
-  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}`);
+  // ? One temp name per process: saves are serialised by the store. Temp files left by
+  // crashed runs (other pids) are removed at load: they never hold acknowledged state.
+  const tmpPrefix = `.${basename(path)}.tmp-`;
+  const tmp = join(dir, `${tmpPrefix}${process.pid}`);
+
+  async function removeStaleTemps(): Promise<void> {
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      if (name.startsWith(tmpPrefix)) await unlink(join(dir, name)).catch(() => {});
+    }
+  }
 
   async function fsyncDir(): Promise<void> {
     const handle = await open(dir, "r");
@@ -36,6 +43,7 @@ export function createJsonFilePersistence(path: string, log: Logger): Persistenc
   return {
     path,
     async load(): Promise<LoadResult> {
+      await removeStaleTemps();
       let text: string;
       try {
         text = await readFile(path, "utf8");
@@ -74,7 +82,13 @@ export function createJsonFilePersistence(path: string, log: Logger): Persistenc
       }
       await handle.close();
       await rename(tmp, path);
-      await fsyncDir();
+      // ? From here the new state is the file: a failure is "unconfirmed", not "unchanged".
+      // One retry: a transient EMFILE/EINTR should not cost the batch its 200.
+      try {
+        await fsyncDir().catch(fsyncDir);
+      } catch (err) {
+        throw new UnconfirmedWriteError(`directory fsync failed after rename: ${(err as Error).message}`, err);
+      }
     },
   };
 }

@@ -25,14 +25,32 @@ export interface DocumentState {
   readonly lastSeq: number;
 }
 
-/** The state could not be made durable; nothing of the batch was applied. */
+/**
+ * The state could not be made durable. `published` false: nothing of the batch was applied.
+ * `published` true: the new file replaced the old one, so the store published the batch to
+ * stay equal to the disk, but the directory fsync failed and a power loss could still undo
+ * it; the caller must not promise durability (re-sending the batch is safe: replacing keys
+ * is idempotent).
+ */
 export class PersistenceError extends Error {
+  constructor(
+    message: string,
+    override readonly cause: unknown,
+    readonly published = false,
+  ) {
+    super(message);
+    this.name = "PersistenceError";
+  }
+}
+
+/** From Persistence.save: the new state is in place on disk, its durability unconfirmed. */
+export class UnconfirmedWriteError extends Error {
   constructor(
     message: string,
     override readonly cause: unknown,
   ) {
     super(message);
-    this.name = "PersistenceError";
+    this.name = "UnconfirmedWriteError";
   }
 }
 
@@ -69,7 +87,11 @@ export interface Persistence {
    * failure (permissions, I/O) rejects: starting empty would hide a paused guardian.
    */
   load(): Promise<LoadResult>;
-  /** Resolves only once the state is durable on disk (fsync of file and directory). */
+  /**
+   * Resolves only once the state is durable on disk (fsync of file and directory). Rejects
+   * with UnconfirmedWriteError when the new state already replaced the file but the
+   * directory fsync failed; with any other error the file on disk is unchanged.
+   */
   save(state: { doc: JsonObject; updatedAt: string | null }): Promise<void>;
 }
 
@@ -79,7 +101,10 @@ export interface DocumentStore {
   /**
    * Applies `updates` in array order (a later update's key wins), saves the result once,
    * and only then publishes it. On a failed save it rejects with PersistenceError and
-   * current() is unchanged: nothing is visible that is not on disk. Callers must not
+   * current() is unchanged: nothing is visible that is not on disk. The one exception keeps
+   * memory equal to the disk: when the file was replaced but its durability is unconfirmed
+   * (UnconfirmedWriteError), the state is published and the PersistenceError says
+   * `published: true`. Callers must not
    * overlap commits (the processor is the one caller); an overlapping call throws.
    */
   commit(updates: readonly DocumentUpdate[]): Promise<DocumentState>;
@@ -140,20 +165,30 @@ export async function openStore(options: StoreOptions): Promise<DocumentStore> {
         for (const update of updates) assignOwn(doc, update.set);
         const updatedAt = now().toISOString();
         const started = performance.now();
+        const last = updates[updates.length - 1] as DocumentUpdate;
+        const next: DocumentState = Object.freeze({
+          doc: Object.freeze(doc),
+          updatedAt,
+          version: state.version + 1,
+          lastSeq: last.seq,
+        });
         try {
           await persistence.save({ doc, updatedAt });
         } catch (err) {
           figures.failures++;
           figures.last_error = err instanceof Error ? err.message : String(err);
           figures.last_error_at = updatedAt;
-          throw new PersistenceError(`could not persist ${persistence.path}: ${figures.last_error}`, err);
+          // ? The file already holds `next`: serving the old state would let a restart
+          // (or the next commit) bring back what clients were told was refused.
+          const published = err instanceof UnconfirmedWriteError;
+          if (published) state = next;
+          throw new PersistenceError(`could not persist ${persistence.path}: ${figures.last_error}`, err, published);
         }
         figures.writes++;
         figures.last_write_at = updatedAt;
         figures.last_write_ms = Math.round((performance.now() - started) * 1000) / 1000;
         figures.last_error = null;
-        const last = updates[updates.length - 1] as DocumentUpdate;
-        state = Object.freeze({ doc: Object.freeze(doc), updatedAt, version: state.version + 1, lastSeq: last.seq });
+        state = next;
         return state;
       } finally {
         committing = false;

@@ -3,7 +3,7 @@
 // and only then answers every request of the batch. Order of application = order of
 // acceptance, because the channel is FIFO and there is exactly one processor.
 import type { Logger } from "../log/logger";
-import type { DocumentState, DocumentStore, DocumentUpdate } from "../store/store";
+import { type DocumentState, type DocumentStore, type DocumentUpdate, PersistenceError } from "../store/store";
 import type { Channel } from "./channel";
 
 /** One accepted POST waiting for its update to be durable. */
@@ -35,8 +35,11 @@ export function startProcessor(channel: Channel<Envelope>, store: DocumentStore,
         state = await store.commit(updates);
       } catch (err) {
         const error = err instanceof Error ? err : new Error(String(err));
-        log.error("telemetry batch not persisted", { updates: batch.length, error: error.message });
+        const published = err instanceof PersistenceError && err.published;
+        log.error("telemetry batch not persisted", { updates: batch.length, error: error.message, published });
         for (const envelope of batch) envelope.settle({ ok: false, error });
+        // The document changed all the same: the page and the history must show it.
+        if (published) notify(store.current(), updates);
         continue;
       }
       for (const update of updates) {
@@ -47,12 +50,16 @@ export function startProcessor(channel: Channel<Envelope>, store: DocumentStore,
         });
       }
       for (const envelope of batch) envelope.settle({ ok: true, state });
-      for (const listener of listeners) {
-        try {
-          listener(state, updates);
-        } catch (err) {
-          log.error("commit listener failed", { error: err });
-        }
+      notify(state, updates);
+    }
+  }
+
+  function notify(state: DocumentState, updates: readonly DocumentUpdate[]): void {
+    for (const listener of listeners) {
+      try {
+        listener(state, updates);
+      } catch (err) {
+        log.error("commit listener failed", { error: err });
       }
     }
   }

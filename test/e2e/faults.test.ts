@@ -5,56 +5,14 @@
 // slow-client test mostly waits for Bun's fixed ~10 s header deadline, and the others fit
 // inside that wait instead of adding their time (the file takes ~13 s, not ~23 s).
 import { describe, expect, test } from "bun:test";
-import { mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, unlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { RegimeDocument } from "../../src/modules/meta/model";
 import { fixture, tempDir, waitFor } from "../helpers";
+import { canMount, fill, mountTmpfs } from "../tmpfs";
 import { postJson, spawnService } from "./process";
-
-/** Size of the tiny filesystem: a few copies of the document, quickly filled. */
-const TMPFS_SIZE = "256k";
-
-/** A tmpfs of TMPFS_SIZE mounted at `dir`, unmounted at the end of its `using` scope. */
-function mountTmpfs(dir: string): Disposable & { remount(mode: "ro" | "rw"): void } {
-  mkdirSync(dir, { recursive: true });
-  const run = (args: string[]) => {
-    const r = Bun.spawnSync(args, { stderr: "pipe" });
-    if (r.exitCode !== 0) throw new Error(`${args.join(" ")}: ${r.stderr.toString().trim()}`);
-  };
-  run(["mount", "-t", "tmpfs", "-o", `size=${TMPFS_SIZE}`, "tmpfs", dir]);
-  return {
-    remount: (mode) => run(["mount", "-o", `remount,${mode}`, dir]),
-    [Symbol.dispose]: () => run(["umount", "-l", dir]),
-  };
-}
-
-/** Whether this process may mount a tmpfs (root with CAP_SYS_ADMIN); probed once. */
-const canMount = (() => {
-  using probe = tempDir("neolight-mount-probe-");
-  try {
-    using _fs = mountTmpfs(join(probe.path, "m"));
-    return true;
-  } catch (err) {
-    console.warn(`SKIP disk-full tests: cannot mount a tmpfs (${(err as Error).message}); run as root to include them`);
-    return false;
-  }
-})();
-
-/** Fills the filesystem holding `dir` until a write fails with ENOSPC. */
-function fill(dir: string): void {
-  const chunk = Buffer.alloc(16 * 1024, 1);
-  for (let i = 0; ; i++) {
-    try {
-      writeFileSync(join(dir, `filler-${i}`), chunk);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOSPC") break;
-      throw err;
-    }
-  }
-  expect(statfsSync(dir).bavail).toBe(0);
-}
 
 describe("the state disk fails", () => {
   test.concurrent.skipIf(!canMount)(

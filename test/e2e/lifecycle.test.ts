@@ -85,6 +85,24 @@ describe("configuration errors stop start-up with exit 2 and one ERROR line", ()
   });
 });
 
+describe("other start-up failures exit 1, so systemd restarts the service", () => {
+  test("a port in use: exit 1 with a 'cannot listen' ERROR in the log file", async () => {
+    using home = tempDir();
+    await using first = await spawnService({ home: home.path });
+    using other = tempDir();
+    const proc = spawnRaw({ home: other.path, env: { NEOLIGHT_DASHBOARD_PORT: String(first.port) } });
+    expect(await proc.exited).toBe(1);
+    const log = readFileSync(join(other.path, "logs", "dashboard_go.log"), "utf8")
+      .trim()
+      .split("\n");
+    expect(JSON.parse(log.at(-1) as string)).toMatchObject({
+      level: "ERROR",
+      message: "cannot listen",
+      port: first.port,
+    });
+  });
+});
+
 describe("the log file", () => {
   test("every line is a JSON object with timestamp, level and message, access log included", async () => {
     using home = tempDir();

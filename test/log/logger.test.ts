@@ -1,10 +1,11 @@
 // The JSON-lines logger: every line one JSON object with timestamp, level, message, and no
 // way for a field value to break a line or overwrite those keys.
 import { describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync, truncateSync } from "node:fs";
 import { join } from "node:path";
 import { createLogger, formatLine } from "../../src/log/logger";
 import { tempDir } from "../helpers";
+import { canMount, fill, mountTmpfs } from "../tmpfs";
 
 describe("formatLine", () => {
   test("fixed keys first, fields after, one line", () => {
@@ -27,6 +28,17 @@ describe("formatLine", () => {
       field_level: "DEBUG",
       field_message: "overwritten?",
       path: '/x\n{"level":"ERROR","message":"forged"}\r\n',
+    });
+  });
+
+  test("fields JSON cannot hold (a cycle) give a line that says so instead of throwing", () => {
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    expect(JSON.parse(formatLine("ERROR", "request failed", { cyclic }))).toEqual({
+      timestamp: expect.any(String),
+      level: "ERROR",
+      message: "request failed",
+      log_error: expect.stringContaining("fields not serialisable"),
     });
   });
 
@@ -66,5 +78,25 @@ describe("createLogger", () => {
     log.error("now", { why: "crash analysis" });
     expect(readFileSync(path, "utf8")).toContain('"message":"now"');
     log.close();
+  });
+});
+
+describe("a log file on a full disk", () => {
+  test.skipIf(!canMount)("a line cut off by ENOSPC is removed: every line in the file stays whole JSON", () => {
+    using dir = tempDir();
+    using _disk = mountTmpfs(dir.path);
+    const path = join(dir.path, "dashboard_go.log");
+    const log = createLogger({ level: "INFO", path, stdout: false });
+    log.info("before", { n: 1 });
+    log.flush();
+    fill(dir.path);
+    // Free one page, then write more than a page: the write stops halfway with ENOSPC.
+    truncateSync(join(dir.path, "filler-0"), 16 * 1024 - 4096);
+    log.warn("too big for the space left", { blob: "x".repeat(12_000) });
+    for (const name of readdirSync(dir.path)) if (name.startsWith("filler-")) rmSync(join(dir.path, name));
+    log.warn("after", { n: 2 });
+    log.close();
+    const lines = readFileSync(path, "utf8").trimEnd().split("\n");
+    expect(lines.map((l) => (JSON.parse(l) as { message: string }).message)).toEqual(["before", "after"]);
   });
 });

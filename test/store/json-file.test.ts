@@ -15,6 +15,16 @@ describe("JSON-file persistence", () => {
     expect(await p.load()).toEqual({ state: null, corruptMovedTo: null });
   });
 
+  test("temp files left by crashed runs are removed at load", async () => {
+    using dir = tempDir();
+    const path = join(dir.path, "m.json");
+    writeFileSync(join(dir.path, ".m.json.tmp-123456"), '{"half": ');
+    writeFileSync(path, '{"mode": "LIVE_MODE"}');
+    const loaded = await createJsonFilePersistence(path, createMemoryLogger()).load();
+    expect(loaded.state?.doc).toEqual({ mode: "LIVE_MODE" });
+    expect(readdirSync(dir.path)).toEqual(["m.json"]);
+  });
+
   test("save then load gives the same document and commit time; no temp file is left", async () => {
     using dir = tempDir();
     const path = join(dir.path, "m.json");

@@ -1,11 +1,11 @@
 // The processor behind the routes: acceptance order, group commit, a full channel, and a
 // failing disk. Through app.handle with the real store on a real temporary directory.
 import { describe, expect, test } from "bun:test";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createMemoryLogger } from "../../src/log/logger";
 import { createJsonFilePersistence } from "../../src/store/json-file";
-import type { DocumentUpdate, Persistence } from "../../src/store/store";
+import { type DocumentUpdate, type Persistence, UnconfirmedWriteError } from "../../src/store/store";
 import { fixture, get, logged, post, startApp, tempDir, waitFor } from "../helpers";
 
 /** The real JSON-file persistence, recording what each save held. */
@@ -125,5 +125,37 @@ describe("a failing disk", () => {
     expect(again.status).toBe(200);
     expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual({ is_paused: false, drawdown: 0, reason: "x" });
     expect((await get(t.app, "/status")).body.persistence).toMatchObject({ last_error: null, failures: 1 });
+  });
+});
+
+describe("a write that replaced the file but could not confirm durability", () => {
+  test("answers 503 saying so, and memory, disk and a restart agree on the new state", async () => {
+    using dir = tempDir();
+    const path = join(dir.path, "state", "meta_metrics.json");
+    const real = createJsonFilePersistence(path, createMemoryLogger());
+    let unconfirmed = false;
+    // The real file write, then the directory fsync "fails" (what EMFILE or EIO there does).
+    const persistence: Persistence = {
+      path,
+      load: () => real.load(),
+      async save(state) {
+        await real.save(state);
+        if (unconfirmed) throw new UnconfirmedWriteError("directory fsync failed after rename: EIO", null);
+      },
+    };
+    const resumed = { is_paused: false, drawdown: 0.5, reason: "resumed by operator" };
+    {
+      await using t = await startApp({ home: dir.path, overrides: { persistence } });
+      expect((await post(t.app, "/meta/metrics", fixture("meta_metrics_paused_post"))).status).toBe(200);
+      unconfirmed = true;
+      const res = await post(t.app, "/meta/metrics", { guardian: resumed });
+      expect(res.status).toBe(503);
+      expect(res.body).toEqual({ error: expect.stringContaining("not confirmed durable"), code: 503 });
+      expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual(resumed);
+      expect(JSON.parse(readFileSync(path, "utf8")).guardian).toEqual(resumed);
+      expect(logged(t.log, "telemetry batch not persisted")).toEqual([expect.objectContaining({ published: true })]);
+    }
+    await using t = await startApp({ home: dir.path });
+    expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual(resumed);
   });
 });

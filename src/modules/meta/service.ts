@@ -4,7 +4,7 @@
 import { UnavailableError, UnprocessableError } from "../../http/errors";
 import type { Logger } from "../../log/logger";
 import { CACHE_TIMESTAMP_KEY } from "../../store/json-file";
-import type { DocumentState, DocumentStore, JsonObject } from "../../store/store";
+import { type DocumentState, type DocumentStore, type JsonObject, PersistenceError } from "../../store/store";
 import { type Channel, ChannelClosedError } from "../../telemetry/channel";
 import type { Envelope } from "../../telemetry/processor";
 
@@ -105,9 +105,12 @@ export function createMetaService({ channel, store, log, now = () => new Date() 
               resolve({ seq: update.seq, state: result.state });
             } else {
               counts.rejected_unpersisted++;
+              const published = result.error instanceof PersistenceError && result.error.published;
               reject(
                 new UnavailableError(
-                  `update not stored: ${result.error.message}; nothing was changed, retry later`,
+                  published
+                    ? `update written but not confirmed durable: ${result.error.message}; re-send it (replacing keys again is safe)`
+                    : `update not stored: ${result.error.message}; nothing was changed, retry later`,
                   PERSIST_FAILED_RETRY_AFTER_S,
                 ),
               );
