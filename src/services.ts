@@ -7,7 +7,7 @@ import { type AccessPolicy, type ClientAddress, createAccessPolicy, peerAddress 
 import type { Logger } from "./log/logger";
 import { type AgentFiles, watchAgentFiles } from "./modules/agent-files/service";
 import { createHistory, type History } from "./modules/history/service";
-import { createMetaService, type MetaService, servedDocument } from "./modules/meta/service";
+import { createMetaService, type MetaService, pauseAfterCorruption, servedDocument } from "./modules/meta/service";
 import { createWriteTiming } from "./modules/metrics/persistence";
 import { type MetricsService, startMetrics } from "./modules/metrics/service";
 import { createRiskClient, type RiskClient } from "./modules/risk/service";
@@ -59,6 +59,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
   const store = await openStore({
     persistence: writeTiming.wrap(overrides.persistence ?? createJsonFilePersistence(config.metricsPath, log)),
   });
+  await pauseAfterCorruption(store, log);
   const channel = createChannel<Envelope>(config.queueCapacity);
   const processor = startProcessor(channel, store, log);
   const meta = createMetaService({ channel, store, log });

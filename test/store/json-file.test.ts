@@ -115,17 +115,37 @@ describe("restart in process", () => {
     expect((await get(t.app, "/status")).body.persistence).toMatchObject({ restored: true, corrupt_moved_to: null });
   });
 
-  test("a corrupt file at start-up: default document, ERROR logged, the file kept aside", async () => {
+  test("a corrupt file at start-up: the default document with the guardian paused until it reports", async () => {
     using dir = tempDir();
     mkdirSync(join(dir.path, "state"));
     writeFileSync(join(dir.path, "state", "meta_metrics.json"), '{"guardian": {"is_paused": tr');
     await using t = await startApp({ home: dir.path });
-    expect((await get(t.app, "/meta/metrics")).body.cache_timestamp).toBeNull();
-    expect(logged(t.log, "persisted state corrupt, moved aside")).toHaveLength(1);
+    const doc = (await get(t.app, "/meta/metrics")).body;
+    // The last guardian state is unknown: a wrong "not paused" would let the router trade.
+    expect(doc).toMatchObject({
+      per_agent: {},
+      mode: "TEST_MODE",
+      guardian: { is_paused: true, drawdown: 0, reason: expect.stringContaining("persisted state was corrupt") },
+    });
+    expect(logged(t.log, "persisted state corrupt, moved aside")).toEqual([expect.objectContaining({ level: "ERROR" })]);
+    expect(logged(t.log, "guardian paused until it reports: persisted state was corrupt")).toHaveLength(1);
     const aside = readdirSync(join(dir.path, "state")).filter((f) => f.includes(".corrupt-"));
     expect(aside).toHaveLength(1);
+    expect(readFileSync(join(dir.path, "state", aside[0] as string), "utf8")).toBe('{"guardian": {"is_paused": tr');
     expect((await get(t.app, "/status")).body.persistence).toMatchObject({
       corrupt_moved_to: expect.stringContaining(".corrupt-"),
+    });
+    // The hive's next snapshot replaces the fail-safe pause with the real state.
+    await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
+    expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual(fixture("meta_metrics_post").guardian);
+  });
+
+  test("a missing file (first start) keeps the contract's default: not paused", async () => {
+    await using t = await startApp();
+    expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual({
+      is_paused: false,
+      drawdown: 0,
+      reason: "Normal operation",
     });
   });
 });

@@ -33,6 +33,30 @@ export function servedDocument(state: DocumentState, now: Date): JsonObject {
   return { ...defaultDocument(now), ...state.doc, [CACHE_TIMESTAMP_KEY]: state.updatedAt };
 }
 
+/**
+ * After a corrupt state file was moved aside, the guardian's last state is unknown. The
+ * contract's default says "not paused", and a wrong "not paused" lets a paused system trade
+ * (CONTRACT section 2): so the service records a pause, with the reason, which the hive's
+ * next snapshot (every 300 s) replaces with the real state. A missing file (a first start)
+ * keeps the default. If even this cannot be written, the failure is logged and start-up
+ * goes on: refusing to start would serve nothing at all.
+ */
+export async function pauseAfterCorruption(store: DocumentStore, log: Logger): Promise<void> {
+  const movedTo = store.status().corrupt_moved_to;
+  if (movedTo === null) return;
+  const guardian = {
+    is_paused: true,
+    drawdown: 0,
+    reason: `persisted state was corrupt (kept at ${movedTo}): paused until the guardian reports`,
+  };
+  try {
+    await store.commit([{ seq: 0, set: { guardian } }]);
+    log.warn("guardian paused until it reports: persisted state was corrupt", { moved_to: movedTo });
+  } catch (err) {
+    log.error("could not record the pause after a corrupt state", { moved_to: movedTo, error: err });
+  }
+}
+
 export interface QueueStats {
   depth: number;
   capacity: number;
