@@ -127,7 +127,9 @@ describe("restart in process", () => {
       mode: "TEST_MODE",
       guardian: { is_paused: true, drawdown: 0, reason: expect.stringContaining("persisted state was corrupt") },
     });
-    expect(logged(t.log, "persisted state corrupt, moved aside")).toEqual([expect.objectContaining({ level: "ERROR" })]);
+    expect(logged(t.log, "persisted state corrupt, moved aside")).toEqual([
+      expect.objectContaining({ level: "ERROR" }),
+    ]);
     expect(logged(t.log, "guardian paused until it reports: persisted state was corrupt")).toHaveLength(1);
     const aside = readdirSync(join(dir.path, "state")).filter((f) => f.includes(".corrupt-"));
     expect(aside).toHaveLength(1);
