@@ -4,19 +4,22 @@
 // routes other features add are covered without listing them here:
 // - A write is every method but GET, HEAD and OPTIONS. With NEOLIGHT_DASHBOARD_TOKEN set it
 //   needs `Authorization: Bearer <token>` (401 without, 403 wrong), from any address. With
-//   no token it is accepted from loopback only (NeoLight's agents run on the host and send
-//   no token); anything else is 403. Then the per-address rate limit applies (429).
+//   no token it is accepted from this host only (loopback or the host's own interface
+//   addresses: NeoLight's agents run on the host and send no token); anything else is 403.
+//   Then the per-address rate limit applies (429).
 // - A read (GET, HEAD) needs the read token only when NEOLIGHT_DASHBOARD_READ_TOKEN is set,
-//   only from non-loopback clients, and never on /health (probes). Loopback stays open
-//   because the execution router and the governor on this host cannot send a token, and a
-//   router that got a 401 instead of the document could read "not paused".
+//   only from clients on other hosts, and never on /health (probes). This host stays open
+//   because the execution router and the governor on it cannot send a token, and a router
+//   that got a 401 instead of the document could read "not paused".
 // The client address is the TCP peer. X-Forwarded-For is never trusted: behind a reverse
 // proxy on this host every client looks like loopback, so put the token on the proxy.
 //
 // Cost: one global beforeHandle that returns at once for a GET without a read token (no
 // measurable cost on GET /meta/metrics), and a check the write routes make before reading
 // their body (accessControl below says why both).
+
 import { createHash, timingSafeEqual } from "node:crypto";
+import { networkInterfaces } from "node:os";
 import type { Server } from "bun";
 import { Elysia } from "elysia";
 import type { Logger } from "../log/logger";
@@ -44,6 +47,35 @@ export function isLoopback(address: string | null): boolean {
   if (address === "::1" || address === "0:0:0:0:0:0:0:1") return true;
   const v4 = address.startsWith("::ffff:") ? address.slice(7) : address;
   return v4.startsWith("127.") && /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
+}
+
+/** How often the host's own interface addresses are re-read (DHCP, new interfaces). */
+const LOCAL_ADDRESSES_TTL_MS = 60_000;
+
+/**
+ * Whether `address` is this host: loopback, or one of the host's own interface addresses
+ * (an agent on this host that connects to the host's name or LAN address arrives from it).
+ * The interface list is cached for LOCAL_ADDRESSES_TTL_MS and only read for addresses that
+ * are not loopback.
+ */
+export function localAddressCheck(
+  list: () => string[] = () =>
+    Object.values(networkInterfaces())
+      .flat()
+      .map((i) => i?.address ?? "")
+      .filter((a) => a !== ""),
+): (address: string | null) => boolean {
+  let cached: Set<string> | null = null;
+  let readAt = 0;
+  return (address) => {
+    if (address === null) return false;
+    if (isLoopback(address)) return true;
+    if (cached === null || Date.now() - readAt > LOCAL_ADDRESSES_TTL_MS) {
+      cached = new Set(list());
+      readAt = Date.now();
+    }
+    return cached.has(address.startsWith("::ffff:") ? address.slice(7) : address);
+  };
 }
 
 /** 401: no credentials. The header tells clients (and browsers, for reads) what to send. */
@@ -103,6 +135,8 @@ export interface AccessPolicyOptions {
   writeBurst: number;
   log: Logger;
   limiter?: RateLimiter;
+  /** Whether an address is this host. Default: loopback or one of its interface addresses. */
+  isLocal?: (address: string | null) => boolean;
   /** Told of every refused write (401/403: unauthorised, 429: rate_limited), for /metrics. */
   onWriteRefused?(reason: "unauthorised" | "rate_limited"): void;
 }
@@ -143,6 +177,7 @@ export function createAccessPolicy(options: AccessPolicyOptions): AccessPolicy {
   const readDigest = options.readToken === null ? null : digest(options.readToken);
   const limiter = options.limiter ?? createRateLimiter({ rate: options.writeRate, burst: options.writeBurst });
   const counts = { unauthorized: 0, forbidden: 0 };
+  const isLocal = options.isLocal ?? localAddressCheck();
   const warned = new Map<string, { at: number; suppressed: number }>();
 
   if (writeDigest === null) {
@@ -198,7 +233,7 @@ export function createAccessPolicy(options: AccessPolicyOptions): AccessPolicy {
         if (!matches(cred.secret, writeDigest)) {
           refuse(new ForbiddenError("invalid token for writes"), "wrong write token", request, address, path);
         }
-      } else if (!isLoopback(address)) {
+      } else if (!isLocal(address)) {
         refuse(
           new ForbiddenError("writes are accepted only from this host (no NEOLIGHT_DASHBOARD_TOKEN is configured)"),
           "write from a non-loopback address",
@@ -214,7 +249,7 @@ export function createAccessPolicy(options: AccessPolicyOptions): AccessPolicy {
       }
     },
     checkRead(request, address, path) {
-      if (readDigest === null || isLoopback(address) || OPEN_READ_PATHS.has(path)) return;
+      if (readDigest === null || isLocal(address) || OPEN_READ_PATHS.has(path)) return;
       const cred = presented(request);
       if (cred === null) {
         refuse(

@@ -2,7 +2,8 @@
 // (app.handle has no socket). Every write route is found from the app's own route table,
 // so a route another feature adds is covered without being named here.
 import { describe, expect, test } from "bun:test";
-import { type ClientAddress, isLoopback } from "../../src/http/auth";
+import { networkInterfaces } from "node:os";
+import { type ClientAddress, isLoopback, localAddressCheck } from "../../src/http/auth";
 import { createRateLimiter } from "../../src/http/rate-limit";
 import { call, fixture, get, type Json, logged, startApp, type TestApp } from "../helpers";
 
@@ -40,6 +41,29 @@ const basic = (password: string) => ({ authorization: `Basic ${btoa(`operator:${
 async function write(t: TestApp, method: string, path: string, peer: string, headers: Record<string, string> = {}) {
   return call(t.app, method, path, BODIES[path] ?? {}, { "x-test-peer": peer, ...headers });
 }
+
+describe("localAddressCheck", () => {
+  test.each([
+    ["loopback", "127.0.0.1", true],
+    ["the host's own LAN address", "192.0.2.2", true],
+    ["the same, IPv4-mapped", "::ffff:192.0.2.2", true],
+    ["the host's own IPv6 address", "2001:db8::2", true],
+    ["another host", "192.0.2.3", false],
+    ["no address (app.handle)", null, false],
+  ] as const)("%s", (_name, address, expected) => {
+    const isLocal = localAddressCheck(() => ["127.0.0.1", "192.0.2.2", "2001:db8::2", "::1"]);
+    expect(isLocal(address)).toBe(expected);
+  });
+
+  test("by default it knows this host's interfaces", () => {
+    const own = Object.values(networkInterfaces())
+      .flat()
+      .map((i) => i?.address)
+      .find((a) => a !== undefined && !a.startsWith("127.") && a !== "::1");
+    if (own !== undefined) expect(localAddressCheck()(own)).toBe(true);
+    expect(localAddressCheck()("198.51.100.77")).toBe(false);
+  });
+});
 
 describe("isLoopback", () => {
   test.each([
