@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fixture, tempDir, waitFor } from "../helpers";
-import { postJson, spawnRaw, spawnService } from "./process";
+import { expectConfigExit, postJson, spawnRaw, spawnService } from "./process";
 
 describe("restart", () => {
   test("post, SIGTERM (exit 0), restart: the same document", async () => {
@@ -73,15 +73,7 @@ describe("configuration errors stop start-up with exit 2 and one ERROR line", ()
       Object.entries(env).map(([k, v]) => [k, v.replace("FILE", join(home.path, "FILE"))]),
     );
     const proc = spawnRaw({ home: home.path, env: resolved });
-    expect(await proc.exited).toBe(2);
-    const lines = (await new Response(proc.stdout).text()).trim().split("\n");
-    expect(lines).toHaveLength(1);
-    expect(JSON.parse(lines[0] as string)).toMatchObject({
-      level: "ERROR",
-      message: "invalid configuration",
-      variable,
-      error: expect.stringContaining(variable),
-    });
+    await expectConfigExit(proc, variable, new RegExp(variable));
   });
 });
 

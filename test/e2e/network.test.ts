@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { discardBody, fixture, startApp, tempDir } from "../helpers";
-import { spawnRaw, spawnService } from "./process";
+import { expectConfigExit, spawnRaw, spawnService } from "./process";
 
 const TOKEN = "e2e-write-token-0123456789abcdef";
 
@@ -88,6 +88,15 @@ const post = (body: unknown, headers: Record<string, string> = {}) => ({
   headers: { "content-type": "application/json", ...headers },
 });
 
+/** The service from source inside network namespace `ns`, listening on every address there. */
+function spawnInNamespace(ns: string, home: string, env: Record<string, string> = {}) {
+  return spawnService({
+    home,
+    cmd: ["ip", "netns", "exec", ns, process.execPath, join(import.meta.dir, "..", "..", "src", "main.ts")],
+    env: { NEOLIGHT_DASHBOARD_HOST: "0.0.0.0", ...env },
+  });
+}
+
 describe("a real non-loopback client", () => {
   test.skipIf(netnsProblem !== null)(
     "no token: its writes are refused (403) while loopback writes and its reads work; with a token it may write",
@@ -95,18 +104,7 @@ describe("a real non-loopback client", () => {
       using ns = namespaces();
       {
         using home = tempDir();
-        await using svc = await spawnService({
-          home: home.path,
-          cmd: [
-            "ip",
-            "netns",
-            "exec",
-            ns.server,
-            process.execPath,
-            join(import.meta.dir, "..", "..", "src", "main.ts"),
-          ],
-          env: { NEOLIGHT_DASHBOARD_HOST: "0.0.0.0" },
-        });
+        await using svc = await spawnInNamespace(ns.server, home.path);
         const remote = `http://${SERVER_IP}:${svc.port}`;
         const refused = await fetchFrom(ns.client, `${remote}/meta/metrics`, post({ mode: "FROM_AFAR" }));
         expect(refused).toEqual({
@@ -134,18 +132,7 @@ describe("a real non-loopback client", () => {
       }
       {
         using home = tempDir();
-        await using svc = await spawnService({
-          home: home.path,
-          cmd: [
-            "ip",
-            "netns",
-            "exec",
-            ns.server,
-            process.execPath,
-            join(import.meta.dir, "..", "..", "src", "main.ts"),
-          ],
-          env: { NEOLIGHT_DASHBOARD_HOST: "0.0.0.0", NEOLIGHT_DASHBOARD_TOKEN: TOKEN },
-        });
+        await using svc = await spawnInNamespace(ns.server, home.path, { NEOLIGHT_DASHBOARD_TOKEN: TOKEN });
         const url = `http://${SERVER_IP}:${svc.port}/meta/metrics`;
         expect((await fetchFrom(ns.client, url, post({ mode: "X" }))).status).toBe(401);
         expect((await fetchFrom(ns.client, url, post({ mode: "X" }, { authorization: "Bearer wrong" }))).status).toBe(
@@ -195,15 +182,7 @@ describe("token files", () => {
     const file = join(home.path, "token");
     if (content !== null) writeFileSync(file, content);
     const proc = spawnRaw({ home: home.path, env: { NEOLIGHT_DASHBOARD_TOKEN_FILE: file } });
-    expect(await proc.exited).toBe(2);
-    const lines = (await new Response(proc.stdout).text()).trim().split("\n");
-    expect(lines).toHaveLength(1);
-    expect(JSON.parse(lines[0] as string)).toMatchObject({
-      level: "ERROR",
-      message: "invalid configuration",
-      variable: "NEOLIGHT_DASHBOARD_TOKEN_FILE",
-      error: expect.stringMatching(message),
-    });
+    await expectConfigExit(proc, "NEOLIGHT_DASHBOARD_TOKEN_FILE", message);
   });
 
   test("a token file is read once at start-up: writes need that token, no loopback WARN", async () => {

@@ -1,6 +1,7 @@
 // A real service process for e2e tests: started from source (or a compiled binary) on
 // port 0, its stdout read as JSON lines, stopped with real signals.
 
+import { expect } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -126,4 +127,21 @@ export function compiledBinary(): Promise<string> {
     return out;
   })();
   return built;
+}
+
+/** The process stops at start-up with exit 2 and exactly one JSON ERROR line naming `variable`. */
+export async function expectConfigExit(
+  proc: ReturnType<typeof spawnRaw>,
+  variable: string,
+  message: RegExp,
+): Promise<void> {
+  expect(await proc.exited).toBe(2);
+  const lines = (await new Response(proc.stdout).text()).trim().split("\n");
+  expect(lines).toHaveLength(1);
+  expect(JSON.parse(lines[0] as string)).toMatchObject({
+    level: "ERROR",
+    message: "invalid configuration",
+    variable,
+    error: expect.stringMatching(message),
+  });
 }
