@@ -265,24 +265,20 @@ export function startMetrics(deps: MetricsDeps): MetricsService {
       ).sample(updated / 1000);
     }
 
-    const perAgent = isObject(doc.per_agent) ? doc.per_agent : {};
-    for (const [field, [suffix, help]] of Object.entries(AGENT_FIGURES)) {
-      w.family(`neolight_agent_${suffix}`, "gauge", `Per agent: ${help}`);
-      for (const agent of Object.keys(perAgent)) {
-        const figures = perAgent[agent];
-        const value = isObject(figures) ? finite(figures[field]) : undefined;
-        if (value !== undefined) w.sample(value, { agent });
+    // One family per figure, one series per agent (strategy) holding a finite number.
+    const figureFamilies = (label: "agent" | "strategy", table: typeof AGENT_FIGURES, section: unknown) => {
+      const bySubject = isObject(section) ? section : {};
+      for (const [field, [suffix, help]] of Object.entries(table)) {
+        w.family(`neolight_${label}_${suffix}`, "gauge", `Per ${label}: ${help}`);
+        for (const subject of Object.keys(bySubject)) {
+          const figures = bySubject[subject];
+          const value = isObject(figures) ? finite(figures[field]) : undefined;
+          if (value !== undefined) w.sample(value, { [label]: subject });
+        }
       }
-    }
-    const perStrategy = isObject(doc.per_strategy) ? doc.per_strategy : {};
-    for (const [field, [suffix, help]] of Object.entries(STRATEGY_FIGURES)) {
-      w.family(`neolight_strategy_${suffix}`, "gauge", `Per strategy: ${help}`);
-      for (const strategy of Object.keys(perStrategy)) {
-        const figures = perStrategy[strategy];
-        const value = isObject(figures) ? finite(figures[field]) : undefined;
-        if (value !== undefined) w.sample(value, { strategy });
-      }
-    }
+    };
+    figureFamilies("agent", AGENT_FIGURES, doc.per_agent);
+    figureFamilies("strategy", STRATEGY_FIGURES, doc.per_strategy);
 
     const guardian = isObject(doc.guardian) ? doc.guardian : {};
     if (typeof guardian.is_paused === "boolean") {
