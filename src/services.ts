@@ -112,7 +112,8 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     meta,
     files,
     risk,
-    extra: () => ({ live: hub.stats(), history: history.status() }),
+    hub,
+    history,
     access,
     metrics,
   });

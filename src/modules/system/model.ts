@@ -79,20 +79,28 @@ export const Status = t.Object(
       files: t.Array(FileSource),
       risk_engine: t.Object({}, { additionalProperties: true }),
     }),
-    security: t.Optional(
-      t.Object(
-        {
-          writes: t.Union([t.Literal("token"), t.Literal("loopback")]),
-          reads: t.Union([t.Literal("token"), t.Literal("open")]),
-          unauthorized: t.Integer({ description: "requests answered 401 since start-up" }),
-          forbidden: t.Integer({ description: "requests answered 403 since start-up" }),
-          rate_limit: t.Object(
-            {},
-            { additionalProperties: true, description: "write rate limiter: rate, burst, buckets, limited" },
-          ),
-        },
-        { additionalProperties: true },
-      ),
+    live: t.Object(
+      {},
+      { additionalProperties: true, description: "the live stream (GET /events): viewers, drops, last event id" },
+    ),
+    history: t.Object(
+      {},
+      { additionalProperties: true, description: "state/history.db: enabled, path, points written, last error" },
+    ),
+    security: t.Object(
+      {
+        writes: t.Union([t.Literal("token"), t.Literal("loopback")], {
+          description: "token: writes need the token; loopback: writes only from this host",
+        }),
+        reads: t.Union([t.Literal("token"), t.Literal("open")]),
+        unauthorized: t.Integer({ description: "requests answered 401 since start-up" }),
+        forbidden: t.Integer({ description: "requests answered 403 since start-up" }),
+        rate_limit: t.Object(
+          {},
+          { additionalProperties: true, description: "write rate limiter: rate, burst, buckets, limited" },
+        ),
+      },
+      { additionalProperties: true },
     ),
     staleness: t.Array(SourceStaleness, {
       description:

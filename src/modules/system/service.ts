@@ -7,7 +7,9 @@ import { dirname, join } from "node:path";
 import { VERSION } from "../../config";
 import type { AccessPolicy } from "../../http/auth";
 import type { DocumentStore } from "../../store/store";
+import type { Hub } from "../../telemetry/hub";
 import type { AgentFiles } from "../agent-files/service";
+import type { History } from "../history/service";
 import type { MetaService } from "../meta/service";
 import type { MetricsService } from "../metrics/service";
 import type { RiskClient } from "../risk/service";
@@ -27,11 +29,13 @@ export interface SystemDeps {
   meta: MetaService;
   files: AgentFiles;
   risk: RiskClient;
-  /** More sections for /status from features wired later (live stream, history). */
-  extra?: () => Record<string, unknown>;
-  /** Auth mode and refusal counts for /status; absent in callers that have none. */
-  access?: Pick<AccessPolicy, "stats">;
-  /** Source staleness and the series limit (issue 6). */
+  /** The live stream's viewers and drops. */
+  hub: Pick<Hub, "stats">;
+  /** The history database's state. */
+  history: Pick<History, "status">;
+  /** Auth mode and refusal counts. */
+  access: Pick<AccessPolicy, "stats">;
+  /** Source staleness and the series limit. */
   metrics: Pick<MetricsService, "staleness" | "status">;
 }
 
@@ -118,8 +122,9 @@ export function createSystemService(deps: SystemDeps): SystemService {
           files: deps.files.all().map((f) => f.state()),
           risk_engine: { ...deps.risk.state() },
         },
-        ...deps.extra?.(),
-        ...(deps.access ? { security: deps.access.stats() } : {}),
+        live: deps.hub.stats(),
+        history: deps.history.status(),
+        security: deps.access.stats(),
         staleness: deps.metrics.staleness(),
         metrics: deps.metrics.status(),
       };
