@@ -7,6 +7,7 @@
 // operator may want it) and a fresh one is started, at open and whenever it shows later.
 import { Database, SQLiteError } from "bun:sqlite";
 import { existsSync, renameSync } from "node:fs";
+import type { Series } from "../modules/history/model";
 
 /** One sample of one series. */
 export interface HistoryPoint {
@@ -26,18 +27,6 @@ export interface HistoryPoint {
    * (is_paused, breaker OPEN) so that a pause shorter than a bucket still shows.
    */
   peak?: boolean;
-}
-
-/** One series of a range answer, columnar (what charting libraries take). */
-export interface SeriesData {
-  kind: string;
-  subject: string;
-  field: string;
-  /** Unix ms of each point, ascending. */
-  t: number[];
-  v: (number | null)[];
-  /** Present when any point carries a label. */
-  labels?: (string | null)[];
 }
 
 export interface RangeQuery {
@@ -67,7 +56,7 @@ export interface HistoryStore {
    * gives one point: its last sample (its largest for peak series), at that sample's
    * time. Series are ordered by kind, subject, field. Throws on storage errors.
    */
-  query(q: RangeQuery): { series: SeriesData[]; truncated: boolean; bucketMs: number };
+  query(q: RangeQuery): { series: Series[]; truncated: boolean; bucketMs: number };
   /** Deletes up to `limit` points older than `before` (Unix ms); returns how many. */
   prune(before: number, limit: number): number;
   /** Number of distinct series stored. */
@@ -224,7 +213,7 @@ export function openSqliteHistory(path: string, maxSeries = Number.POSITIVE_INFI
         );
       const series = ordered.slice(0, maxSeries).map(({ m, list }) => {
         list.sort((a, b) => a.ts - b.ts);
-        const out: SeriesData = {
+        const out: Series = {
           kind: m.kind,
           subject: m.subject,
           field: m.field,

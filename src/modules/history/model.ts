@@ -32,6 +32,8 @@ export const Series = t.Object({
   v: t.Array(t.Union([t.Number(), t.Null()]), { description: "the value at each point" }),
   labels: t.Optional(t.Array(t.Union([t.String(), t.Null()]), { description: "regime label, breaker state, mode" })),
 });
+/** One series, columnar (what charting libraries take): the store answers it, the page draws it. */
+export type Series = typeof Series.static;
 
 export const HistoryAnswer = t.Object(
   {

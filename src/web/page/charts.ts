@@ -4,21 +4,7 @@
 // top). Each chart sizes itself to its box, so the page never scrolls sideways.
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
-
-export interface HistorySeries {
-  kind: string;
-  subject: string;
-  field: string;
-  t: number[];
-  v: (number | null)[];
-  labels?: (string | null)[];
-}
-
-export interface HistoryAnswer {
-  from: string;
-  to: string;
-  series: HistorySeries[];
-}
+import type { HistoryAnswer, Series } from "../../modules/history/model";
 
 const PALETTE = ["#4dabf7", "#ffa94d", "#b197fc", "#63e6be", "#ff8787", "#ffd43b", "#74c0fc", "#e599f7", "#a9e34b"];
 export const REGIME_COLOURS: Record<string, string> = {
@@ -49,7 +35,7 @@ function colourOf(subject: string): string {
   return c;
 }
 
-function pointsOf(s: HistorySeries, map: (v: number | null, label: string | null) => number | null = (v) => v) {
+function pointsOf(s: Series, map: (v: number | null, label: string | null) => number | null = (v) => v) {
   const m = new Map<number, number | null>();
   s.t.forEach((t, i) => {
     m.set(t, map(s.v[i] ?? null, s.labels?.[i] ?? null));

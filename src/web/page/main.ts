@@ -5,7 +5,8 @@
 // server asks for 1 s), and the server answers a reconnect with the missed events or a
 // fresh snapshot, so after a service restart the page is whole again without a reload.
 import "./style.css";
-import { Charts, type HistoryAnswer, REGIME_COLOURS } from "./charts";
+import type { HistoryAnswer } from "../../modules/history/model";
+import { Charts, REGIME_COLOURS } from "./charts";
 import { byId, fact, fill, h, setText } from "./dom";
 import { ago, duration, int, isNum, money, moneyShort, num, pct, ratioPct, signClass, stamp } from "./format";
 import { SortableTable } from "./tables";
