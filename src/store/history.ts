@@ -8,6 +8,7 @@
 import { Database, SQLiteError } from "bun:sqlite";
 import { existsSync, renameSync } from "node:fs";
 import type { Series } from "../modules/history/model";
+import { asidePath } from "./json-file";
 
 /** One sample of one series. */
 export interface HistoryPoint {
@@ -74,14 +75,9 @@ export function isCorruption(err: unknown): boolean {
   return [...CORRUPT_CODES].some((c) => code.startsWith(c));
 }
 
-/** `2025-11-03T22:00:00.123Z` -> `20251103T220000123Z`: sortable and safe in a file name. */
-function fileTime(date: Date): string {
-  return date.toISOString().replace(/[-:.]/g, "");
-}
-
 /** Moves history.db and its -wal/-shm companions aside; returns where the main file went. */
 export function moveAside(path: string, now = new Date()): string {
-  const aside = `${path}.corrupt-${fileTime(now)}`;
+  const aside = asidePath(path, now);
   for (const suffix of ["", "-wal", "-shm"]) {
     if (existsSync(path + suffix)) renameSync(path + suffix, aside + suffix);
   }

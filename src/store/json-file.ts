@@ -13,9 +13,12 @@ function isObject(value: unknown): value is JsonObject {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-/** `2025-11-03T22:00:00.123Z` -> `20251103T220000123Z`: sortable and safe in a file name. */
-function fileTime(date: Date): string {
-  return date.toISOString().replace(/[-:.]/g, "");
+/**
+ * Where a corrupt file at `path` is moved: `<path>.corrupt-20251103T220000123Z` (sortable,
+ * safe in a file name). Shared by every store that keeps what it cannot read.
+ */
+export function asidePath(path: string, date = new Date()): string {
+  return `${path}.corrupt-${date.toISOString().replace(/[-:.]/g, "")}`;
 }
 
 export function createJsonFilePersistence(path: string, log: Logger): Persistence {
@@ -60,7 +63,7 @@ export function createJsonFilePersistence(path: string, log: Logger): Persistenc
       if (!isObject(parsed)) {
         // ? Never overwrite or delete what we cannot read: an operator may need it to
         // reconstruct the guardian state. Move it aside and start from the default.
-        const aside = `${path}.corrupt-${fileTime(new Date())}`;
+        const aside = asidePath(path);
         await rename(path, aside);
         await fsyncDir();
         log.error("persisted state corrupt, moved aside", { path, moved_to: aside, bytes: text.length });
