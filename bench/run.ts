@@ -7,9 +7,10 @@
 // Environment: BENCH_DURATION_S (default 10) per load scenario, BENCH_CONNECTIONS (100),
 // BENCH_STARTUP_RUNS (9), BENCH_MILLION (1000000 requests per memory round), BENCH_ROUNDS (5).
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type Launched, launch, median, procStatusKiB } from "./lib";
 
 const ROOT = join(import.meta.dir, "..");
 const OUT = join(ROOT, "bench", "out");
@@ -87,87 +88,20 @@ function build(): void {
   sh(go, ["build", "-trimpath", "-ldflags=-s -w", "-o", "fiber-peer", "."], join(ROOT, "bench", "peers", "fiber"));
 }
 
-/**
- * Resident memory of `pid` in kB: VmRSS (what the targets name) or RssAnon (the process's
- * own memory, without the pages of its executable that the page cache shares and can drop;
- * for a 100 MB Bun executable those are most of VmRSS).
- */
-function rssKb(pid: number, field: "VmRSS" | "RssAnon" = "VmRSS"): number {
-  try {
-    const m = readFileSync(`/proc/${pid}/status`, "utf8").match(new RegExp(`${field}:\\s+(\\d+)`));
-    return m ? Number(m[1]) : 0;
-  } catch {
-    return 0;
-  }
-}
-
-interface Running {
+interface Running extends Launched {
   server: Server;
-  pid: number;
-  port: number;
-  home: string;
-  stop(): Promise<void>;
-}
-
-let nextPort = 20000 + Math.floor(Math.random() * 20000);
-
-async function waitHealthy(port: number, deadlineMs = 10_000): Promise<void> {
-  const end = performance.now() + deadlineMs;
-  while (performance.now() < end) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/health`)).status === 200) return;
-    } catch {}
-    await Bun.sleep(1);
-  }
-  throw new Error(`server on ${port} never became healthy`);
 }
 
 async function start(server: Server): Promise<Running> {
-  const home = mkdtempSync(join(tmpdir(), `bench-${server.name}-`));
-  const port = nextPort++;
-  const child = spawn(server.binary, [], {
-    env: { ...server.env(home, port), PATH: process.env.PATH },
-    stdio: "ignore",
-  });
-  const exited = new Promise<void>((r) => child.on("exit", () => r()));
-  await waitHealthy(port);
-  return {
-    server,
-    pid: child.pid as number,
-    port,
-    home,
-    async stop() {
-      child.kill("SIGTERM");
-      await exited;
-      rmSync(home, { recursive: true, force: true });
-    },
-  };
+  return { ...(await launch(server.binary, server.env)), server };
 }
 
 /** exec -> first 200 on /health, in ms. */
 async function startupMs(server: Server): Promise<number> {
-  const home = mkdtempSync(join(tmpdir(), `bench-start-${server.name}-`));
-  const port = nextPort++;
-  const t0 = performance.now();
-  const child = spawn(server.binary, [], {
-    env: { ...server.env(home, port), PATH: process.env.PATH },
-    stdio: "ignore",
-  });
-  await waitHealthy(port);
-  const ms = performance.now() - t0;
-  const exited = new Promise<void>((r) => child.on("exit", () => r()));
-  child.kill("SIGTERM");
-  await exited;
-  rmSync(home, { recursive: true, force: true });
-  return ms;
+  const run = await launch(server.binary, server.env);
+  await run.stop();
+  return run.startupMs;
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2
-    ? (s[(s.length - 1) / 2] as number)
-    : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
-};
 
 function luaString(s: string): string {
   return JSON.stringify(s);
@@ -222,9 +156,9 @@ async function wrk(
   const args = ["-t2", `-c${CONNECTIONS}`, `-d${duration}s`, "--latency"];
   if (script) args.push("-s", script);
   args.push(`http://127.0.0.1:${run.port}${path}`);
-  let rssMax = rssKb(run.pid);
+  let rssMax = procStatusKiB(run.pid, "VmRSS");
   const sampler = setInterval(() => {
-    rssMax = Math.max(rssMax, rssKb(run.pid));
+    rssMax = Math.max(rssMax, procStatusKiB(run.pid, "VmRSS"));
   }, 200);
   const out = await new Promise<string>((resolve, reject) => {
     const child = spawn("wrk", args, { env: { ...process.env, ...env } });
@@ -238,7 +172,7 @@ async function wrk(
     child.on("exit", (code) => (code === 0 ? resolve(text) : reject(new Error(`wrk failed: ${text}`))));
   });
   clearInterval(sampler);
-  rssMax = Math.max(rssMax, rssKb(run.pid));
+  rssMax = Math.max(rssMax, procStatusKiB(run.pid, "VmRSS"));
   const num = (re: RegExp) => Number(out.match(re)?.[1] ?? 0);
   const requests = num(/(\d+) requests in/);
   const seconds = toMs(out.match(/requests in ([\d.]+(?:us|ms|s))/)?.[1] ?? "1s") / 1000;
@@ -284,8 +218,8 @@ async function main(): Promise<void> {
   for (const s of SERVERS) running.push(await start(s));
   await Bun.sleep(1000);
   for (const r of running) {
-    (results[r.server.name] as Record<string, unknown>).idle_rss_mb = rssKb(r.pid) / 1024;
-    (results[r.server.name] as Record<string, unknown>).idle_anon_mb = rssKb(r.pid, "RssAnon") / 1024;
+    (results[r.server.name] as Record<string, unknown>).idle_rss_mb = procStatusKiB(r.pid, "VmRSS") / 1024;
+    (results[r.server.name] as Record<string, unknown>).idle_anon_mb = procStatusKiB(r.pid, "RssAnon") / 1024;
   }
 
   // Every server holds the full hive fixture before the read scenarios.
@@ -323,8 +257,8 @@ async function main(): Promise<void> {
     for (let i = 0; i < ROUNDS; i++) {
       served += (await wrk(r, "/meta/metrics", scripts.mixed, {}, seconds)).requests;
       await Bun.sleep(500);
-      rounds.push(rssKb(r.pid) / 1024);
-      anon.push(rssKb(r.pid, "RssAnon") / 1024);
+      rounds.push(procStatusKiB(r.pid, "VmRSS") / 1024);
+      anon.push(procStatusKiB(r.pid, "RssAnon") / 1024);
     }
     (results[r.server.name] as Record<string, unknown>).rss_after_rounds_mb = rounds;
     (results[r.server.name] as Record<string, unknown>).anon_after_rounds_mb = anon;

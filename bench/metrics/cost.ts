@@ -3,20 +3,9 @@
 // time exec -> first 200 on /health, then read VmRSS after it has idled a second.
 // Runs alternate between binaries so machine noise hits each alike.
 //   bun bench/metrics/cost.ts [runs] name=path/to/binary[@VAR=value,...] ...
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { freePort } from "./free-port";
+import { launch, median, procStatusKiB } from "../lib";
 
 const IDLE_MS = 1000;
-
-/** A field of /proc/<pid>/status in KiB: VmRSS, RssAnon (heap, stacks) or RssFile (mapped binary). */
-function statusKiB(pid: number, field: string): number {
-  const line = readFileSync(`/proc/${pid}/status`, "utf8")
-    .split("\n")
-    .find((l) => l.startsWith(`${field}:`));
-  return Number(line?.match(/\d+/)?.[0] ?? Number.NaN);
-}
 
 interface Run {
   startMs: number;
@@ -26,52 +15,23 @@ interface Run {
 }
 
 async function once(binary: string, extraEnv: Record<string, string>): Promise<Run> {
-  const home = mkdtempSync(join(tmpdir(), "neolight-bench-"));
-  const port = await freePort();
-  const t0 = performance.now();
-  const proc = Bun.spawn([binary], {
-    env: {
-      PATH: process.env.PATH ?? "/usr/bin:/bin",
-      HOME: home,
-      NEOLIGHT_HOME: home,
-      NEOLIGHT_DASHBOARD_PORT: String(port),
-      NEOLIGHT_DASHBOARD_HOST: "127.0.0.1",
-      NEOLIGHT_RISK_URL: "http://127.0.0.1:9",
-      ...extraEnv,
-    },
-    stdout: "ignore",
-    stderr: "ignore",
-  });
-  let startMs = Number.NaN;
-  for (;;) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/health`);
-      await res.arrayBuffer();
-      if (res.status === 200) {
-        startMs = performance.now() - t0;
-        break;
-      }
-    } catch {}
-    if (performance.now() - t0 > 10_000) throw new Error(`${binary} did not start`);
-    await Bun.sleep(1);
-  }
+  const run = await launch(binary, (home, port) => ({
+    HOME: home,
+    NEOLIGHT_HOME: home,
+    NEOLIGHT_DASHBOARD_PORT: String(port),
+    NEOLIGHT_DASHBOARD_HOST: "127.0.0.1",
+    NEOLIGHT_RISK_URL: "http://127.0.0.1:9",
+    ...extraEnv,
+  }));
   await Bun.sleep(IDLE_MS);
   // ? VmRSS = RssAnon + RssFile (+ shmem). RssFile is the part of the 100 MiB binary that
   // is mapped, and varies by a few MiB with the page cache's state of the file (measured:
   // two builds of one commit differed by 2.7 MiB). RssAnon is what the process allocated.
-  const rssMiB = statusKiB(proc.pid, "VmRSS") / 1024;
-  const anonMiB = statusKiB(proc.pid, "RssAnon") / 1024;
-  const fileMiB = statusKiB(proc.pid, "RssFile") / 1024;
-  proc.kill("SIGKILL");
-  await proc.exited;
-  rmSync(home, { recursive: true, force: true });
-  return { startMs, rssMiB, anonMiB, fileMiB };
+  const mib = (field: "VmRSS" | "RssAnon" | "RssFile") => procStatusKiB(run.pid, field) / 1024;
+  const result = { startMs: run.startupMs, rssMiB: mib("VmRSS"), anonMiB: mib("RssAnon"), fileMiB: mib("RssFile") };
+  await run.stop(true);
+  return result;
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
-};
 
 const args = process.argv.slice(2);
 const runs = /^\d+$/.test(args[0] ?? "") ? Number(args.shift()) : 7;

@@ -3,44 +3,21 @@
 // NEOLIGHT_HOME; rounds alternate between binaries so machine noise hits each alike.
 //   bun bench/metrics/throughput.ts [rounds] [seconds] name=path/to/binary ...
 // Short runs on 127.0.0.1 only; the machine is shared, so never a long load test.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { freePort } from "./free-port";
+import { launch, median } from "../lib";
 
 const PATH = process.env.BENCH_PATH ?? "/meta/metrics";
 const CONNECTIONS = 32;
 
 async function start(binary: string) {
-  const home = mkdtempSync(join(tmpdir(), "neolight-bench-"));
-  const port = await freePort();
-  const proc = Bun.spawn([binary], {
-    env: {
-      PATH: process.env.PATH ?? "/usr/bin:/bin",
-      HOME: home,
-      NEOLIGHT_HOME: home,
-      NEOLIGHT_DASHBOARD_PORT: String(port),
-      NEOLIGHT_DASHBOARD_HOST: "127.0.0.1",
-      NEOLIGHT_RISK_URL: "http://127.0.0.1:9",
-      LOG_PATH: "/dev/null",
-    },
-    stdout: "ignore",
-    stderr: "ignore",
-  });
-  for (;;) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/health`)).status === 200) break;
-    } catch {}
-    await Bun.sleep(5);
-  }
-  return {
-    url: `http://127.0.0.1:${port}${PATH}`,
-    async stop() {
-      proc.kill("SIGKILL");
-      await proc.exited;
-      rmSync(home, { recursive: true, force: true });
-    },
-  };
+  const run = await launch(binary, (home, port) => ({
+    HOME: home,
+    NEOLIGHT_HOME: home,
+    NEOLIGHT_DASHBOARD_PORT: String(port),
+    NEOLIGHT_DASHBOARD_HOST: "127.0.0.1",
+    NEOLIGHT_RISK_URL: "http://127.0.0.1:9",
+    LOG_PATH: "/dev/null",
+  }));
+  return { url: `http://127.0.0.1:${run.port}${PATH}`, stop: () => run.stop(true) };
 }
 
 function wrk(url: string, seconds: number): number {
@@ -65,7 +42,6 @@ for (let r = 0; r < rounds; r++) {
   }
 }
 await Promise.all(servers.map((s) => s.stop()));
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 // ? Other load on the shared machine moves every figure by up to 2x between rounds; the
 // ratio within a round, where all binaries saw about the same load, is the steadier figure.
 const base = results[0] as number[];

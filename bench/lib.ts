@@ -1,0 +1,94 @@
+// What every benchmark script here needs: start a server binary on a free port with a
+// temporary NEOLIGHT_HOME, time exec -> first 200 on /health, read its memory from /proc,
+// stop it; and a median. Traffic only ever goes to 127.0.0.1.
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/** A free TCP port on 127.0.0.1 (asked of the kernel, then released). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Launched {
+  port: number;
+  pid: number;
+  home: string;
+  /** exec -> first 200 on /health, ms. */
+  startupMs: number;
+  /** Stops the server (SIGTERM, or SIGKILL when `kill`) and removes its home. */
+  stop(kill?: boolean): Promise<void>;
+}
+
+/** How long a server may take to answer /health before the benchmark gives up. */
+const START_DEADLINE_MS = 10_000;
+
+/**
+ * Starts `binary` with `env(home, port)` (PATH is passed through) and resolves once it
+ * answers 200 on /health; polls every millisecond so the start-up time is exact to ~1 ms.
+ */
+export async function launch(
+  binary: string,
+  env: (home: string, port: number) => Record<string, string>,
+): Promise<Launched> {
+  const home = mkdtempSync(join(tmpdir(), "neolight-bench-"));
+  const port = await freePort();
+  const t0 = performance.now();
+  const proc = Bun.spawn([binary], {
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env(home, port) },
+    stdout: "ignore",
+    stderr: "ignore",
+  });
+  for (;;) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/health`);
+      await res.arrayBuffer();
+      if (res.status === 200) break;
+    } catch {}
+    if (performance.now() - t0 > START_DEADLINE_MS) {
+      proc.kill("SIGKILL");
+      throw new Error(`${binary} did not answer /health within ${START_DEADLINE_MS} ms`);
+    }
+    await Bun.sleep(1);
+  }
+  const startupMs = performance.now() - t0;
+  return {
+    port,
+    pid: proc.pid,
+    home,
+    startupMs,
+    async stop(kill = false) {
+      proc.kill(kill ? "SIGKILL" : "SIGTERM");
+      await proc.exited;
+      rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A field of /proc/<pid>/status in KiB, 0 when the process is gone: VmRSS (what the targets
+ * name), RssAnon (the process's own memory) or RssFile (the mapped executable, which the
+ * page cache shares and can drop: for a 100 MB Bun executable most of VmRSS).
+ */
+export function procStatusKiB(pid: number, field: "VmRSS" | "RssAnon" | "RssFile"): number {
+  try {
+    const m = readFileSync(`/proc/${pid}/status`, "utf8").match(new RegExp(`${field}:\\s+(\\d+)`));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2
+    ? (s[(s.length - 1) / 2] as number)
+    : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
+}
