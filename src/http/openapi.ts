@@ -9,7 +9,7 @@ import { Elysia } from "elysia";
 import cssPath from "swagger-ui-dist/swagger-ui.css" with { type: "file" };
 import bundlePath from "swagger-ui-dist/swagger-ui-bundle.js" with { type: "file" };
 import { VERSION } from "../config";
-import { HTML_SECURITY_HEADERS, htmlResponse } from "./security";
+import { assetResponse, htmlResponse } from "./security";
 
 const ASSETS = "/swagger/assets";
 /** Assets never change within a version; let browsers keep them for a day. */
@@ -65,20 +65,18 @@ export function openapiDocs() {
       // ? Handlers are functions, not Response values: Elysia serves a Response value from
       // Bun's native router, past every hook (and past the read token).
       .get("/swagger", () => htmlResponse(PAGE), { detail: { hide: true } })
-      .get(`${ASSETS}/swagger-init.js`, () => asset(INIT, "text/javascript"), { detail: { hide: true } })
-      .get(`${ASSETS}/swagger-ui-bundle.js`, () => asset(Bun.file(bundlePath), "text/javascript"), {
+      .get(`${ASSETS}/swagger-init.js`, () => assetResponse(INIT, "text/javascript", ASSET_CACHE), {
         detail: { hide: true },
       })
-      .get(`${ASSETS}/swagger-ui.css`, () => asset(Bun.file(cssPath), "text/css"), { detail: { hide: true } })
+      .get(
+        `${ASSETS}/swagger-ui-bundle.js`,
+        () => assetResponse(Bun.file(bundlePath), "text/javascript", ASSET_CACHE),
+        {
+          detail: { hide: true },
+        },
+      )
+      .get(`${ASSETS}/swagger-ui.css`, () => assetResponse(Bun.file(cssPath), "text/css", ASSET_CACHE), {
+        detail: { hide: true },
+      })
   );
-}
-
-function asset(body: string | Blob, type: string): Response {
-  return new Response(body, {
-    headers: {
-      "content-type": type,
-      "cache-control": ASSET_CACHE,
-      "x-content-type-options": HTML_SECURITY_HEADERS["x-content-type-options"] as string,
-    },
-  });
 }

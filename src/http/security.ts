@@ -25,6 +25,17 @@ export function htmlResponse(html: string | Blob, headers: Record<string, string
   });
 }
 
+/** A script, stylesheet or other static asset: its type, its caching, and nosniff. */
+export function assetResponse(body: string | Blob, contentType: string, cacheControl: string): Response {
+  return new Response(body, {
+    headers: {
+      "content-type": contentType,
+      "cache-control": cacheControl,
+      "x-content-type-options": HTML_SECURITY_HEADERS["x-content-type-options"] as string,
+    },
+  });
+}
+
 /** How long a browser may cache a preflight answer. */
 const PREFLIGHT_MAX_AGE_S = 600;
 

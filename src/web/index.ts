@@ -4,7 +4,7 @@
 // Asset URLs carry a hash of their content, so browsers may keep them forever and a new
 // version is never mixed with an old one.
 import { Elysia } from "elysia";
-import { htmlResponse } from "../http/security";
+import { assetResponse, htmlResponse } from "../http/security";
 import { bundlePage } from "./bundle" with { type: "macro" };
 
 const bundle = bundlePage();
@@ -47,21 +47,13 @@ export function pageResponse(): Response {
 }
 
 export function webRoutes() {
-  return new Elysia({ name: "web" })
-    .get(
-      SCRIPT_PATH,
-      () =>
-        new Response(bundle.js, {
-          headers: { "content-type": "text/javascript; charset=utf-8", "cache-control": ASSET_CACHE },
-        }),
-      { detail: { hide: true } },
-    )
-    .get(
-      STYLE_PATH,
-      () =>
-        new Response(bundle.css, {
-          headers: { "content-type": "text/css; charset=utf-8", "cache-control": ASSET_CACHE },
-        }),
-      { detail: { hide: true } },
-    );
+  const assets: [path: string, body: string, type: string][] = [
+    [SCRIPT_PATH, bundle.js, "text/javascript; charset=utf-8"],
+    [STYLE_PATH, bundle.css, "text/css; charset=utf-8"],
+  ];
+  const app = new Elysia({ name: "web" });
+  for (const [path, body, type] of assets) {
+    app.get(path, () => assetResponse(body, type, ASSET_CACHE), { detail: { hide: true } });
+  }
+  return app;
 }
