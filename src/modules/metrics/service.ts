@@ -4,12 +4,14 @@
 // counters): nothing here runs per update, and only RequestStats.record runs per request.
 // A figure is exposed only when its source holds a finite number: never invented.
 import { readdirSync, readFileSync } from "node:fs";
+import type { TObject } from "@sinclair/typebox";
 import type { Config } from "../../config";
 import { VERSION } from "../../config";
 import type { Logger } from "../../log/logger";
 import type { DocumentStore, JsonObject } from "../../store/store";
 import type { Processor } from "../../telemetry/processor";
 import type { AgentFiles, WatchedFile } from "../agent-files/service";
+import { AgentFigures, StrategyFigures } from "../meta/model";
 import { defaultDocument, type MetaService } from "../meta/service";
 import type { RiskClient } from "../risk/service";
 import { ExpositionWriter, type Histogram, MAX_SERIES_PER_FAMILY } from "./exposition";
@@ -25,30 +27,25 @@ const INVALID_STATUSES = new Set([400, 413, 415, 422]);
 const WRITE_ROUTES = new Set(["/meta/metrics", "/atlas/update"]);
 
 /**
- * CONTRACT section 3 figures: field -> [metric name suffix, help]. Exposed as
- * neolight_agent_<suffix>{agent}. Two are renamed: the format reserves the _total and
- * _count suffixes for counters and histograms, and these are gauges of the poster's values.
+ * CONTRACT section 3 figures, from the schemas that validate them: field -> [metric name
+ * suffix, help]. Exposed as neolight_<agent|strategy>_<suffix>{agent|strategy}. Two are
+ * renamed: the format reserves the _total and _count suffixes for counters and histograms,
+ * and these are gauges of the poster's values.
  */
-const AGENT_FIGURES: Record<string, [string, string]> = {
-  pnl_1d: ["pnl_1d", "P&L over the last day"],
-  pnl_7d: ["pnl_7d", "P&L over the last 7 days"],
-  sharpe_30d: ["sharpe_30d", "30-day Sharpe ratio"],
-  winrate_30d: ["winrate_30d", "30-day win rate, 0..1"],
-  max_dd_30d: ["max_dd_30d", "30-day maximum drawdown"],
-  total_decisions: ["total_decisions", "decisions taken (total_decisions)"],
-  revenue_24h: ["revenue_24h", "revenue over the last 24 h"],
-  revenue_total: ["revenue_since_start", "revenue since start (revenue_total)"],
-};
-/** neolight_strategy_<suffix>{strategy}. */
-const STRATEGY_FIGURES: Record<string, [string, string]> = {
-  pnl_1d: ["pnl_1d", "P&L over the last day"],
-  pnl_7d: ["pnl_7d", "P&L over the last 7 days"],
-  sharpe_30d: ["sharpe_30d", "30-day Sharpe ratio"],
-  winrate_30d: ["winrate_30d", "30-day win rate, 0..1"],
-  max_dd_30d: ["max_dd_30d", "30-day maximum drawdown"],
-  trade_count: ["trades", "trades taken (trade_count)"],
-  score: ["score", "strategy score"],
-};
+const RENAMED: Record<string, string> = { revenue_total: "revenue_since_start", trade_count: "trades" };
+
+function figureTable(schema: TObject): Record<string, [string, string]> {
+  return Object.fromEntries(
+    Object.entries(schema.properties).map(([field, property]) => {
+      const suffix = RENAMED[field] ?? field;
+      const help = `${property.description ?? field}${suffix === field ? "" : ` (${field})`}`;
+      return [field, [suffix, help]];
+    }),
+  );
+}
+
+const AGENT_FIGURES = figureTable(AgentFigures);
+const STRATEGY_FIGURES = figureTable(StrategyFigures);
 const BREAKER_STATES = ["CLOSED", "OPEN", "HALF_OPEN"] as const;
 const REGIMES = ["BULL", "BEAR", "SIDEWAYS", "HIGH_VOL", "UNKNOWN"] as const;
 
