@@ -27,6 +27,19 @@ export interface Launched {
   stop(kill?: boolean): Promise<void>;
 }
 
+/** The environment of this service for a benchmark: its own home and port, loopback only. */
+export function serviceEnv(home: string, port: number, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    HOME: home,
+    NEOLIGHT_HOME: home,
+    NEOLIGHT_DASHBOARD_PORT: String(port),
+    NEOLIGHT_DASHBOARD_HOST: "127.0.0.1",
+    // Nothing listens on the discard port: the risk engine is simply unreachable.
+    NEOLIGHT_RISK_URL: "http://127.0.0.1:9",
+    ...extra,
+  };
+}
+
 /** How long a server may take to answer /health before the benchmark gives up. */
 const START_DEADLINE_MS = 10_000;
 

@@ -10,7 +10,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Launched, launch, median, procStatusKiB } from "./lib";
+import { type Launched, launch, median, procStatusKiB, serviceEnv } from "./lib";
 
 const ROOT = join(import.meta.dir, "..");
 const OUT = join(ROOT, "bench", "out");
@@ -36,13 +36,7 @@ const SERVERS: Server[] = [
     durability: "applied and fsynced (group commit: one fsync per batch)",
     // ? The write rate limit (default 100/s per address) would refuse a benchmark's flood
     // from 127.0.0.1; the highest rate it accepts keeps the limiter in the path, measured.
-    env: (home, port) => ({
-      NEOLIGHT_HOME: home,
-      NEOLIGHT_DASHBOARD_PORT: String(port),
-      NEOLIGHT_DASHBOARD_HOST: "127.0.0.1",
-      NEOLIGHT_WRITE_RATE: "1000000",
-      NEOLIGHT_WRITE_BURST: "1000000",
-    }),
+    env: (home, port) => serviceEnv(home, port, { NEOLIGHT_WRITE_RATE: "1000000", NEOLIGHT_WRITE_BURST: "1000000" }),
   },
   {
     name: "floor",

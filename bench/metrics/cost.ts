@@ -3,7 +3,7 @@
 // time exec -> first 200 on /health, then read VmRSS after it has idled a second.
 // Runs alternate between binaries so machine noise hits each alike.
 //   bun bench/metrics/cost.ts [runs] name=path/to/binary[@VAR=value,...] ...
-import { launch, median, procStatusKiB } from "../lib";
+import { launch, median, procStatusKiB, serviceEnv } from "../lib";
 
 const IDLE_MS = 1000;
 
@@ -15,14 +15,7 @@ interface Run {
 }
 
 async function once(binary: string, extraEnv: Record<string, string>): Promise<Run> {
-  const run = await launch(binary, (home, port) => ({
-    HOME: home,
-    NEOLIGHT_HOME: home,
-    NEOLIGHT_DASHBOARD_PORT: String(port),
-    NEOLIGHT_DASHBOARD_HOST: "127.0.0.1",
-    NEOLIGHT_RISK_URL: "http://127.0.0.1:9",
-    ...extraEnv,
-  }));
+  const run = await launch(binary, (home, port) => serviceEnv(home, port, extraEnv));
   await Bun.sleep(IDLE_MS);
   // ? VmRSS = RssAnon + RssFile (+ shmem). RssFile is the part of the 100 MiB binary that
   // is mapped, and varies by a few MiB with the page cache's state of the file (measured:

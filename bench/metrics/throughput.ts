@@ -3,20 +3,13 @@
 // NEOLIGHT_HOME; rounds alternate between binaries so machine noise hits each alike.
 //   bun bench/metrics/throughput.ts [rounds] [seconds] name=path/to/binary ...
 // Short runs on 127.0.0.1 only; the machine is shared, so never a long load test.
-import { launch, median } from "../lib";
+import { launch, median, serviceEnv } from "../lib";
 
 const PATH = process.env.BENCH_PATH ?? "/meta/metrics";
 const CONNECTIONS = 32;
 
 async function start(binary: string) {
-  const run = await launch(binary, (home, port) => ({
-    HOME: home,
-    NEOLIGHT_HOME: home,
-    NEOLIGHT_DASHBOARD_PORT: String(port),
-    NEOLIGHT_DASHBOARD_HOST: "127.0.0.1",
-    NEOLIGHT_RISK_URL: "http://127.0.0.1:9",
-    LOG_PATH: "/dev/null",
-  }));
+  const run = await launch(binary, (home, port) => serviceEnv(home, port, { LOG_PATH: "/dev/null" }));
   return { url: `http://127.0.0.1:${run.port}${PATH}`, stop: () => run.stop(true) };
 }
 
