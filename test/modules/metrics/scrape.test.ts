@@ -175,30 +175,68 @@ describe("GET /metrics", () => {
     ]);
   });
 
-  test("the risk engine's numeric fields from its last good answer; none before one", async () => {
-    const answer = fixture("risk_status");
+  test("the risk engine's fields with their units: its answer, else its own file; none before either", async () => {
+    const state = fixture("risk_state");
     let up = true;
     const engine = Bun.serve({
       port: 0,
       hostname: "127.0.0.1",
-      fetch: () => (up ? Response.json(answer) : new Response("down", { status: 500 })),
+      fetch: (req) =>
+        new URL(req.url).pathname !== "/risk/state"
+          ? new Response("not found", { status: 404 })
+          : up
+            ? Response.json(state)
+            : new Response("down", { status: 500 }),
     });
+    const riskFamilies = (s: Scrape) =>
+      Object.fromEntries(
+        s
+          .names()
+          .filter((n) => n.startsWith("neolight_risk_"))
+          .map((n) => [n, s.family(n).map((x) => x.value)]),
+      );
     try {
-      await using t = await startApp({ env: { NEOLIGHT_RISK_URL: `http://127.0.0.1:${engine.port}` } });
-      await waitFor(() => t.services.risk.lastGood(), "the background probe's first answer");
+      await using t = await startApp({
+        env: { NEOLIGHT_RISK_URL: `http://127.0.0.1:${engine.port}`, NEOLIGHT_STALE_RISK_S: "0" },
+      });
+      // Nothing good yet: the engine's up flag only, no invented figure.
+      expect(riskFamilies(await scrape(t.app))).toEqual({ neolight_risk_engine_up: [0] });
+
+      await t.services.risk.refresh();
+      const fromEngine = {
+        neolight_risk_engine_up: [1],
+        neolight_risk_state_from_file: [0],
+        neolight_risk_total_exposure_ratio: [0.4213],
+        neolight_risk_active_positions: [3],
+        neolight_risk_var: [1250.48],
+        neolight_risk_cvar: [1580.27],
+        neolight_risk_drawdown_percent: [2.14],
+        neolight_risk_last_update_timestamp_seconds: [1762207198],
+      };
       let s = await scrape(t.app);
-      expect(s.value("neolight_risk_engine_up")).toBe(1);
-      const numeric = Object.entries(answer).filter((e): e is [string, number] => typeof e[1] === "number");
-      expect(numeric.length).toBeGreaterThan(3);
-      expect(s.family("neolight_risk_figure")).toEqual(numeric.map(([field, value]) => ({ labels: { field }, value })));
+      expect(riskFamilies(s)).toEqual(fromEngine);
+      expect(s.help("neolight_risk_var")).toContain("money");
+      expect(s.help("neolight_risk_drawdown_percent")).toContain("percent");
+      expect(s.help("neolight_risk_total_exposure_ratio")).toContain("ratio of the portfolio");
 
       // Down: the last good answer stays, marked by engine_up 0.
       up = false;
-      // The client asks at most once per RISK_REFRESH_MS (1 s); /risk/status asks when due.
-      await waitFor(async () => (await get(t.app, "/risk/status")).body.stale === true, "the engine seen down");
+      await t.services.risk.refresh();
+      expect(riskFamilies(await scrape(t.app))).toEqual({ ...fromEngine, neolight_risk_engine_up: [0] });
+
+      // The engine's own file, newer than its last answer, is what is served and exposed.
+      const newer = { ...state, var: 990.5, last_update: "1762207258" };
+      writeFileSync(join(t.home, "state", "risk_state.json"), JSON.stringify(newer));
+      await t.services.risk.refresh();
       s = await scrape(t.app);
-      expect(s.value("neolight_risk_engine_up")).toBe(0);
-      expect(s.family("neolight_risk_figure")).toHaveLength(numeric.length);
+      expect(riskFamilies(s)).toEqual({
+        ...fromEngine,
+        neolight_risk_engine_up: [0],
+        neolight_risk_state_from_file: [1],
+        neolight_risk_var: [990.5],
+        neolight_risk_last_update_timestamp_seconds: [1762207258],
+      });
+      expect((await get(t.app, "/risk/status")).body).toMatchObject({ served_from: "file", risk: newer });
     } finally {
       engine.stop(true);
     }

@@ -205,14 +205,29 @@ describe("staleness in the service", () => {
     expect(await entry(t.app, "allocations_override")).toMatchObject({ expected_interval_s: 0, stale: false });
   });
 
-  test("the risk engine is probed in the background: its last good answer is its last update", async () => {
-    const engine = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => Response.json(fixture("risk_status")) });
+  test("the risk engine is probed in the background: its last good answer at /risk/state is its last update", async () => {
+    let body: unknown = { ...fixture("risk_state"), var: "not a number" };
+    const engine = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch: (req) =>
+        new URL(req.url).pathname === "/risk/state" ? Response.json(body) : new Response("not found", { status: 404 }),
+    });
     try {
       await using t = await startApp({
         env: { ...QUIET, NEOLIGHT_STALE_RISK_S: "30", NEOLIGHT_RISK_URL: `http://127.0.0.1:${engine.port}` },
       });
-      // Nobody asked /risk/status: the probe did.
-      const good = await waitFor(() => t.services.risk.state().last_good_at, "the probe's answer");
+      // A malformed answer is no sign of life; neither is the engine's file.
+      await waitFor(() => t.services.risk.state().failures > 0, "the probe's first answer");
+      writeFileSync(join(t.home, "state", "risk_state.json"), fixtureText("risk_state"));
+      await t.services.risk.refresh();
+      expect(t.services.risk.served()?.from).toBe("file");
+      expect(await entry(t.app, "risk_engine")).toMatchObject({ last_update: null });
+      // A good answer, asked by nobody but the probe, is.
+      body = fixture("risk_state");
+      await t.services.risk.refresh();
+      const good = t.services.risk.state().last_good_at;
+      expect(good).not.toBeNull();
       expect(await entry(t.app, "risk_engine")).toMatchObject({ last_update: good, stale: false });
     } finally {
       engine.stop(true);
