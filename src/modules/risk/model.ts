@@ -63,7 +63,7 @@ export const RiskStatus = t.Object(
     units: RiskUnits,
     served_from: t.Union([t.Literal("engine"), t.Literal("file")], {
       description:
-        "engine: its answer over HTTP (the latest, or its last good one when stale); file: its own state/risk_state.json, read because the engine is unreachable and the file is newer than its last good answer",
+        "engine: its answer over HTTP (the latest, or its last good one when stale); file: its own state/risk_state.json, read because the engine is unreachable and the file is not older (by last_update) than its last good answer",
     }),
     fetched_at: Time("when the served engine answer was received (RFC 3339 UTC); null when served from the file"),
     age_seconds: Age("seconds since fetched_at; null when served from the file"),
