@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { type HistoryPoint, openSqliteHistory } from "../../src/store/history";
 import { fixture, ROOT, tempDir } from "../helpers";
+import { standInEngine } from "../risk-engine";
 import { postJson, type ServiceProcess, spawnService } from "./process";
 
 // The functions given to page.evaluate / waitForFunction run in the browser. The test
@@ -55,25 +56,14 @@ describe.skipIf(!available)("the dashboard page in Chromium (compiled binary)", 
   let browser: Browser;
   let svc: ServiceProcess;
   let desktop: Page;
-  // A stand-in for NeoLight's Rust risk engine: GET /risk/state, failing while `engineUp` is false.
-  let engineUp = true;
-  const engine = Bun.serve({
-    port: 0,
-    hostname: "127.0.0.1",
-    fetch: (req) =>
-      new URL(req.url).pathname !== "/risk/state"
-        ? Response.json({ error: "Not Found", code: 404 }, { status: 404 })
-        : engineUp
-          ? Response.json(fixture("risk_state"))
-          : new Response("engine down", { status: 500 }),
-  });
+  const engine = standInEngine();
 
   const start = () =>
     spawnService({
       home,
       cmd: [binary],
       cwd: home,
-      env: { NEOLIGHT_DASHBOARD_PORT: String(port), NEOLIGHT_RISK_URL: `http://127.0.0.1:${engine.port}` },
+      env: { NEOLIGHT_DASHBOARD_PORT: String(port), NEOLIGHT_RISK_URL: engine.url },
     });
   const url = () => `http://127.0.0.1:${port}`;
 
@@ -121,7 +111,7 @@ describe.skipIf(!available)("the dashboard page in Chromium (compiled binary)", 
   afterAll(async () => {
     await browser?.close();
     await svc?.stop();
-    engine.stop(true);
+    engine.stop();
     work[Symbol.dispose]();
   });
 
@@ -228,7 +218,7 @@ describe.skipIf(!available)("the dashboard page in Chromium (compiled binary)", 
       });
 
       // Down, with a newer state in its own file: the card says so, and how old the file is.
-      engineUp = false;
+      engine.mode = "error";
       const newer = { ...fixture("risk_state"), var: 990.5, last_update: String(Math.floor(Date.now() / 1000)) };
       writeFileSync(join(home, "state", "risk_state.json"), JSON.stringify(newer, null, 2));
       try {
@@ -250,7 +240,7 @@ describe.skipIf(!available)("the dashboard page in Chromium (compiled binary)", 
           ],
         });
       } finally {
-        engineUp = true;
+        engine.mode = "ok";
       }
     },
     SLOW,

@@ -7,6 +7,7 @@ import { rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RISK_REFRESH_MS } from "../../src/modules/risk/service";
 import { fixture, get, type Json, logged, startApp } from "../helpers";
+import { standInEngine } from "../risk-engine";
 
 const STATE = fixture("risk_state");
 /** The fixture's last_update ("1762207198") as epoch ms. */
@@ -19,38 +20,6 @@ const UNITS = {
   drawdown: "percent",
   last_update: "unix_seconds",
 };
-
-type Mode = "ok" | "error" | "hang" | "not-json" | "malformed";
-
-/** A stand-in engine on port 0: GET /risk/state as risk_engine_rust serves it, 404 elsewhere. */
-function fakeEngine(body: unknown = STATE) {
-  const engine = {
-    mode: "ok" as Mode,
-    body,
-    requests: 0,
-    server: Bun.serve({
-      port: 0,
-      hostname: "127.0.0.1",
-      async fetch(req): Promise<Response> {
-        if (new URL(req.url).pathname !== "/risk/state")
-          return Response.json({ error: "Not Found", code: 404 }, { status: 404 });
-        engine.requests++;
-        if (engine.mode === "error") return new Response("boom", { status: 500 });
-        if (engine.mode === "not-json") return new Response("<html>", { status: 200 });
-        if (engine.mode === "malformed") return Response.json({ ...STATE, last_update: Number(STATE.last_update) });
-        if (engine.mode === "hang") await Bun.sleep(5_000);
-        return Response.json(engine.body);
-      },
-    }),
-    get url() {
-      return `http://127.0.0.1:${engine.server.port}`;
-    },
-    [Symbol.dispose]() {
-      engine.server.stop(true);
-    },
-  };
-  return engine;
-}
 
 /** The risk client's clock: moves only when the test says. */
 function testClock(start: number) {
@@ -87,7 +56,7 @@ describe("GET /risk/status", () => {
   });
 
   test("the engine's GET /risk/state with its units, our fetch age and the engine's own age", async () => {
-    using engine = fakeEngine();
+    using engine = standInEngine();
     const clock = testClock(STATE_MS + 90_000);
     await using t = await startApp({ env: { NEOLIGHT_RISK_URL: engine.url }, overrides: { riskClock: clock.now } });
     const res = await get(t.app, "/risk/status");
@@ -115,7 +84,7 @@ describe("GET /risk/status", () => {
   });
 
   test("concurrent requests share one engine request", async () => {
-    using engine = fakeEngine();
+    using engine = standInEngine();
     const clock = testClock(Date.now());
     await using t = await startApp({
       env: { NEOLIGHT_RISK_URL: engine.url, NEOLIGHT_STALE_RISK_S: "0" },
@@ -129,16 +98,17 @@ describe("GET /risk/status", () => {
     ["answers 500", "error", /HTTP 500/],
     ["answers something that is not JSON", "not-json", /not JSON/],
     ["does not answer within the timeout", "hang", /no answer within 100 ms/],
-    ["answers a malformed state (last_update as a number)", "malformed", /last_update/],
-  ] as const)("when the engine %s, its last good answer is served as stale", async (_name, mode, error) => {
-    using engine = fakeEngine();
+    ["answers a malformed state (last_update as a number)", { ...STATE, last_update: 1762207198 }, /last_update/],
+  ] as const)("when the engine %s, its last good answer is served as stale", async (_name, failure, error) => {
+    using engine = standInEngine();
     const clock = testClock(STATE_MS + 10_000);
     await using t = await startApp({
       env: { NEOLIGHT_RISK_URL: engine.url, NEOLIGHT_RISK_TIMEOUT_MS: "100" },
       overrides: { riskClock: clock.now },
     });
     expect((await get(t.app, "/risk/status")).status).toBe(200);
-    engine.mode = mode;
+    if (typeof failure === "string") engine.mode = failure;
+    else engine.body = failure;
     clock.advance(2_500); // past the refresh interval: the next request asks
     const res = await get(t.app, "/risk/status");
     expect(res.status).toBe(200);
@@ -155,6 +125,7 @@ describe("GET /risk/status", () => {
     ]);
 
     engine.mode = "ok";
+    engine.body = STATE;
     clock.advance(RISK_REFRESH_MS);
     expect((await get(t.app, "/risk/status")).body).toMatchObject({ stale: false, last_error: null, age_seconds: 0 });
     expect(logged(t.log, "risk engine reachable again")).toHaveLength(1);
@@ -167,7 +138,7 @@ describe("GET /risk/status", () => {
     ["negative positions", { ...STATE, active_positions: -1 }],
     ["an array", [STATE]],
   ])("a malformed answer (%s) is not a good one: 503, and no sign of life", async (_name, body) => {
-    using engine = fakeEngine(body);
+    using engine = standInEngine(body);
     await using t = await startApp({ env: { NEOLIGHT_RISK_URL: engine.url, NEOLIGHT_STALE_RISK_S: "0" } });
     const res = await get(t.app, "/risk/status");
     expect(res).toMatchObject({ status: 503, body: { error: expect.stringContaining("state schema"), code: 503 } });
@@ -219,7 +190,7 @@ describe("GET /risk/status", () => {
   });
 
   test("an engine that went down: the newer of its last answer and its file, by the engine's own last_update", async () => {
-    using engine = fakeEngine();
+    using engine = standInEngine();
     const clock = testClock(STATE_MS + 10_000);
     await using t = await startApp({ env: { NEOLIGHT_RISK_URL: engine.url }, overrides: { riskClock: clock.now } });
     const older = { ...STATE, var: 1.5, last_update: String(Number(STATE.last_update) - 600) };

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { MAX_SERIES_PER_FAMILY } from "../../../src/modules/metrics/exposition";
 import type { Persistence } from "../../../src/store/store";
 import { fixture, fixtureText, get, type Json, logged, post, startApp, waitFor } from "../../helpers";
+import { standInEngine } from "../../risk-engine";
 import { type Scrape, type Series, scrape } from "./prom";
 
 type Figures = Record<string, Record<string, number>>;
@@ -177,17 +178,7 @@ describe("GET /metrics", () => {
 
   test("the risk engine's fields with their units: its answer, else its own file; none before either", async () => {
     const state = fixture("risk_state");
-    let up = true;
-    const engine = Bun.serve({
-      port: 0,
-      hostname: "127.0.0.1",
-      fetch: (req) =>
-        new URL(req.url).pathname !== "/risk/state"
-          ? new Response("not found", { status: 404 })
-          : up
-            ? Response.json(state)
-            : new Response("down", { status: 500 }),
-    });
+    using engine = standInEngine(state);
     const riskFamilies = (s: Scrape) =>
       Object.fromEntries(
         s
@@ -195,10 +186,8 @@ describe("GET /metrics", () => {
           .filter((n) => n.startsWith("neolight_risk_"))
           .map((n) => [n, s.family(n).map((x) => x.value)]),
       );
-    try {
-      await using t = await startApp({
-        env: { NEOLIGHT_RISK_URL: `http://127.0.0.1:${engine.port}`, NEOLIGHT_STALE_RISK_S: "0" },
-      });
+    {
+      await using t = await startApp({ env: { NEOLIGHT_RISK_URL: engine.url, NEOLIGHT_STALE_RISK_S: "0" } });
       // Nothing good yet: the engine's up flag only, no invented figure.
       expect(riskFamilies(await scrape(t.app))).toEqual({ neolight_risk_engine_up: [0] });
 
@@ -220,7 +209,7 @@ describe("GET /metrics", () => {
       expect(s.help("neolight_risk_total_exposure_ratio")).toContain("ratio of the portfolio");
 
       // Down: the last good answer stays, marked by engine_up 0.
-      up = false;
+      engine.mode = "error";
       await t.services.risk.refresh();
       expect(riskFamilies(await scrape(t.app))).toEqual({ ...fromEngine, neolight_risk_engine_up: [0] });
 
@@ -237,8 +226,6 @@ describe("GET /metrics", () => {
         neolight_risk_last_update_timestamp_seconds: [1762207258],
       });
       expect((await get(t.app, "/risk/status")).body).toMatchObject({ served_from: "file", risk: newer });
-    } finally {
-      engine.stop(true);
     }
   });
 

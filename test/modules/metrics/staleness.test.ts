@@ -8,6 +8,7 @@ import { createMemoryLogger } from "../../../src/log/logger";
 import type { SourceStaleness } from "../../../src/modules/metrics/model";
 import { startStalenessMonitor } from "../../../src/modules/metrics/staleness";
 import { fixture, fixtureText, get, logged, post, startApp, waitFor } from "../../helpers";
+import { standInEngine } from "../../risk-engine";
 import { scrape } from "./prom";
 
 /** Every source off but the ones a test names (their lines would only be noise). */
@@ -206,16 +207,10 @@ describe("staleness in the service", () => {
   });
 
   test("the risk engine is probed in the background: its last good answer at /risk/state is its last update", async () => {
-    let body: unknown = { ...fixture("risk_state"), var: "not a number" };
-    const engine = Bun.serve({
-      port: 0,
-      hostname: "127.0.0.1",
-      fetch: (req) =>
-        new URL(req.url).pathname === "/risk/state" ? Response.json(body) : new Response("not found", { status: 404 }),
-    });
-    try {
+    using engine = standInEngine({ ...fixture("risk_state"), var: "not a number" });
+    {
       await using t = await startApp({
-        env: { ...QUIET, NEOLIGHT_STALE_RISK_S: "30", NEOLIGHT_RISK_URL: `http://127.0.0.1:${engine.port}` },
+        env: { ...QUIET, NEOLIGHT_STALE_RISK_S: "30", NEOLIGHT_RISK_URL: engine.url },
       });
       // A malformed answer is no sign of life; neither is the engine's file.
       await waitFor(() => t.services.risk.state().failures > 0, "the probe's first answer");
@@ -224,13 +219,11 @@ describe("staleness in the service", () => {
       expect(t.services.risk.served()?.from).toBe("file");
       expect(await entry(t.app, "risk_engine")).toMatchObject({ last_update: null });
       // A good answer, asked by nobody but the probe, is.
-      body = fixture("risk_state");
+      engine.body = fixture("risk_state");
       await t.services.risk.refresh();
       const good = t.services.risk.state().last_good_at;
       expect(good).not.toBeNull();
       expect(await entry(t.app, "risk_engine")).toMatchObject({ last_update: good, stale: false });
-    } finally {
-      engine.stop(true);
     }
   });
 });
