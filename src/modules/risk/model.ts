@@ -2,6 +2,7 @@
 // risk_engine_rust serves at GET /risk/state and persists in state/risk_state.json), our
 // GET /risk/status answer around it, and what /status shows of the engine.
 import { Type as t } from "@sinclair/typebox";
+import { Value } from "@sinclair/typebox/value";
 import { FileSource } from "../agent-files/model";
 
 /**
@@ -45,14 +46,8 @@ export const RiskUnits = t.Object(
 );
 export type RiskUnits = typeof RiskUnits.static;
 
-export const RISK_UNITS: RiskUnits = {
-  total_exposure: "ratio_of_portfolio",
-  active_positions: "count",
-  var: "money",
-  cvar: "money",
-  drawdown: "percent",
-  last_update: "unix_seconds",
-};
+/** The one value RiskUnits allows. */
+export const RISK_UNITS: RiskUnits = Value.Create(RiskUnits);
 
 const Time = (description: string) => t.Union([t.String(), t.Null()], { description });
 const Age = (description: string) => t.Union([t.Number(), t.Null()], { description });

@@ -93,11 +93,11 @@ export function createRiskClient({ url, timeoutMs, home, pollMs, log, now = Date
   let good: { risk: RiskState; at: number } | null = null;
   let lastAttempt = Number.NEGATIVE_INFINITY;
   let inflight: Promise<void> | null = null;
-  const figures = {
+  const figures: Pick<RiskSource, "reachable" | "last_good_at" | "last_attempt_at" | "last_error" | "failures"> = {
     reachable: false,
-    last_good_at: null as string | null,
-    last_attempt_at: null as string | null,
-    last_error: null as string | null,
+    last_good_at: null,
+    last_attempt_at: null,
+    last_error: null,
     failures: 0,
   };
 

@@ -186,47 +186,45 @@ describe("GET /metrics", () => {
           .filter((n) => n.startsWith("neolight_risk_"))
           .map((n) => [n, s.family(n).map((x) => x.value)]),
       );
-    {
-      await using t = await startApp({ env: { NEOLIGHT_RISK_URL: engine.url, NEOLIGHT_STALE_RISK_S: "0" } });
-      // Nothing good yet: the engine's up flag only, no invented figure.
-      expect(riskFamilies(await scrape(t.app))).toEqual({ neolight_risk_engine_up: [0] });
+    await using t = await startApp({ env: { NEOLIGHT_RISK_URL: engine.url, NEOLIGHT_STALE_RISK_S: "0" } });
+    // Nothing good yet: the engine's up flag only, no invented figure.
+    expect(riskFamilies(await scrape(t.app))).toEqual({ neolight_risk_engine_up: [0] });
 
-      await t.services.risk.refresh();
-      const fromEngine = {
-        neolight_risk_engine_up: [1],
-        neolight_risk_state_from_file: [0],
-        neolight_risk_total_exposure_ratio: [0.4213],
-        neolight_risk_active_positions: [3],
-        neolight_risk_var: [1250.48],
-        neolight_risk_cvar: [1580.27],
-        neolight_risk_drawdown_percent: [2.14],
-        neolight_risk_last_update_timestamp_seconds: [1762207198],
-      };
-      let s = await scrape(t.app);
-      expect(riskFamilies(s)).toEqual(fromEngine);
-      expect(s.help("neolight_risk_var")).toContain("money");
-      expect(s.help("neolight_risk_drawdown_percent")).toContain("percent");
-      expect(s.help("neolight_risk_total_exposure_ratio")).toContain("ratio of the portfolio");
+    await t.services.risk.refresh();
+    const fromEngine = {
+      neolight_risk_engine_up: [1],
+      neolight_risk_state_from_file: [0],
+      neolight_risk_total_exposure_ratio: [0.4213],
+      neolight_risk_active_positions: [3],
+      neolight_risk_var: [1250.48],
+      neolight_risk_cvar: [1580.27],
+      neolight_risk_drawdown_percent: [2.14],
+      neolight_risk_last_update_timestamp_seconds: [1762207198],
+    };
+    let s = await scrape(t.app);
+    expect(riskFamilies(s)).toEqual(fromEngine);
+    expect(s.help("neolight_risk_var")).toContain("money");
+    expect(s.help("neolight_risk_drawdown_percent")).toContain("percent");
+    expect(s.help("neolight_risk_total_exposure_ratio")).toContain("ratio of the portfolio");
 
-      // Down: the last good answer stays, marked by engine_up 0.
-      engine.mode = "error";
-      await t.services.risk.refresh();
-      expect(riskFamilies(await scrape(t.app))).toEqual({ ...fromEngine, neolight_risk_engine_up: [0] });
+    // Down: the last good answer stays, marked by engine_up 0.
+    engine.mode = "error";
+    await t.services.risk.refresh();
+    expect(riskFamilies(await scrape(t.app))).toEqual({ ...fromEngine, neolight_risk_engine_up: [0] });
 
-      // The engine's own file, newer than its last answer, is what is served and exposed.
-      const newer = { ...state, var: 990.5, last_update: "1762207258" };
-      writeFileSync(join(t.home, "state", "risk_state.json"), JSON.stringify(newer));
-      await t.services.risk.refresh();
-      s = await scrape(t.app);
-      expect(riskFamilies(s)).toEqual({
-        ...fromEngine,
-        neolight_risk_engine_up: [0],
-        neolight_risk_state_from_file: [1],
-        neolight_risk_var: [990.5],
-        neolight_risk_last_update_timestamp_seconds: [1762207258],
-      });
-      expect((await get(t.app, "/risk/status")).body).toMatchObject({ served_from: "file", risk: newer });
-    }
+    // The engine's own file, newer than its last answer, is what is served and exposed.
+    const newer = { ...state, var: 990.5, last_update: "1762207258" };
+    writeFileSync(join(t.home, "state", "risk_state.json"), JSON.stringify(newer));
+    await t.services.risk.refresh();
+    s = await scrape(t.app);
+    expect(riskFamilies(s)).toEqual({
+      ...fromEngine,
+      neolight_risk_engine_up: [0],
+      neolight_risk_state_from_file: [1],
+      neolight_risk_var: [990.5],
+      neolight_risk_last_update_timestamp_seconds: [1762207258],
+    });
+    expect((await get(t.app, "/risk/status")).body).toMatchObject({ served_from: "file", risk: newer });
   });
 
   test("refused writes count as unauthorised or rate_limited; live-stream viewers are a gauge", async () => {

@@ -207,23 +207,21 @@ describe("staleness in the service", () => {
   });
 
   test("the risk engine is probed in the background: its last good answer at /risk/state is its last update", async () => {
-    using engine = standInEngine({ ...fixture("risk_state"), var: "not a number" });
-    {
-      await using t = await startApp({
-        env: { ...QUIET, NEOLIGHT_STALE_RISK_S: "30", NEOLIGHT_RISK_URL: engine.url },
-      });
-      // A malformed answer is no sign of life; neither is the engine's file.
-      await waitFor(() => t.services.risk.state().failures > 0, "the probe's first answer");
-      writeFileSync(join(t.home, "state", "risk_state.json"), fixtureText("risk_state"));
-      await t.services.risk.refresh();
-      expect(t.services.risk.served()?.from).toBe("file");
-      expect(await entry(t.app, "risk_engine")).toMatchObject({ last_update: null });
-      // A good answer, asked by nobody but the probe, is.
-      engine.body = fixture("risk_state");
-      await t.services.risk.refresh();
-      const good = t.services.risk.state().last_good_at;
-      expect(good).not.toBeNull();
-      expect(await entry(t.app, "risk_engine")).toMatchObject({ last_update: good, stale: false });
-    }
+    using engine = standInEngine();
+    await using t = await startApp({
+      env: { ...QUIET, NEOLIGHT_STALE_RISK_S: "30", NEOLIGHT_RISK_URL: engine.url },
+    });
+    // Nobody asked /risk/status: the probe did.
+    const good = await waitFor(() => t.services.risk.state().last_good_at, "the probe's answer");
+    expect(await entry(t.app, "risk_engine")).toMatchObject({ last_update: good, stale: false });
+    // A malformed answer is no sign of life, nor is the engine's file, even a newer one.
+    engine.body = { ...fixture("risk_state"), var: "not a number" };
+    writeFileSync(
+      join(t.home, "state", "risk_state.json"),
+      JSON.stringify({ ...fixture("risk_state"), last_update: "1762207300" }),
+    );
+    await t.services.risk.refresh();
+    expect(t.services.risk.state()).toMatchObject({ reachable: false, serving: "file", last_good_at: good });
+    expect(await entry(t.app, "risk_engine")).toMatchObject({ last_update: good });
   });
 });
