@@ -14,6 +14,11 @@ const LOG_LEVELS: readonly LogLevel[] = ["DEBUG", "INFO", "WARN", "ERROR"];
 export const DEFAULT_QUEUE_CAPACITY = 100;
 /** Upper bound on the channel capacity: a larger queue only hides an overloaded disk. */
 export const MAX_QUEUE_CAPACITY = 100_000;
+/**
+ * NeoLight's Rust risk engine (risk_engine_rust) listens on its RISK_PORT, 8300 by default
+ * (CONTRACT sections 2 and 5). 8301 is the GPU Monte-Carlo engine, which has no state route.
+ */
+export const DEFAULT_RISK_URL = "http://localhost:8300";
 /** The risk engine is local; a slower answer than this means it is in trouble. Default: 1000 ms. */
 export const DEFAULT_RISK_TIMEOUT_MS = 1000;
 /** How often agent files are re-checked when no change event arrives. Default: 1000 ms. */
@@ -68,7 +73,7 @@ export interface Config {
   metricsPath: string;
   /** JSON-lines log file. Default: $NEOLIGHT_HOME/logs/dashboard_go.log (name kept for log shippers). */
   logPath: string;
-  /** Base URL of the Rust risk engine. Default: http://localhost:8301. */
+  /** Base URL of the Rust risk engine; its GET /risk/state is asked. Default: http://localhost:8300. */
   riskUrl: string;
   /** Timeout of one risk-engine request. Default: 1000 ms. */
   riskTimeoutMs: number;
@@ -142,7 +147,7 @@ export const OPTIONS = {
   riskUrl: {
     env: "NEOLIGHT_RISK_URL",
     flag: "--risk-url",
-    help: "Rust risk engine base URL (default http://localhost:8301)",
+    help: "Rust risk engine base URL, asked for /risk/state (default http://localhost:8300)",
   },
   riskTimeoutMs: {
     env: "NEOLIGHT_RISK_TIMEOUT_MS",
@@ -342,7 +347,7 @@ export function parseCommand(env: Record<string, string | undefined>, argv: read
       `LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(raw.logLevel)}`,
     );
   }
-  const riskUrl = raw.riskUrl ?? "http://localhost:8301";
+  const riskUrl = raw.riskUrl ?? DEFAULT_RISK_URL;
   let parsedRisk: URL;
   try {
     parsedRisk = new URL(riskUrl);

@@ -41,7 +41,7 @@ export interface Services {
   /**
    * Closes the channel, waits until every accepted update is settled (persisted or
    * answered 503), ends the live streams, writes the last history samples, and stops
-   * watching files. Idempotent.
+   * watching files (the risk engine's too). Idempotent.
    */
   close(): Promise<void>;
 }
@@ -51,6 +51,8 @@ export interface ServiceOverrides {
   persistence?: Persistence;
   /** Replaces the TCP peer address (app.handle has no socket: tests say who is asking). */
   clientAddress?: ClientAddress;
+  /** The risk client's clock, epoch ms (tests move it instead of sleeping through its refresh). */
+  riskClock?: () => number;
 }
 
 export async function startServices(config: Config, log: Logger, overrides: ServiceOverrides = {}): Promise<Services> {
@@ -83,7 +85,14 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     governor: files.governor,
   });
   processor.onCommit(history.onCommit);
-  const risk = createRiskClient({ url: config.riskUrl, timeoutMs: config.riskTimeoutMs, log });
+  const risk = createRiskClient({
+    url: config.riskUrl,
+    timeoutMs: config.riskTimeoutMs,
+    home: config.home,
+    pollMs: config.sourcePollMs,
+    log,
+    now: overrides.riskClock,
+  });
   const metrics = startMetrics({
     config,
     log,
@@ -141,6 +150,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
         history.close();
         files.close();
         metrics.close();
+        risk.close();
       })();
       return closing;
     },

@@ -2,7 +2,9 @@
 // against the compiled binary (built here as `make build` builds it) started from a
 // directory with no node_modules. It shows the fixture agents, turns PAUSED within a
 // second of a POST without a reload, draws the P&L chart, fits a phone, and comes back
-// by itself after the service restarts. It also takes the README's screenshots.
+// by itself after the service restarts, and its risk card shows a stand-in risk engine's
+// figures with their units (and the engine's own file while it is down). It also takes
+// the README's screenshots.
 //
 // Chromium comes from apt (`.ci/run` installs it when missing). Without it this file
 // skips with a message saying so; on the project's machines it runs.
@@ -12,6 +14,7 @@ import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { type HistoryPoint, openSqliteHistory } from "../../src/store/history";
 import { fixture, ROOT, tempDir } from "../helpers";
+import { standInEngine } from "../risk-engine";
 import { postJson, type ServiceProcess, spawnService } from "./process";
 
 // The functions given to page.evaluate / waitForFunction run in the browser. The test
@@ -20,9 +23,11 @@ import { postJson, type ServiceProcess, spawnService } from "./process";
 interface PageElement {
   textContent: string | null;
   getAttribute(name: string): string | null;
+  querySelector(selector: string): PageElement | null;
 }
 declare const document: {
   querySelector(selector: string): PageElement | null;
+  querySelectorAll(selector: string): Iterable<PageElement>;
   documentElement: { scrollWidth: number; clientWidth: number };
   body: { scrollWidth: number };
 };
@@ -51,8 +56,15 @@ describe.skipIf(!available)("the dashboard page in Chromium (compiled binary)", 
   let browser: Browser;
   let svc: ServiceProcess;
   let desktop: Page;
+  const engine = standInEngine();
 
-  const start = () => spawnService({ home, cmd: [binary], cwd: home, env: { NEOLIGHT_DASHBOARD_PORT: String(port) } });
+  const start = () =>
+    spawnService({
+      home,
+      cmd: [binary],
+      cwd: home,
+      env: { NEOLIGHT_DASHBOARD_PORT: String(port), NEOLIGHT_RISK_URL: engine.url },
+    });
   const url = () => `http://127.0.0.1:${port}`;
 
   beforeAll(async () => {
@@ -99,6 +111,7 @@ describe.skipIf(!available)("the dashboard page in Chromium (compiled binary)", 
   afterAll(async () => {
     await browser?.close();
     await svc?.stop();
+    engine.stop();
     work[Symbol.dispose]();
   });
 
@@ -172,6 +185,63 @@ describe.skipIf(!available)("the dashboard page in Chromium (compiled binary)", 
       }));
       expect(widths).toEqual({ scroll: 390, client: 390, body: 390 });
       await phone.close();
+    },
+    SLOW,
+  );
+
+  test(
+    "the risk card shows the engine's figures with their units, and the engine's own file while it is down",
+    async () => {
+      const card = () =>
+        desktop.evaluate(() => ({
+          badge: document.querySelector("#risk .badge")?.textContent ?? null,
+          facts: [...document.querySelectorAll("#risk .fact")].map((f) => [
+            f.querySelector("dt")?.textContent ?? null,
+            f.querySelector("dd")?.textContent ?? null,
+          ]),
+        }));
+      // The page polls every 5 s: wait for the card, then read it whole.
+      await desktop.waitForFunction(() => document.querySelector("#risk .badge")?.textContent === "LIVE", undefined, {
+        timeout: 15_000,
+      });
+      expect(await card()).toEqual({
+        badge: "LIVE",
+        facts: [
+          ["VaR", "$1,250.48"],
+          ["CVaR", "$1,580.27"],
+          ["Drawdown", "2.14%"],
+          ["Exposure", "42.1% of portfolio"],
+          ["Positions", "3"],
+          ["Engine update", expect.stringMatching(/^\d+ d( \d+ h)? ago$/)], // the fixture's last_update, 2025-11-03
+          ["Fetched", expect.stringMatching(/^\d+ s ago$/)],
+        ],
+      });
+
+      // Down, with a newer state in its own file: the card says so, and how old the file is.
+      engine.mode = "error";
+      const newer = { ...fixture("risk_state"), var: 990.5, last_update: String(Math.floor(Date.now() / 1000)) };
+      writeFileSync(join(home, "state", "risk_state.json"), JSON.stringify(newer, null, 2));
+      try {
+        await desktop.waitForFunction(
+          () => document.querySelector("#risk .badge")?.textContent === "FROM FILE",
+          undefined,
+          { timeout: 15_000 },
+        );
+        expect(await card()).toEqual({
+          badge: "FROM FILE",
+          facts: [
+            ["VaR", "$990.50"],
+            ["CVaR", "$1,580.27"],
+            ["Drawdown", "2.14%"],
+            ["Exposure", "42.1% of portfolio"],
+            ["Positions", "3"],
+            ["Engine update", expect.stringMatching(/^\d+ s ago$/)],
+            ["File written", expect.stringMatching(/^\d+ s ago$/)],
+          ],
+        });
+      } finally {
+        engine.mode = "ok";
+      }
     },
     SLOW,
   );

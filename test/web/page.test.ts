@@ -2,7 +2,7 @@
 // page's assets (served from memory, no CDN, no inline script), and the page's number
 // formatting.
 import { describe, expect, test } from "bun:test";
-import { ago, duration, money, moneyShort, ratioPct, signClass } from "../../src/web/page/format";
+import { ago, amount, duration, money, moneyShort, ratioPct, signClass } from "../../src/web/page/format";
 import { startApp } from "../helpers";
 
 const BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
@@ -103,6 +103,15 @@ describe("page formatting", () => {
     [Number.NaN, "—"],
   ])("money(%p) is %p", (value, text) => {
     expect(money(value)).toBe(text);
+  });
+
+  test.each([
+    [1250.48, "$1,250.48"],
+    [-3, "-$3.00"],
+    [0, "$0.00"],
+    [undefined, "—"],
+  ])("amount(%p) is %p (no sign for a size)", (value, text) => {
+    expect(amount(value)).toBe(text);
   });
 
   test.each([
