@@ -13,7 +13,7 @@
 // while the holder still holds the old one. Its content is the holder's pid, for the
 // refusal's log line only; the lock itself is the kernel's.
 import { dlopen, FFIType, type Pointer, read, suffix } from "bun:ffi";
-import { closeSync, constants, ftruncateSync, openSync, readFileSync, realpathSync, writeSync } from "node:fs";
+import { closeSync, constants, openSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { join } from "node:path";
 
@@ -117,9 +117,13 @@ export function lockDirectory(directory: string, loadTryLock: () => TryLock = fl
   } catch (err) {
     throw new LockUnavailableError(lockFile, (err as Error).message);
   }
+  // ? The lock is held on a read-only descriptor: a file open for writing would make the
+  // kernel refuse a read-only remount of the state filesystem ("busy") for as long as the
+  // service runs. flock does not need write access; the pid is written through a second,
+  // short-lived descriptor once the lock is held.
   let fd: number;
   try {
-    fd = openSync(lockFile, constants.O_RDWR | constants.O_CREAT, 0o644);
+    fd = openSync(lockFile, constants.O_RDONLY | constants.O_CREAT, 0o644);
   } catch (err) {
     throw new LockUnavailableError(lockFile, (err as Error).message);
   }
@@ -135,10 +139,9 @@ export function lockDirectory(directory: string, loadTryLock: () => TryLock = fl
     throw new DirectoryLockedError(directory, lockFile, holderPid(lockFile));
   }
   try {
-    // ? Only the holder writes, so truncating first cannot clobber another's pid; a stale
-    // pid of a killed holder is overwritten here.
-    ftruncateSync(fd, 0);
-    writeSync(fd, `${process.pid}\n`, 0);
+    // ? Only the holder writes, so truncating cannot clobber another's pid; a stale pid of a
+    // killed holder is replaced here.
+    writeFileSync(lockFile, `${process.pid}\n`);
   } catch (err) {
     closeSync(fd);
     throw new LockUnavailableError(lockFile, (err as Error).message);
