@@ -1,7 +1,7 @@
 // The process: the only file that reads the environment, listens and handles signals.
-// Start-up: config -> directories -> logger -> state lock -> services -> listen. Shutdown (SIGTERM,
-// SIGINT): stop accepting, close the channel, drain it, persist, exit 0; an error on the
-// way is logged and exits 1. An unusable configuration exits 2 with one ERROR line.
+// Start-up: config -> directories -> logger -> state lock -> services -> listen. Shutdown
+// (SIGTERM, SIGINT): stop accepting, close the channel, drain it, persist, exit 0; an error
+// on the way is logged and exits 1. An unusable configuration exits 2 with one ERROR line.
 import { accessSync, constants, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { createApp } from "./app";

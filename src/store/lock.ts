@@ -76,7 +76,8 @@ export function flockTryLock(): TryLock {
         const pointer = errnoPointer();
         const errno = pointer === null ? -1 : read.i32(pointer, 0);
         if (errno === osConstants.errno.EWOULDBLOCK) return false;
-        throw new Error(`flock failed (errno ${errno})`);
+        const name = Object.entries(osConstants.errno).find(([, value]) => value === errno)?.[0];
+        throw new Error(`flock failed: ${name ?? "errno"} ${errno}`);
       };
       return libcTryLock;
     } catch (err) {
@@ -111,41 +112,28 @@ function holderPid(lockFile: string): number | null {
  */
 export function lockDirectory(directory: string, loadTryLock: () => TryLock = flockTryLock): DirectoryLock {
   const lockFile = join(directory, LOCK_FILE_NAME);
-  let lock: TryLock;
-  try {
-    lock = loadTryLock();
-  } catch (err) {
-    throw new LockUnavailableError(lockFile, (err as Error).message);
-  }
+  /** Runs one step; its failure closes `fd` (when open) and becomes LockUnavailableError. */
+  const step = <T>(run: () => T, fd?: number): T => {
+    try {
+      return run();
+    } catch (err) {
+      if (fd !== undefined) closeSync(fd);
+      throw new LockUnavailableError(lockFile, (err as Error).message);
+    }
+  };
+  const tryLock = step(loadTryLock);
   // ? The lock is held on a read-only descriptor: a file open for writing would make the
   // kernel refuse a read-only remount of the state filesystem ("busy") for as long as the
   // service runs. flock does not need write access; the pid is written through a second,
   // short-lived descriptor once the lock is held.
-  let fd: number;
-  try {
-    fd = openSync(lockFile, constants.O_RDONLY | constants.O_CREAT, 0o644);
-  } catch (err) {
-    throw new LockUnavailableError(lockFile, (err as Error).message);
-  }
-  let taken: boolean;
-  try {
-    taken = lock(fd);
-  } catch (err) {
-    closeSync(fd);
-    throw new LockUnavailableError(lockFile, (err as Error).message);
-  }
-  if (!taken) {
+  const fd = step(() => openSync(lockFile, constants.O_RDONLY | constants.O_CREAT, 0o644));
+  if (!step(() => tryLock(fd), fd)) {
     closeSync(fd);
     throw new DirectoryLockedError(directory, lockFile, holderPid(lockFile));
   }
-  try {
-    // ? Only the holder writes, so truncating cannot clobber another's pid; a stale pid of a
-    // killed holder is replaced here.
-    writeFileSync(lockFile, `${process.pid}\n`);
-  } catch (err) {
-    closeSync(fd);
-    throw new LockUnavailableError(lockFile, (err as Error).message);
-  }
+  // ? Only the holder writes, so truncating cannot clobber another's pid; a stale pid of a
+  // killed holder is replaced here.
+  step(() => writeFileSync(lockFile, `${process.pid}\n`), fd);
   let open = true;
   return {
     directory,

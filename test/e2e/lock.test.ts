@@ -94,5 +94,5 @@ describe("the state directory lock", () => {
     }
     await using again = await spawnService(options);
     expect((await fetch(`${again.url}/health`)).status).toBe(200);
-  });
+  }, 60_000); // the first test to ask builds the binary: seconds on a loaded machine
 });

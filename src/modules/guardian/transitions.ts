@@ -24,13 +24,16 @@ function isPaused(doc: Readonly<JsonObject>): boolean {
   return servedGuardian(doc).is_paused === true;
 }
 
-/** The update of the batch whose guardian was served: the last one that carried it. */
-function guardianUpdate(updates: readonly DocumentUpdate[]): DocumentUpdate | undefined {
+/**
+ * The update of the batch whose guardian is served: the last one that carried it (else the
+ * batch's last). `updates` is not empty: an empty commit changes nothing.
+ */
+function guardianUpdate(updates: readonly DocumentUpdate[]): DocumentUpdate {
   for (let i = updates.length - 1; i >= 0; i--) {
     const update = updates[i] as DocumentUpdate;
     if (Object.hasOwn(update.set, "guardian")) return update;
   }
-  return updates.at(-1);
+  return updates.at(-1) as DocumentUpdate;
 }
 
 /**
@@ -38,7 +41,7 @@ function guardianUpdate(updates: readonly DocumentUpdate[]): DocumentUpdate | un
  * served guardian.is_paused that the commit published (also when it then rejects with a
  * PersistenceError that says `published`).
  */
-export function logGuardianTransitions(store: DocumentStore, log: Logger, now = () => Date.now()): DocumentStore {
+export function logGuardianTransitions(store: DocumentStore, log: Logger): DocumentStore {
   /** When this process saw the current pause begin; null when it was restored paused. */
   let pausedAt: number | null = null;
   /** The reason of the pause in force, for the resume line. */
@@ -49,9 +52,9 @@ export function logGuardianTransitions(store: DocumentStore, log: Logger, now = 
     if (paused === isPaused(before.doc)) return;
     const guardian = servedGuardian(after.doc);
     const update = guardianUpdate(updates);
-    const cause = { source: update?.source ?? null, seq: update?.seq ?? null };
+    const cause = { source: update.source, seq: update.seq };
     if (paused) {
-      pausedAt = now();
+      pausedAt = Date.now();
       pausedReason = guardian.reason;
       log.warn("guardian paused", { reason: guardian.reason, drawdown: guardian.drawdown, ...cause });
     } else {
@@ -60,7 +63,7 @@ export function logGuardianTransitions(store: DocumentStore, log: Logger, now = 
         drawdown: guardian.drawdown,
         ...cause,
         paused_reason: pausedReason,
-        paused_for_s: pausedAt === null ? null : Math.round((now() - pausedAt) / 1000),
+        paused_for_s: pausedAt === null ? null : Math.round((Date.now() - pausedAt) / 1000),
       });
       pausedAt = null;
       pausedReason = null;
