@@ -1,13 +1,14 @@
 // The process: the only file that reads the environment, listens and handles signals.
-// Start-up: config -> directories -> logger -> services -> listen. Shutdown (SIGTERM,
-// SIGINT): stop accepting, close the channel, drain it, persist, exit 0; an error on the
-// way is logged and exits 1. An unusable configuration exits 2 with one ERROR line.
-import { accessSync, constants, mkdirSync, readFileSync } from "node:fs";
-import { dirname } from "node:path";
+// Start-up: config -> directories -> logger -> state lock -> services -> listen. Shutdown
+// (SIGTERM, SIGINT): stop accepting, close the channel, drain it, persist, exit 0; an error
+// on the way is logged and exits 1. An unusable configuration exits 2 with one ERROR line.
+import { accessSync, constants, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { createApp } from "./app";
 import { type Config, ConfigError, helpText, loadSecrets, parseCommand, VERSION } from "./config";
 import { createLogger, formatLine, type Logger } from "./log/logger";
 import { startServices } from "./services";
+import { DirectoryLockedError, lockDirectories } from "./store/lock";
 
 /** Longest a graceful shutdown may take before the process gives up and exits 1. */
 const SHUTDOWN_TIMEOUT_MS = 10_000;
@@ -45,6 +46,31 @@ function prepareDirectories(config: Config): void {
   }
 }
 
+/**
+ * One instance per state directory (issue 9): METRICS_PATH's directory, and
+ * $NEOLIGHT_HOME/state (history.db) where it exists, if that is another one. Taken before
+ * the state is read or anything is written, held until the process exits. Held by another
+ * instance: exit 1 (a restart helps once it is gone). No flock at all: exit 1 as well,
+ * never a start without the lock.
+ */
+function lockState(config: Config, log: Logger): void {
+  const directories = [dirname(config.metricsPath)];
+  const historyDir = join(config.home, "state");
+  if (existsSync(historyDir)) directories.push(historyDir);
+  try {
+    lockDirectories(directories);
+  } catch (err) {
+    if (err instanceof DirectoryLockedError) {
+      die(log, "state directory in use by another instance", {
+        directory: err.directory,
+        holder_pid: err.holderPid,
+        lock_file: err.lockFile,
+      });
+    }
+    die(log, "cannot lock the state directory", { directories, error: (err as Error).message });
+  }
+}
+
 async function main(): Promise<void> {
   let config: Config;
   let log: Logger;
@@ -68,6 +94,7 @@ async function main(): Promise<void> {
     fail("start-up failed", { error: err }, EXIT_FAILURE);
   }
 
+  lockState(config, log);
   process.on("uncaughtException", (err) => log.error("uncaught exception", { error: err }));
   process.on("unhandledRejection", (err) => log.error("unhandled rejection", { error: err }));
 

@@ -6,6 +6,7 @@ import type { Config } from "./config";
 import { type AccessPolicy, type ClientAddress, createAccessPolicy, peerAddress } from "./http/auth";
 import type { Logger } from "./log/logger";
 import { type AgentFiles, watchAgentFiles } from "./modules/agent-files/service";
+import { logGuardianTransitions } from "./modules/guardian/transitions";
 import { createHistory, type History } from "./modules/history/service";
 import { createMetaService, type MetaService, pauseAfterCorruption, servedDocument } from "./modules/meta/service";
 import { createWriteTiming } from "./modules/metrics/persistence";
@@ -58,9 +59,12 @@ export interface ServiceOverrides {
 export async function startServices(config: Config, log: Logger, overrides: ServiceOverrides = {}): Promise<Services> {
   const startedAt = Date.now();
   const writeTiming = createWriteTiming();
-  const store = await openStore({
-    persistence: writeTiming.wrap(overrides.persistence ?? createJsonFilePersistence(config.metricsPath, log)),
-  });
+  const store = logGuardianTransitions(
+    await openStore({
+      persistence: writeTiming.wrap(overrides.persistence ?? createJsonFilePersistence(config.metricsPath, log)),
+    }),
+    log,
+  );
   await pauseAfterCorruption(store, log);
   const channel = createChannel<Envelope>(config.queueCapacity);
   const processor = startProcessor(channel, store, log);

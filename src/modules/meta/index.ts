@@ -41,7 +41,7 @@ export function metaRoutes(meta: MetaService, beforeBody: (request: Request) => 
     .post(
       "/meta/metrics",
       async ({ body }) => {
-        const { seq, state } = await meta.submit(body);
+        const { seq, state } = await meta.submit(body, "hive");
         return { status: "ok" as const, timestamp: state.updatedAt as string, seq };
       },
       {
@@ -59,7 +59,7 @@ export function metaRoutes(meta: MetaService, beforeBody: (request: Request) => 
     .post(
       "/atlas/update",
       async ({ body }) => {
-        const { seq, state } = await meta.submit({ atlas: body });
+        const { seq, state } = await meta.submit({ atlas: body }, "atlas");
         return { status: "ok" as const, timestamp: state.updatedAt as string, seq };
       },
       {

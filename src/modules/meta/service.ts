@@ -4,7 +4,13 @@
 import { UnavailableError, UnprocessableError } from "../../http/errors";
 import type { Logger } from "../../log/logger";
 import { CACHE_TIMESTAMP_KEY } from "../../store/json-file";
-import { type DocumentState, type DocumentStore, type JsonObject, PersistenceError } from "../../store/store";
+import {
+  type DocumentState,
+  type DocumentStore,
+  type JsonObject,
+  PersistenceError,
+  type UpdateSource,
+} from "../../store/store";
 import { type Channel, ChannelClosedError } from "../../telemetry/channel";
 import type { Envelope } from "../../telemetry/processor";
 
@@ -50,7 +56,7 @@ export async function pauseAfterCorruption(store: DocumentStore, log: Logger): P
     reason: `persisted state was corrupt (kept at ${movedTo}): paused until the guardian reports`,
   };
   try {
-    await store.commit([{ seq: 0, set: { guardian } }]);
+    await store.commit([{ seq: 0, set: { guardian }, source: "corrupt_state" }]);
     log.warn("guardian paused until it reports: persisted state was corrupt", { moved_to: movedTo });
   } catch (err) {
     log.error("could not record the pause after a corrupt state", { moved_to: movedTo, error: err });
@@ -71,9 +77,9 @@ export interface MetaService {
    * Queues `set` (top-level keys to replace) and resolves once it is applied and durable.
    * Rejects at once with UnavailableError (503, Retry-After) when the channel is full or
    * closed, and later with UnavailableError when the batch could not be persisted: in
-   * every rejected case nothing of `set` is visible or stored.
+   * every rejected case nothing of `set` is visible or stored. `source` says who sent it.
    */
-  submit(set: JsonObject): Promise<{ seq: number; state: DocumentState }>;
+  submit(set: JsonObject, source: UpdateSource): Promise<{ seq: number; state: DocumentState }>;
   /** The served document as JSON text, rebuilt only when the store's version changes. */
   documentJson(): string;
   stats(): QueueStats;
@@ -113,14 +119,14 @@ export function createMetaService({ channel, store, log, now = () => new Date() 
   }
 
   return {
-    submit(set) {
+    submit(set, source) {
       if (Object.hasOwn(set, CACHE_TIMESTAMP_KEY)) {
         return Promise.reject(
           new UnprocessableError(`${CACHE_TIMESTAMP_KEY} is set by the service and cannot be posted`),
         );
       }
       return new Promise((resolve, reject) => {
-        const update = { seq: seq + 1, set };
+        const update = { seq: seq + 1, set, source };
         const envelope: Envelope = {
           update,
           settle(result) {
