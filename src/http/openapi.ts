@@ -12,6 +12,8 @@ import { VERSION } from "../config";
 import { assetResponse, htmlResponse } from "./security";
 
 const ASSETS = "/swagger/assets";
+/** The docs' own paths, hidden from the document they serve but listed by GET /. */
+export const DOCS_PATHS: readonly string[] = ["/swagger", "/swagger/json"];
 /** Assets never change within a version; let browsers keep them for a day. */
 const ASSET_CACHE = "public, max-age=86400";
 

@@ -312,11 +312,11 @@ describe("reads", () => {
       expect((await write(t, "POST", "/meta/metrics", LOOPBACK, bearer(READ_TOKEN))).status).toBe(403);
     });
 
-    test("unknown routes are still 404, with or without credentials", async () => {
+    test("unknown routes are still 404 (and unknown methods 405), with or without credentials", async () => {
       await using t = await app(env);
       expect((await read(t, "/nope", REMOTE)).status).toBe(404);
       expect((await write(t, "POST", "/nope", REMOTE)).status).toBe(404);
-      expect((await write(t, "DELETE", "/meta/metrics", REMOTE)).status).toBe(404);
+      expect((await write(t, "DELETE", "/meta/metrics", REMOTE)).status).toBe(405);
     });
   });
 });

@@ -36,7 +36,7 @@ describe("GET /health", () => {
 });
 
 describe("GET /", () => {
-  test("JSON clients get the service info with every route", async () => {
+  test("JSON clients get the service info: the original's six paths first, then the newer ones", async () => {
     await using t = await startApp();
     const res = await call(t.app, "GET", "/", undefined, { accept: "application/json" });
     expect(res.body).toEqual({
@@ -45,20 +45,37 @@ describe("GET /", () => {
       status: "running",
       uptime: "0h0m",
       endpoints: [
-        "GET /",
-        "GET /health",
-        "GET /status",
-        "GET /meta/metrics",
-        "POST /meta/metrics",
-        "POST /atlas/update",
-        "GET /meta/performance",
-        "GET /meta/regime",
-        "GET /governor/allocations",
-        "GET /risk/status",
-        "GET /events",
-        "GET /meta/history",
-        "GET /metrics",
+        "/health",
+        "/status",
+        "/meta/metrics",
+        "/meta/performance",
+        "/meta/regime",
+        "/governor/allocations",
+        "/",
+        "/atlas/update",
+        "/risk/status",
+        "/events",
+        "/meta/history",
+        "/metrics",
+        "/swagger",
+        "/swagger/json",
       ],
+      methods: {
+        "/health": ["GET"],
+        "/status": ["GET"],
+        "/meta/metrics": ["GET", "POST"],
+        "/meta/performance": ["GET"],
+        "/meta/regime": ["GET"],
+        "/governor/allocations": ["GET"],
+        "/": ["GET"],
+        "/atlas/update": ["POST"],
+        "/risk/status": ["GET"],
+        "/events": ["GET"],
+        "/meta/history": ["GET"],
+        "/metrics": ["GET"],
+        "/swagger": ["GET"],
+        "/swagger/json": ["GET"],
+      },
     });
     expect(valid(ServiceInfo, res.body)).toEqual([]);
   });
