@@ -59,8 +59,7 @@ export function createApp(services: Services) {
           [status, message] = [405, `${request.method} is not allowed on ${path}; it answers ${allowed.join(", ")}`];
           headers = { allow: allowed.join(", ") };
         }
-      }
-      else if (code === "PARSE") [status, message] = [400, "request body is not valid JSON"];
+      } else if (code === "PARSE") [status, message] = [400, "request body is not valid JSON"];
       // ? A response that breaks its own schema is our bug, not the client's: 500 below.
       else if (error instanceof ValidationError && error.type !== "response") {
         [status, message] = [422, describeValidation(error)];

@@ -126,7 +126,7 @@ export interface AccessPolicy {
 }
 
 export interface AccessPolicyOptions {
-  /** Write token; null: writes from loopback only. */
+  /** Write token; null: writes from this host only (isLocal). */
   token: string | null;
   /** Read token; null: reads open. */
   readToken: string | null;
@@ -181,7 +181,9 @@ export function createAccessPolicy(options: AccessPolicyOptions): AccessPolicy {
   const warned = new Map<string, { at: number; suppressed: number }>();
 
   if (writeDigest === null) {
-    log.warn("no write token: writes accepted from loopback addresses only", {
+    // ? "this host", not "loopback": an agent that connects to the host's own LAN address
+    // is accepted too (isLocal), and the README says so; the WARN must not say less.
+    log.warn("no write token: writes accepted from this host only (loopback or its own interface addresses)", {
       variable: "NEOLIGHT_DASHBOARD_TOKEN",
     });
   }

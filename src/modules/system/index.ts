@@ -1,8 +1,8 @@
 // Routes of the service itself: GET /, /health, /status.
 import { Elysia } from "elysia";
 import { markStart } from "../../http/access-log";
-import { pageResponse, wantsPage } from "../../web";
 import type { RouteTable } from "../../http/routes";
+import { pageResponse, wantsPage } from "../../web";
 import { Health, ServiceInfo, Status } from "./model";
 import type { SystemService } from "./service";
 

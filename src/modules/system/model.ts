@@ -21,7 +21,9 @@ export const ServiceInfo = t.Object({
     description:
       "Bare paths, as the Go original listed them: its six first (/health, /status, /meta/metrics, /meta/performance, /meta/regime, /governor/allocations), then the newer ones",
   }),
-  methods: t.Record(t.String(), t.Array(t.String()), { description: "path -> the methods it answers (HEAD too, for every GET)" }),
+  methods: t.Record(t.String(), t.Array(t.String()), {
+    description: "path -> the methods it answers (HEAD too, for every GET)",
+  }),
 });
 export type ServiceInfo = typeof ServiceInfo.static;
 
