@@ -12,6 +12,7 @@ import { agentFileRoutes } from "./modules/agent-files";
 import { historyRoutes } from "./modules/history";
 import { liveRoutes } from "./modules/live";
 import { metaRoutes } from "./modules/meta";
+import { META_EXAMPLES } from "./modules/meta/examples";
 import { metricsRoutes } from "./modules/metrics";
 import { riskRoutes } from "./modules/risk";
 import { systemRoutes } from "./modules/system";
@@ -74,7 +75,7 @@ export function createApp(services: Services) {
       services.metrics.requests.record(route, request.method, status, ms);
       return errorResponse(status, message, headers);
     })
-    .use(openapiDocs())
+    .use(openapiDocs(META_EXAMPLES))
     .use(systemRoutes(services.system, () => routes))
     .use(metaRoutes(services.meta, access.beforeBody))
     .use(agentFileRoutes(services.files))
