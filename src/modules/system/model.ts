@@ -22,7 +22,7 @@ export const ServiceInfo = t.Object({
       "Bare paths, as the Go original listed them: its six first (/health, /status, /meta/metrics, /meta/performance, /meta/regime, /governor/allocations), then the newer ones",
   }),
   methods: t.Record(t.String(), t.Array(t.String()), {
-    description: "path -> the methods it answers (HEAD too, for every GET)",
+    description: "path -> the methods it answers (a GET path answers HEAD too)",
   }),
 });
 export type ServiceInfo = typeof ServiceInfo.static;
