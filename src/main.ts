@@ -5,7 +5,7 @@
 import { accessSync, constants, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { createApp } from "./app";
-import { type Config, ConfigError, helpText, loadSecrets, parseCommand, VERSION } from "./config";
+import { type Config, ConfigError, helpText, loadSecrets, parseCommand, VERSION, versionText } from "./config";
 import { createLogger, formatLine, type Logger } from "./log/logger";
 import { startServices } from "./services";
 import { DirectoryLockedError, lockDirectories } from "./store/lock";
@@ -29,6 +29,22 @@ function die(log: Logger, message: string, fields: Record<string, unknown>): nev
   log.error(message, fields);
   log.close();
   process.exit(EXIT_FAILURE);
+}
+
+/** Why a listen failed, in words, for the system errors an operator can act on. */
+const LISTEN_FAILURES: Record<string, string> = {
+  EADDRINUSE: "address already in use: another process listens on this port",
+  EADDRNOTAVAIL: "address not available: the host has no interface with this address",
+  EACCES: "permission denied: ports below 1024 need privileges",
+};
+
+function listenFailure(err: unknown): { code: string | null; reason: string } {
+  const code = (err as { code?: unknown } | null)?.code;
+  const known = typeof code === "string" ? LISTEN_FAILURES[code] : undefined;
+  return {
+    code: typeof code === "string" ? code : null,
+    reason: known ?? (err instanceof Error ? err.message : String(err)),
+  };
 }
 
 /** Creates the directories the service writes to and proves they are writable. */
@@ -81,7 +97,7 @@ async function main(): Promise<void> {
       return;
     }
     if (command.kind === "version") {
-      process.stdout.write(`${VERSION}\n`);
+      process.stdout.write(versionText());
       return;
     }
     config = loadSecrets(command.config, (path) => readFileSync(path, "utf8"));
@@ -112,7 +128,9 @@ async function main(): Promise<void> {
       development: false,
     });
   } catch (err) {
-    die(log, "cannot listen", { host: config.host, port: config.port, error: err });
+    // ? The reason in words, not the error: its stack (minified in the binary) tells an
+    // operator nothing that host, port and "address already in use" do not.
+    die(log, "cannot listen", { host: config.host, port: config.port, ...listenFailure(err) });
   }
   const port = app.server?.port;
   log.info("service started", {

@@ -32,6 +32,7 @@ declare const document: {
   body: { scrollWidth: number };
 };
 declare const window: { marker?: boolean };
+declare const Image: new () => { src: string; naturalWidth: number; onload: () => void; onerror: () => void };
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const available = existsSync(CHROMIUM);
@@ -265,6 +266,63 @@ describe.skipIf(!available)("the dashboard page in Chromium (compiled binary)", 
         timeout: LIVE_MS,
       });
       expect(await desktop.evaluate(() => window.marker)).toBe(true);
+    },
+    SLOW,
+  );
+
+  // Issue 9: Swagger UI's "Try it out" had no body schema to send.
+  test(
+    "the API docs: Try it out on POST /meta/metrics with the stress runner's example answers 200",
+    async () => {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      const errors: string[] = [];
+      page.on("console", (m) => {
+        if (m.type() === "error") errors.push(m.text());
+      });
+      await page.goto(`${url()}/swagger`);
+      const op = page.locator("#operations-telemetry-postMetaMetrics");
+      await op.locator(".opblock-summary").click();
+      await op.locator(".try-out__btn").click();
+      // The fixtures are the examples; the stress runner's leaves the guardian alone.
+      await op.locator("select.examples-select-element").selectOption("stress");
+      expect(JSON.parse(await op.locator("textarea.body-param__text").inputValue())).toEqual(fixture("stress_post"));
+      const answered = page.waitForResponse(
+        (r) => r.url() === `${url()}/meta/metrics` && r.request().method() === "POST",
+      );
+      await op.locator(".execute").click();
+      expect((await answered).status()).toBe(200);
+      await op.locator(".live-responses-table .response .response-col_status").waitFor();
+      expect(await op.locator(".live-responses-table .response .response-col_status").textContent()).toBe("200");
+      // The page runs under the CSP with everything served locally: no refusals, no misses.
+      expect(errors).toEqual([]);
+      await page.close();
+    },
+    SLOW,
+  );
+
+  // Issue 9: /favicon.ico was a 404 (browsers ask for it on every page they show).
+  test(
+    "the site icon is a real 16 px icon, for the page and the API docs alike",
+    async () => {
+      for (const path of ["/", "/swagger"]) {
+        const page = await browser.newPage();
+        const missing: string[] = [];
+        page.on("response", (r) => {
+          if (r.status() === 404) missing.push(r.url());
+        });
+        await page.goto(`${url()}${path}`);
+        const width = await page.evaluate(
+          () =>
+            new Promise<number>((resolve) => {
+              const icon = new Image();
+              icon.onload = () => resolve(icon.naturalWidth);
+              icon.onerror = () => resolve(0);
+              icon.src = "/favicon.ico";
+            }),
+        );
+        expect({ path, width, missing }).toEqual({ path, width: 16, missing: [] });
+        await page.close();
+      }
     },
     SLOW,
   );

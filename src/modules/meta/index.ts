@@ -1,18 +1,15 @@
 // Routes of the meta-metrics feature: GET/POST /meta/metrics and POST /atlas/update.
 import { Elysia } from "elysia";
 import { markStart } from "../../http/access-log";
-import { jsonObjectParser } from "../../http/json-body";
+import { jsonBodyHooks, jsonObjectParser } from "../../http/json-body";
 import { ErrorResponse, jsonResponse } from "../../http/respond";
 import { Accepted, AtlasUpdate, MetaMetricsDocument, MetaMetricsUpdate } from "./model";
 import type { MetaService } from "./service";
 
-const writeErrors = {
-  400: ErrorResponse,
-  413: ErrorResponse,
-  415: ErrorResponse,
-  422: ErrorResponse,
-  503: ErrorResponse,
-};
+// ? Only the answer of this feature: the processor's queue answers 503 (Retry-After) when
+// full or when the disk failed. The body's and the access rules' answers (400, 401, 403,
+// 408, 413, 415, 422, 429) are added to the document where those rules live (openapi.ts).
+const writeErrors = { 503: ErrorResponse };
 
 /**
  * Write routes read their body with limits and check it, timing the request from here
@@ -20,11 +17,11 @@ const writeErrors = {
  */
 function parseBody(schema: Parameters<typeof jsonObjectParser>[0], beforeBody: (request: Request) => void) {
   const parse = jsonObjectParser(schema);
-  return ({ request }: { request: Request }) => {
+  return jsonBodyHooks(({ request }) => {
     markStart(request);
     beforeBody(request);
     return parse(request);
-  };
+  });
 }
 
 export function metaRoutes(meta: MetaService, beforeBody: (request: Request) => void = () => {}) {

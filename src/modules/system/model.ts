@@ -19,7 +19,13 @@ export const ServiceInfo = t.Object({
   version: t.String(),
   status: t.Literal("running"),
   uptime: Uptime,
-  endpoints: t.Array(t.String(), { description: "METHOD /path of every documented route" }),
+  endpoints: t.Array(t.String(), {
+    description:
+      "Bare paths, as the Go original listed them: its six first (/health, /status, /meta/metrics, /meta/performance, /meta/regime, /governor/allocations), then the newer ones",
+  }),
+  methods: t.Record(t.String(), t.Array(t.String()), {
+    description: "path -> the methods it answers (a GET path answers HEAD too)",
+  }),
 });
 export type ServiceInfo = typeof ServiceInfo.static;
 
