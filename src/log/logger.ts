@@ -197,8 +197,8 @@ export function createLogger(options: LoggerOptions): Logger {
     if (free < minFree === lowSpace) return;
     lowSpace = !lowSpace;
     const fields = { path, free_bytes: free, min_free_bytes: minFree };
-    // ? Pushed after the state changed: the WARN is written (urgent), the INFO is the
-    // first line the file gets again.
+    // ? Emitted after the state changed, so the WARN reaches the file (urgent) before the
+    // batch being flushed is dropped, and the INFO follows the batch that found space again.
     if (lowSpace) emit("WARN", "log disk space low: INFO lines not written to the file", fields);
     else emit("INFO", "log disk space recovered", { ...fields, dropped });
   }

@@ -1,7 +1,7 @@
 // The JSON-lines logger: every line one JSON object with timestamp, level, message, and no
 // way for a field value to break a line or overwrite those keys.
 import { describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, truncateSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { clip, createLogger, formatLine, LOG_ROTATED_FILES, MAX_LOGGED_BYTES } from "../../src/log/logger";
 import { createLineSampler } from "../../src/log/sampler";
@@ -199,4 +199,41 @@ describe("the size cap", () => {
     expect(log.stats()).toMatchObject({ max_bytes: 10_000, rotations: expect.any(Number) });
     expect(log.stats().rotations).toBeGreaterThan(LOG_ROTATED_FILES);
   });
+});
+
+describe("the free-space floor", () => {
+  test.skipIf(!canMount)(
+    "under minFreeBytes free, INFO stays out of the file and WARN still goes in; one WARN going under, one INFO back",
+    async () => {
+      using dir = tempDir();
+      using _disk = mountTmpfs(dir.path);
+      const path = join(dir.path, "dashboard_go.log");
+      const filler = join(dir.path, "filler");
+      // 256 KiB disk, 200 KiB taken: under the 100 KiB floor from the start.
+      writeFileSync(filler, Buffer.alloc(200 * 1024, 1));
+      const log = createLogger({ level: "INFO", path, stdout: false, minFreeBytes: 100 * 1024 });
+      const messages = () =>
+        readFileSync(path, "utf8")
+          .trimEnd()
+          .split("\n")
+          .map((l) => (JSON.parse(l) as { message: string }).message);
+      log.info("dropped");
+      log.warn("kept");
+      log.flush();
+      expect(messages()).toEqual(["log disk space low: INFO lines not written to the file", "kept"]);
+      expect(log.stats()).toMatchObject({ low_space: true, dropped_low_space: 1, min_free_bytes: 100 * 1024 });
+      rmSync(filler);
+      // Free space is asked again within SPACE_CHECK_MS: until then INFO lines are still dropped.
+      await waitFor(() => {
+        log.info("back");
+        log.flush();
+        return messages().includes("back");
+      }, "INFO lines in the file again");
+      log.close();
+      const after = messages();
+      expect(after.slice(0, 3)).toEqual(["log disk space low: INFO lines not written to the file", "kept", "back"]);
+      expect(after.filter((m) => m === "log disk space recovered")).toHaveLength(1);
+      expect(log.stats()).toMatchObject({ low_space: false });
+    },
+  );
 });
