@@ -8,6 +8,7 @@ import { errorResponse, HttpError } from "./http/errors";
 import { DOCS_PATHS, openapiDocs } from "./http/openapi";
 import { type RouteTable, routeTable } from "./http/routes";
 import { cors } from "./http/security";
+import { clip } from "./log/logger";
 import { agentFileRoutes } from "./modules/agent-files";
 import { historyRoutes } from "./modules/history";
 import { liveRoutes } from "./modules/live";
@@ -34,9 +35,10 @@ export function describeValidation(error: ValidationError): string {
 export function createApp(services: Services) {
   const { log } = services;
   const access = accessControl(services.access, services.clientAddress);
+  const accessLines = accessLog(log, services.metrics.requests, services.clientAddress);
   let routes: RouteTable = routeTable([]);
   const app = new Elysia({ name: "neolight-dashboard", normalize: false })
-    .use(accessLog(log, services.metrics.requests))
+    .use(accessLines.plugin)
     // ? Before every route and before onError: the access rules cover every route added
     // below, and the CORS headers reach error answers too.
     .use(access.hooks)
@@ -65,14 +67,12 @@ export function createApp(services: Services) {
       else if (error instanceof ValidationError && error.type !== "response") {
         [status, message] = [422, describeValidation(error)];
       } else {
-        log.error("request failed", { method: request.method, path, code: String(code), error });
+        log.error("request failed", { method: clip(request.method), path: clip(path), code: String(code), error });
         [status, message] = [500, "Internal Server Error"];
       }
       set.status = status;
-      const ms = elapsedMs(request);
-      log.access(request.method, path, status, ms);
       // ? route is undefined for a 404: every unmatched URL counts under one label.
-      services.metrics.requests.record(route, request.method, status, ms);
+      accessLines.write(request, path, route, status, elapsedMs(request));
       return errorResponse(status, message, headers);
     })
     .use(openapiDocs(META_EXAMPLES))

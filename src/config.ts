@@ -28,6 +28,20 @@ export const DEFAULT_RISK_TIMEOUT_MS = 1000;
 export const DEFAULT_SOURCE_POLL_MS = 1000;
 /** Days of history kept in state/history.db (issue 4). Default: 30, the longest chart range. */
 export const DEFAULT_HISTORY_DAYS = 30;
+/**
+ * Size at which the service rotates its log file (issue 15: a 404 flood wrote 1.59 GB in
+ * 10 s). Default: 100 MB, with LOG_ROTATED_FILES (3) old files: at most 400 MB of log.
+ * 0 leaves rotation to logrotate (and SIGHUP) alone.
+ */
+export const DEFAULT_LOG_MAX_MB = 100;
+/**
+ * Free space the log leaves on its filesystem for the state file: below it, INFO and DEBUG
+ * lines stay out of the log file (WARN and ERROR are still written if they fit). Default:
+ * 100 MB, many times the largest document write. 0: no floor.
+ */
+export const DEFAULT_LOG_MIN_FREE_MB = 100;
+/** Upper bound on both: a petabyte is a typo. */
+const MAX_LOG_MB = 1_000_000;
 /** Upper bound on the history window: ten years of 1-second samples is already a large file. */
 export const MAX_HISTORY_DAYS = 3650;
 /**
@@ -82,6 +96,10 @@ export interface Config {
   riskTimeoutMs: number;
   /** Lowest level written. Default: INFO. */
   logLevel: LogLevel;
+  /** Log file size, MB, at which it is rotated to .1 (.2, .3 kept); 0: never. Default: 100. */
+  logMaxMb: number;
+  /** Free MB on the log's filesystem below which INFO lines stay out of the file; 0: none. Default: 100. */
+  logMinFreeMb: number;
   /** Bound of the telemetry channel. Default: 100. */
   queueCapacity: number;
   /** Poll interval of agent-written files. Default: 1000 ms. */
@@ -158,6 +176,16 @@ export const OPTIONS = {
     help: "risk engine request timeout in ms (default 1000)",
   },
   logLevel: { env: "LOG_LEVEL", flag: "--log-level", help: "DEBUG, INFO, WARN or ERROR (default INFO)" },
+  logMaxMb: {
+    env: "NEOLIGHT_LOG_MAX_MB",
+    flag: "--log-max-mb",
+    help: "log file size in MB at which it is rotated, 3 old files kept, 0 = never (default 100)",
+  },
+  logMinFreeMb: {
+    env: "NEOLIGHT_LOG_MIN_FREE_MB",
+    flag: "--log-min-free-mb",
+    help: "free MB kept on the log's disk: below it INFO lines stay out of the file, 0 = none (default 100)",
+  },
   queueCapacity: {
     env: "NEOLIGHT_QUEUE_CAPACITY",
     flag: "--queue-capacity",
@@ -385,6 +413,8 @@ export function parseCommand(env: Record<string, string | undefined>, argv: read
       riskUrl: riskUrl.replace(/\/+$/, ""),
       riskTimeoutMs: integer(name("riskTimeoutMs"), raw.riskTimeoutMs ?? String(DEFAULT_RISK_TIMEOUT_MS), 10, 60_000),
       logLevel,
+      logMaxMb: integer("logMaxMb", raw.logMaxMb ?? String(DEFAULT_LOG_MAX_MB), 0, MAX_LOG_MB),
+      logMinFreeMb: integer("logMinFreeMb", raw.logMinFreeMb ?? String(DEFAULT_LOG_MIN_FREE_MB), 0, MAX_LOG_MB),
       queueCapacity: integer(
         name("queueCapacity"),
         raw.queueCapacity ?? String(DEFAULT_QUEUE_CAPACITY),

@@ -17,6 +17,8 @@ const SHUTDOWN_TIMEOUT_MS = 10_000;
  * help); 1 = anything else (a busy port, a disk error: a restart may well help). */
 const EXIT_CONFIG = 2;
 const EXIT_FAILURE = 1;
+/** The log options are in MB (10^6 bytes, as df -H and disk vendors count). */
+const MB = 1_000_000;
 
 /** Before the logger exists: one JSON line on stdout. */
 function fail(message: string, fields: Record<string, unknown>, code: number): never {
@@ -102,7 +104,12 @@ async function main(): Promise<void> {
     }
     config = loadSecrets(command.config, (path) => readFileSync(path, "utf8"));
     prepareDirectories(config);
-    log = createLogger({ level: config.logLevel, path: config.logPath });
+    log = createLogger({
+      level: config.logLevel,
+      path: config.logPath,
+      maxBytes: config.logMaxMb * MB,
+      minFreeBytes: config.logMinFreeMb * MB,
+    });
   } catch (err) {
     if (err instanceof ConfigError) {
       fail("invalid configuration", { variable: err.variable, error: err.message }, EXIT_CONFIG);

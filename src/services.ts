@@ -121,6 +121,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     startedAt,
     metricsPath: config.metricsPath,
     logPath: config.logPath,
+    log,
     store,
     meta,
     files,

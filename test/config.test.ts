@@ -23,6 +23,8 @@ describe("config", () => {
       riskUrl: "http://localhost:8300",
       riskTimeoutMs: 1000,
       logLevel: "INFO",
+      logMaxMb: 100,
+      logMinFreeMb: 100,
       queueCapacity: 100,
       sourcePollMs: 1000,
       historyDays: 30,
@@ -52,6 +54,8 @@ describe("config", () => {
         NEOLIGHT_RISK_URL: "http://risk:8300/",
         LOG_LEVEL: "debug",
         NEOLIGHT_QUEUE_CAPACITY: "500",
+        NEOLIGHT_LOG_MAX_MB: "0",
+        NEOLIGHT_LOG_MIN_FREE_MB: "2",
       }),
     ).toMatchObject({
       port: 9000,
@@ -60,6 +64,8 @@ describe("config", () => {
       logPath: "/var/log/nl.log",
       riskUrl: "http://risk:8300",
       logLevel: "DEBUG",
+      logMaxMb: 0,
+      logMinFreeMb: 2,
       queueCapacity: 500,
     });
   });

@@ -8,14 +8,14 @@ import { tempDir } from "./helpers";
 /** Size of the tiny filesystem: a few copies of the document, quickly filled. */
 const TMPFS_SIZE = "256k";
 
-/** A tmpfs of TMPFS_SIZE mounted at `dir`, unmounted at the end of its `using` scope. */
-export function mountTmpfs(dir: string): Disposable & { remount(mode: "ro" | "rw"): void } {
+/** A tmpfs of `size` (mount's notation: "256k", "4m") mounted at `dir`, unmounted at the end of its `using` scope. */
+export function mountTmpfs(dir: string, size = TMPFS_SIZE): Disposable & { remount(mode: "ro" | "rw"): void } {
   mkdirSync(dir, { recursive: true });
   const run = (args: string[]) => {
     const r = Bun.spawnSync(args, { stderr: "pipe" });
     if (r.exitCode !== 0) throw new Error(`${args.join(" ")}: ${r.stderr.toString().trim()}`);
   };
-  run(["mount", "-t", "tmpfs", "-o", `size=${TMPFS_SIZE}`, "tmpfs", dir]);
+  run(["mount", "-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir]);
   return {
     remount: (mode) => run(["mount", "-o", `remount,${mode}`, dir]),
     [Symbol.dispose]: () => run(["umount", "-l", dir]),

@@ -14,9 +14,14 @@
 // answered from memory carry none: their handler time is a microsecond and says nothing.
 // Each request is also counted for GET /metrics (issue 6): RequestStats.record, ~12 ns
 // (bench/metrics/record.ts), by route template, method and status; timed ones also by duration.
+// Refusals (4xx) carry the client's address, and are sampled per client (issue 15 item 9: a
+// flood of 404s filled the disk): only they look the address up, so answered requests pay
+// nothing for it.
+import type { Server } from "bun";
 import { Elysia } from "elysia";
 import type { Logger } from "../log/logger";
 import type { RequestStats } from "../modules/metrics/requests";
+import { type ClientAddress, clientKey } from "./auth";
 
 const started = new WeakMap<Request, number>();
 
@@ -31,17 +36,45 @@ export function elapsedMs(request: Request): number | undefined {
   return t0 === undefined ? undefined : Math.round((performance.now() - t0) * 1000) / 1000;
 }
 
+/** Writes the access line and the /metrics count of one answered request. */
+export type AccessWriter = (
+  request: Request,
+  path: string,
+  route: string | undefined,
+  status: number,
+  ms: number | undefined,
+) => void;
+
+export interface AccessLog {
+  /** The global hook that logs every request a handler answered. */
+  plugin: Elysia;
+  /** The same, for the error handler (404s, refusals, failures). */
+  write: AccessWriter;
+}
+
 // `route` is the matched route template, set as a literal by Elysia's compiled handler: the
 // /metrics label that a client cannot multiply with random URLs (issue 6).
-export function accessLog(log: Logger, requests?: RequestStats) {
-  return new Elysia({ name: "access-log" }).onAfterHandle(
-    { as: "global" },
-    ({ request, path, route, set, responseValue }) => {
+// ? The server is taken from onStart, as in auth.ts: naming `server` in a hook makes Elysia
+// define a getter on every request's context.
+export function accessLog(log: Logger, requests: RequestStats | undefined, clientAddress: ClientAddress): AccessLog {
+  let server: Server<unknown> | null = null;
+  const write: AccessWriter = (request, path, route, status, ms) => {
+    if (status >= 400 && status < 500) {
+      const address = clientAddress(request, server);
+      if (log.admit("request", clientKey(address))) log.access(request.method, path, status, ms, address);
+    } else {
+      log.access(request.method, path, status, ms);
+    }
+    requests?.record(route, request.method, status, ms);
+  };
+  const plugin = new Elysia({ name: "access-log" })
+    .onStart((app) => {
+      server = (app.server as Server<unknown> | null) ?? null;
+    })
+    .onAfterHandle({ as: "global" }, ({ request, path, route, set, responseValue }) => {
       const status =
         responseValue instanceof Response ? responseValue.status : typeof set.status === "number" ? set.status : 200;
-      const ms = elapsedMs(request);
-      log.access(request.method, path, status, ms);
-      requests?.record(route, request.method, status, ms);
-    },
-  );
+      write(request, path, route, status, elapsedMs(request));
+    });
+  return { plugin: plugin as unknown as Elysia, write };
 }

@@ -22,16 +22,12 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { networkInterfaces } from "node:os";
 import type { Server } from "bun";
 import { Elysia } from "elysia";
-import type { Logger } from "../log/logger";
+import { clip, type Logger } from "../log/logger";
 import { HttpError } from "./errors";
 import { createRateLimiter, type RateLimiter, type RateLimitStats } from "./rate-limit";
 
 /** The realm browsers show in their credentials prompt and clients see in 401s. */
 const REALM = "neolight-dashboard";
-/** At most one "request refused" WARN per this many ms per kind; the rest are counted in it. */
-const REFUSED_WARN_INTERVAL_MS = 1000;
-/** User-agent strings longer than this are cut in the log: they are client-controlled. */
-const MAX_LOGGED_USER_AGENT = 200;
 /** Reads that never need a token: liveness probes must work without credentials. */
 export const OPEN_READ_PATHS: ReadonlySet<string> = new Set(["/health"]);
 
@@ -47,6 +43,14 @@ export function isLoopback(address: string | null): boolean {
   if (address === "::1" || address === "0:0:0:0:0:0:0:1") return true;
   const v4 = address.startsWith("::ffff:") ? address.slice(7) : address;
   return v4.startsWith("127.") && /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
+}
+
+/**
+ * The client an address counts as for sampling log lines: all of loopback is one (NeoLight's
+ * agents and a local flood alike), null (no socket) is "unknown".
+ */
+export function clientKey(address: string | null): string {
+  return address === null ? "unknown" : isLoopback(address) ? "loopback" : address;
 }
 
 /** How often the host's own interface addresses are re-read (DHCP, new interfaces). */
@@ -178,7 +182,6 @@ export function createAccessPolicy(options: AccessPolicyOptions): AccessPolicy {
   const limiter = options.limiter ?? createRateLimiter({ rate: options.writeRate, burst: options.writeBurst });
   const counts = { unauthorized: 0, forbidden: 0 };
   const isLocal = options.isLocal ?? localAddressCheck();
-  const warned = new Map<string, { at: number; suppressed: number }>();
 
   if (writeDigest === null) {
     // ? "this host", not "loopback": an agent that connects to the host's own LAN address
@@ -192,24 +195,18 @@ export function createAccessPolicy(options: AccessPolicyOptions): AccessPolicy {
     if (error.status === 401) counts.unauthorized++;
     else if (error.status === 403) counts.forbidden++;
     if (!isSafe(request.method)) options.onWriteRefused?.(error.status === 429 ? "rate_limited" : "unauthorised");
-    // ? A client hammering with a bad token must not flood the log: one line per reason
-    // per second, carrying how many were left out.
-    const t = Date.now();
-    const w = warned.get(reason);
-    if (w !== undefined && t - w.at < REFUSED_WARN_INTERVAL_MS) {
-      w.suppressed++;
-    } else {
+    // ? A client hammering with a bad token must not flood the log: a few lines per client
+    // address per window, then one line with the count of the others (the logger's sampler).
+    if (log.admit("request refused", clientKey(address))) {
       const ua = request.headers.get("user-agent");
       log.warn("request refused", {
         reason,
         status: error.status,
-        method: request.method,
-        path,
+        method: clip(request.method),
+        path: clip(path),
         address,
-        user_agent: ua === null ? null : ua.slice(0, MAX_LOGGED_USER_AGENT),
-        suppressed: w?.suppressed ?? 0,
+        user_agent: ua === null ? null : clip(ua),
       });
-      warned.set(reason, { at: t, suppressed: 0 });
     }
     throw error;
   }

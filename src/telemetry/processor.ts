@@ -2,7 +2,7 @@
 // as one batch, commits it to the store (one durable write for the batch: group commit),
 // and only then answers every request of the batch. Order of application = order of
 // acceptance, because the channel is FIFO and there is exactly one processor.
-import type { Logger } from "../log/logger";
+import { clip, type Logger } from "../log/logger";
 import { type DocumentState, type DocumentStore, type DocumentUpdate, PersistenceError } from "../store/store";
 import type { Channel } from "./channel";
 
@@ -18,6 +18,19 @@ export interface Processor {
   readonly done: Promise<void>;
   /** Listeners run after each committed batch, off the request path. */
   onCommit(listener: (state: DocumentState, batch: readonly DocumentUpdate[]) => void): void;
+}
+
+/**
+ * Posted keys the "Telemetry processed" line names; the rest are only counted. A real post
+ * carries a handful; a 45,000-key post made a 460 KB line (issue 15).
+ */
+const MAX_LOGGED_KEYS = 50;
+
+/** The line's `keys` (each cut to MAX_LOGGED_BYTES: they come from the body), and how many more there were. */
+function loggedKeys(set: Record<string, unknown>): { keys: string[]; keys_more?: number } {
+  const all = Object.keys(set);
+  const keys = all.slice(0, MAX_LOGGED_KEYS).map(clip);
+  return all.length > MAX_LOGGED_KEYS ? { keys, keys_more: all.length - MAX_LOGGED_KEYS } : { keys };
 }
 
 function countKeys(value: unknown): number {
@@ -45,7 +58,7 @@ export function startProcessor(channel: Channel<Envelope>, store: DocumentStore,
       for (const update of updates) {
         log.info("Telemetry processed", {
           seq: update.seq,
-          keys: Object.keys(update.set),
+          ...loggedKeys(update.set),
           agents: countKeys(update.set.per_agent ?? state.doc.per_agent),
         });
       }

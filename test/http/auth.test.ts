@@ -5,6 +5,8 @@ import { describe, expect, test } from "bun:test";
 import { networkInterfaces } from "node:os";
 import { type ClientAddress, isLoopback, localAddressCheck } from "../../src/http/auth";
 import { createRateLimiter } from "../../src/http/rate-limit";
+import { MAX_LOGGED_BYTES } from "../../src/log/logger";
+import { SAMPLED_LINES_PER_CLIENT } from "../../src/log/sampler";
 import { call, fixture, get, type Json, logged, startApp, type TestApp } from "../helpers";
 
 const TOKEN = "w".repeat(24);
@@ -153,25 +155,41 @@ describe("writes without NEOLIGHT_DASHBOARD_TOKEN: loopback only", () => {
     expect(res).toMatchObject({ status: 403, body: { code: 403 } });
   });
 
-  test("the refusal is logged once per second with the client's address and user agent, safely quoted", async () => {
+  test("refusals are logged per client address, a few per window, then one count; the user agent safely quoted and cut", async () => {
     await using t = await app();
     // (HTTP forbids CR/LF in a header value; quotes and fake JSON fields it allows.)
     const ua = 'curl/8","level":"ERROR","message":"forged","x":"\t{}';
-    for (let i = 0; i < 5; i++) await write(t, "POST", "/meta/metrics", REMOTE, { "user-agent": ua });
-    const lines = logged(t.log, "request refused");
-    expect(lines).toEqual([
+    const flooder = "10.6.6.6";
+    for (let i = 0; i < SAMPLED_LINES_PER_CLIENT + 5; i++) {
+      await write(t, "POST", "/meta/metrics", flooder, { "user-agent": `${ua}${"u".repeat(1000)}` });
+    }
+    // Another client's refusal still shows, whatever the flooder did.
+    await write(t, "POST", "/meta/metrics", REMOTE, { "user-agent": ua });
+    const refused = logged(t.log, "request refused");
+    expect(refused).toHaveLength(SAMPLED_LINES_PER_CLIENT + 1);
+    expect(refused[0]).toEqual(
       expect.objectContaining({
         level: "WARN",
         status: 403,
         method: "POST",
         path: "/meta/metrics",
-        address: REMOTE,
-        user_agent: ua,
-        suppressed: 0,
+        address: flooder,
+        user_agent: `${ua}${"u".repeat(MAX_LOGGED_BYTES - ua.length)}…[cut, ${ua.length + 1000} bytes]`,
       }),
+    );
+    expect(refused.at(-1)).toEqual(expect.objectContaining({ address: REMOTE, user_agent: ua }));
+    // The 403 access lines are sampled the same way.
+    expect(logged(t.log, "request").filter((l) => l.address === flooder)).toHaveLength(SAMPLED_LINES_PER_CLIENT);
+    t.log.close();
+    expect(logged(t.log, "log lines suppressed")).toEqual([
+      expect.objectContaining({ level: "WARN", of: "request refused", address: flooder, suppressed: 5 }),
+      expect.objectContaining({ level: "WARN", of: "request", address: flooder, suppressed: 5 }),
     ]);
     expect(logged(t.log, "forged")).toEqual([]);
-    expect((await get(t.app, "/status")).body.security).toMatchObject({ writes: "loopback", forbidden: 5 });
+    expect((await get(t.app, "/status")).body.security).toMatchObject({
+      writes: "loopback",
+      forbidden: SAMPLED_LINES_PER_CLIENT + 6,
+    });
   });
 });
 

@@ -3,6 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { VERSION } from "../../src/config";
 import { ErrorResponse } from "../../src/http/respond";
+import { LOG_ROTATED_FILES } from "../../src/log/logger";
 import { AtlasUpdate, MetaMetricsUpdate } from "../../src/modules/meta/model";
 import { Health, ServiceInfo, Status } from "../../src/modules/system/model";
 import { formatUptime } from "../../src/modules/system/service";
@@ -105,7 +106,19 @@ describe("GET /status", () => {
     expect(body.system.disk).toBeLessThanOrEqual(100);
     expect(body.system.details.state_dir_bytes).toBeGreaterThan(1000);
     expect(body.guardian).toEqual({
-      logs: { service: { path: t.config.logPath, bytes: 0 } },
+      // The memory logger has no file: no cap, no floor, nothing rotated or dropped.
+      logs: {
+        service: {
+          path: t.config.logPath,
+          bytes: 0,
+          max_bytes: null,
+          rotated_files: LOG_ROTATED_FILES,
+          rotations: 0,
+          min_free_bytes: 0,
+          low_space: false,
+          dropped_low_space: 0,
+        },
+      },
       agents: ["smart_trader", "dropship_agent", "mean_reversion_bot"],
       is_paused: false,
       reason: "Normal operation",

@@ -6,6 +6,7 @@ import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { VERSION } from "../../config";
 import type { AccessPolicy } from "../../http/auth";
+import type { Logger } from "../../log/logger";
 import type { DocumentStore } from "../../store/store";
 import type { Hub } from "../../telemetry/hub";
 import type { AgentFiles } from "../agent-files/service";
@@ -33,6 +34,8 @@ export interface SystemDeps {
   hub: Pick<Hub, "stats">;
   /** The history database's state. */
   history: Pick<History, "status">;
+  /** The log file's size cap and free-space floor. */
+  log: Pick<Logger, "stats">;
   /** Auth mode and refusal counts. */
   access: Pick<AccessPolicy, "stats">;
   /** Source staleness and the series limit. */
@@ -111,7 +114,7 @@ export function createSystemService(deps: SystemDeps): SystemService {
           },
         },
         guardian: {
-          logs: { service: { path: deps.logPath, bytes: logBytes } },
+          logs: { service: { path: deps.logPath, bytes: logBytes, ...deps.log.stats() } },
           agents: typeof perAgent === "object" && perAgent !== null ? Object.keys(perAgent) : [],
           is_paused: guardian?.is_paused === true,
           reason: typeof guardian?.reason === "string" ? guardian.reason : null,
