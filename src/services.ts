@@ -6,7 +6,7 @@ import type { Config } from "./config";
 import { type AccessPolicy, type ClientAddress, createAccessPolicy, peerAddress } from "./http/auth";
 import type { Logger } from "./log/logger";
 import { type AgentFiles, watchAgentFiles } from "./modules/agent-files/service";
-import { createHistory, type History } from "./modules/history/service";
+import { createHistory, type History, type HistoryOptions } from "./modules/history/service";
 import { createMetaService, type MetaService, pauseAfterCorruption, servedDocument } from "./modules/meta/service";
 import { createWriteTiming } from "./modules/metrics/persistence";
 import { type MetricsService, startMetrics } from "./modules/metrics/service";
@@ -51,6 +51,8 @@ export interface ServiceOverrides {
   persistence?: Persistence;
   /** Replaces the TCP peer address (app.handle has no socket: tests say who is asking). */
   clientAddress?: ClientAddress;
+  /** History's timeouts, cache and thread code (tests shorten them or start a crashing thread). */
+  history?: Pick<HistoryOptions, "queryTimeoutMs" | "cacheMs" | "workerEntry">;
 }
 
 export async function startServices(config: Config, log: Logger, overrides: ServiceOverrides = {}): Promise<Services> {
@@ -76,11 +78,12 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     onDrop: (info) => log.warn("live subscriber dropped", info),
   });
   processor.onCommit(hub.publish);
-  const history = createHistory({
+  const history = await createHistory({
     path: join(config.home, "state", "history.db"),
     days: config.historyDays,
     log,
     governor: files.governor,
+    ...overrides.history,
   });
   processor.onCommit(history.onCommit);
   const risk = createRiskClient({ url: config.riskUrl, timeoutMs: config.riskTimeoutMs, log });
@@ -138,7 +141,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
         channel.close();
         await processor.done;
         hub.close();
-        history.close();
+        await history.close();
         files.close();
         metrics.close();
       })();

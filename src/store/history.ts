@@ -39,6 +39,8 @@ export interface RangeQuery {
   points: number;
   /** Only series of these kinds; all when absent. */
   kinds?: readonly string[];
+  /** Only series of these subjects (agent, strategy or breaker names; "" for singletons); all when absent. */
+  subjects?: readonly string[];
   /** At most this many series; the answer says when more existed. */
   maxSeries: number;
 }
@@ -55,7 +57,8 @@ export interface HistoryStore {
   /**
    * Series with points in [from, to). Each bucket of width ceil((to-from)/points) ms
    * gives one point: its last sample (its largest for peak series), at that sample's
-   * time. Series are ordered by kind, subject, field. Throws on storage errors.
+   * time. Series are ordered by kind, subject, field (byte order), filtered by kind and
+   * subject, and cut at maxSeries. Throws on storage errors.
    */
   query(q: RangeQuery): { series: Series[]; truncated: boolean; bucketMs: number };
   /** Deletes up to `limit` points older than `before` (Unix ms); returns how many. */
@@ -65,6 +68,14 @@ export interface HistoryStore {
   /** Closes the file (a WAL checkpoint happens on close). Idempotent. */
   close(): void;
 }
+
+/**
+ * Reads go through a memory map of up to this much of the file. A series' points are
+ * spread over the file (one row per series per sample), so a chart reads pages all over
+ * it: 3.3 s through SQLite's page cache against 0.7 s mapped, for 450 series over 3 days.
+ * Address space, not memory: the pages are the kernel's file cache.
+ */
+const MMAP_BYTES = 1 << 30;
 
 /** SQLite's codes for "this file is not a (healthy) database": moved aside, not retried. */
 const CORRUPT_CODES = new Set(["SQLITE_NOTADB", "SQLITE_CORRUPT"]);
@@ -116,6 +127,7 @@ export function openSqliteHistory(path: string, maxSeries = Number.POSITIVE_INFI
     // meta-metrics document keeps its fsync per batch.
     db.run("PRAGMA journal_mode = WAL");
     db.run("PRAGMA synchronous = NORMAL");
+    db.run(`PRAGMA mmap_size = ${MMAP_BYTES}`);
     db.run(SCHEMA);
     // ? Touch the data, not only the header: a file with a valid header and garbage
     // pages fails here rather than at the first chart request.
@@ -136,18 +148,26 @@ export function openSqliteHistory(path: string, maxSeries = Number.POSITIVE_INFI
   }
   const insertSeries = db.query("INSERT INTO series (kind, subject, field, peak) VALUES (?1, ?2, ?3, ?4) RETURNING id");
   const insertPoint = db.query("INSERT OR REPLACE INTO points (series_id, ts, value, label) VALUES (?1, ?2, ?3, ?4)");
-  const seriesRows = db.query("SELECT id, kind, subject, field FROM series");
+  // ? Kinds, subjects and the range are filtered here, in SQL, and only the series the
+  // answer holds are read: the old query read every point of the range and filtered in
+  // JS, 14.8 s for one hour at 300 agents (issue 16). json_each() takes a list as one
+  // parameter, so one prepared statement serves every filter.
+  const seriesInRange = db.query(
+    `SELECT s.id AS id, s.kind AS kind, s.subject AS subject, s.field AS field, s.peak AS peak FROM series s
+     WHERE (?3 IS NULL OR s.kind IN (SELECT value FROM json_each(?3)))
+       AND (?4 IS NULL OR s.subject IN (SELECT value FROM json_each(?4)))
+       AND EXISTS (SELECT 1 FROM points p WHERE p.series_id = s.id AND p.ts >= ?1 AND p.ts < ?2)
+     ORDER BY s.kind, s.subject, s.field LIMIT ?5`,
+  );
   // ? Two queries because SQLite's "bare column" rule (the other columns come from the
   // row holding the MAX) is only defined for a single MAX per query.
   const lastPerBucket = db.query(
-    `SELECT p.series_id AS sid, (p.ts - ?1) / ?2 AS b, MAX(p.ts) AS ts, p.value AS value, p.label AS label
-     FROM points p JOIN series s ON s.id = p.series_id
-     WHERE p.ts >= ?1 AND p.ts < ?3 AND s.peak = 0 GROUP BY p.series_id, b`,
+    `SELECT MAX(ts) AS ts, value, label FROM points
+     WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 GROUP BY (ts - ?2) / ?4 ORDER BY ts`,
   );
   const peakPerBucket = db.query(
-    `SELECT p.series_id AS sid, (p.ts - ?1) / ?2 AS b, p.ts AS ts, MAX(p.value) AS value, p.label AS label
-     FROM points p JOIN series s ON s.id = p.series_id
-     WHERE p.ts >= ?1 AND p.ts < ?3 AND s.peak = 1 GROUP BY p.series_id, b`,
+    `SELECT ts, MAX(value) AS value, label FROM points
+     WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 GROUP BY (ts - ?2) / ?4 ORDER BY ts`,
   );
   const pruneQuery = db.query(
     "DELETE FROM points WHERE rowid IN (SELECT rowid FROM points WHERE ts < ?1 ORDER BY ts LIMIT ?2)",
@@ -180,46 +200,30 @@ export function openSqliteHistory(path: string, maxSeries = Number.POSITIVE_INFI
     record(points) {
       return points.length > 0 ? recordAll(points) : { written: 0, skipped: 0 };
     },
-    query({ from, to, points, kinds, maxSeries }) {
+    query({ from, to, points, kinds, subjects, maxSeries }) {
       const bucketMs = Math.max(1, Math.ceil((to - from) / points));
-      type Row = { sid: number; b: number; ts: number; value: number | null; label: string | null };
-      const rows = [
-        ...(lastPerBucket.all(from, bucketMs, to) as Row[]),
-        ...(peakPerBucket.all(from, bucketMs, to) as Row[]),
-      ];
-      const meta = new Map<number, { kind: string; subject: string; field: string }>();
-      for (const r of seriesRows.all() as { id: number; kind: string; subject: string; field: string }[]) {
-        meta.set(r.id, r);
-      }
-      const bySeries = new Map<number, Row[]>();
-      for (const row of rows) {
-        const m = meta.get(row.sid);
-        if (m === undefined || (kinds && !kinds.includes(m.kind))) continue;
-        const list = bySeries.get(row.sid);
-        if (list === undefined) bySeries.set(row.sid, [row]);
-        else list.push(row);
-      }
-      const ordered = [...bySeries.entries()]
-        .map(([sid, list]) => ({ m: meta.get(sid) as { kind: string; subject: string; field: string }, list }))
-        .sort(
-          (a, b) =>
-            a.m.kind.localeCompare(b.m.kind) ||
-            a.m.subject.localeCompare(b.m.subject) ||
-            a.m.field.localeCompare(b.m.field),
-        );
-      const series = ordered.slice(0, maxSeries).map(({ m, list }) => {
-        list.sort((a, b) => a.ts - b.ts);
+      const list = (xs: readonly string[] | undefined) => (xs === undefined ? null : JSON.stringify(xs));
+      const found = seriesInRange.all(from, to, list(kinds), list(subjects), maxSeries + 1) as {
+        id: number;
+        kind: string;
+        subject: string;
+        field: string;
+        peak: number;
+      }[];
+      type Row = { ts: number; value: number | null; label: string | null };
+      const series = found.slice(0, maxSeries).map((m) => {
+        const rows = (m.peak ? peakPerBucket : lastPerBucket).all(m.id, from, to, bucketMs) as Row[];
         const out: Series = {
           kind: m.kind,
           subject: m.subject,
           field: m.field,
-          t: list.map((r) => r.ts),
-          v: list.map((r) => r.value),
+          t: rows.map((r) => r.ts),
+          v: rows.map((r) => r.value),
         };
-        if (list.some((r) => r.label !== null)) out.labels = list.map((r) => r.label);
+        if (rows.some((r) => r.label !== null)) out.labels = rows.map((r) => r.label);
         return out;
       });
-      return { series, truncated: ordered.length > maxSeries, bucketMs };
+      return { series, truncated: found.length > maxSeries, bucketMs };
     },
     prune(before, limit) {
       return pruneQuery.run(before, limit).changes;

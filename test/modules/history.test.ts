@@ -26,15 +26,17 @@ describe("GET /meta/history", () => {
     );
     await using t = await startApp({ home: dir.path });
     const accepted = await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
-    await post(t.app, "/atlas/update", fixture("atlas_update_post"));
+    const atlas = await post(t.app, "/atlas/update", fixture("atlas_update_post"));
     expect(accepted.status).toBe(200);
     const at = Date.parse(accepted.body.timestamp as string);
 
-    // No flush() here: the recorder's own timer must write it.
-    const { status, body, series } = await waitFor(async () => {
-      const h = await history(t.app);
-      return find(h.series, "allocation", "smart_trader", "atlas") ? h : null;
+    // No flush() here: the recorder's own timer must write it. Waiting on /status, not on
+    // the answer: an answer is shared for CACHE_MS, so polling would see an early one.
+    await waitFor(async () => {
+      const { last_flush_at } = (await get(t.app, "/status")).body.history as { last_flush_at: string | null };
+      return last_flush_at !== null && Date.parse(last_flush_at) >= Date.parse(atlas.body.timestamp as string);
     }, "history to be recorded");
+    const { status, body, series } = await history(t.app);
     expect(status).toBe(200);
     const check = TypeCompiler.Compile(HistoryAnswer);
     expect([...check.Errors(body)]).toEqual([]);
@@ -61,9 +63,9 @@ describe("GET /meta/history", () => {
   test("a stress-runner post records nothing new for the guardian: only the keys it carries", async () => {
     await using t = await startApp();
     await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
-    t.services.history.flush();
+    await t.services.history.flush();
     await post(t.app, "/meta/metrics", fixture("stress_post"));
-    t.services.history.flush();
+    await t.services.history.flush();
     const { series } = await history(t.app, "range=1h&kinds=guardian");
     expect(series.map((s) => s.v.length)).toEqual([1, 1]);
   });
@@ -71,9 +73,9 @@ describe("GET /meta/history", () => {
   test("paused, then running again within one bucket: the bucket still shows the pause", async () => {
     await using t = await startApp();
     await post(t.app, "/meta/metrics", fixture("meta_metrics_paused_post"));
-    t.services.history.flush();
+    await t.services.history.flush();
     await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
-    t.services.history.flush();
+    await t.services.history.flush();
     const { body, series } = await history(t.app, "range=1h&points=10&kinds=guardian,breaker");
     expect(body.bucket_ms).toBe(360_000);
     expect(find(series, "guardian", "", "is_paused")?.v).toEqual([1]);
@@ -85,7 +87,7 @@ describe("GET /meta/history", () => {
   test("from/to in RFC 3339 or Unix ms; outside the range nothing", async () => {
     await using t = await startApp();
     const { body } = await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
-    t.services.history.flush();
+    await t.services.history.flush();
     const at = Date.parse(body.timestamp as string);
     const inside = await history(t.app, `from=${new Date(at - 1000).toISOString()}&to=${at + 1}&kinds=guardian`);
     expect(inside.series).toHaveLength(2);
@@ -124,7 +126,7 @@ describe("GET /meta/history", () => {
   test("pruning removes what is older than the retention window", async () => {
     await using t = await startApp({ env: { NEOLIGHT_HISTORY_DAYS: "2" } });
     await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
-    t.services.history.flush();
+    await t.services.history.flush();
     expect(await t.services.history.prune(Date.now() + 1 * 86_400_000)).toBe(0);
     const removed = await t.services.history.prune(Date.now() + 3 * 86_400_000);
     expect(removed).toBeGreaterThan(30);
@@ -136,7 +138,7 @@ describe("GET /meta/history", () => {
   test("NEOLIGHT_HISTORY_DAYS=0: no file, 503 here, everything else as usual", async () => {
     await using t = await startApp({ env: { NEOLIGHT_HISTORY_DAYS: "0" } });
     expect((await post(t.app, "/meta/metrics", fixture("meta_metrics_post"))).status).toBe(200);
-    t.services.history.flush();
+    await t.services.history.flush();
     const res = await get(t.app, "/meta/history");
     expect(res).toMatchObject({
       status: 503,
@@ -151,7 +153,7 @@ describe("a broken history file never takes the live endpoints down", () => {
   async function liveEndpointsWork(t: Awaited<ReturnType<typeof startApp>>) {
     const accepted = await post(t.app, "/meta/metrics", fixture("meta_metrics_paused_post"));
     expect(accepted.status).toBe(200);
-    t.services.history.flush();
+    await t.services.history.flush();
     const doc = await get(t.app, "/meta/metrics");
     expect(doc.status).toBe(200);
     expect((doc.body.guardian as { is_paused: boolean }).is_paused).toBe(true);

@@ -1,0 +1,63 @@
+// The history thread itself: a Bun Worker that owns one bun:sqlite connection to
+// history.db and answers the requests of src/store/history-thread.ts one at a time.
+// Nothing here runs on the service's main thread, so nothing here can hold up a request.
+// A second entry point of the compiled binary (scripts/build.ts).
+import { type HistoryStore, isCorruption, moveAside, openSqliteHistory } from "./history";
+import type { HistoryOps, HistoryReply, HistoryRequest } from "./history-thread";
+
+declare const self: Worker;
+
+let store: HistoryStore | null = null;
+
+function opened(): HistoryStore {
+  if (store === null) throw new Error("history file not open");
+  return store;
+}
+
+type Handlers = { [K in keyof HistoryOps]: (args: HistoryOps[K]["args"]) => HistoryOps[K]["result"] };
+
+const handlers: Handlers = {
+  open({ path, maxSeries }) {
+    store?.close();
+    store = null;
+    store = openSqliteHistory(path, maxSeries);
+    return { series: store.seriesCount() };
+  },
+  record({ points }) {
+    const s = opened();
+    return { ...s.record(points), series: s.seriesCount() };
+  },
+  query(q) {
+    return opened().query(q);
+  },
+  prune({ before, limit }) {
+    return opened().prune(before, limit);
+  },
+  recover({ path, maxSeries }) {
+    store?.close();
+    store = null;
+    const movedTo = moveAside(path);
+    store = openSqliteHistory(path, maxSeries);
+    return { movedTo, series: store.seriesCount() };
+  },
+  close() {
+    store?.close();
+    store = null;
+    return null;
+  },
+};
+
+self.onmessage = (event: MessageEvent<HistoryRequest>) => {
+  const { id, op, args } = event.data;
+  let reply: HistoryReply;
+  try {
+    // ? The request type pairs each op with its args; TypeScript cannot follow that pairing
+    // through an indexed call, hence the cast.
+    const result = (handlers[op] as (a: unknown) => unknown)(args);
+    reply = { id, ok: true, result };
+  } catch (err) {
+    reply = { id, ok: false, error: { message: (err as Error).message, corrupt: isCorruption(err) } };
+  }
+  postMessage(reply);
+  if (op === "close") process.exit(0);
+};
