@@ -33,8 +33,11 @@ export interface HistoryOps {
   };
   query: { args: RangeQuery; result: ReturnType<HistoryStore["query"]> };
   prune: { args: { before: number; limit: number }; result: number };
-  /** Moves the (corrupt) file aside and opens a fresh one: where it went. */
-  recover: { args: { path: string; maxSeries: number }; result: { movedTo: string; series: number } };
+  /** Moves the corrupt or outdated file aside and opens a fresh one: where it went. */
+  recover: {
+    args: { path: string; maxSeries: number; reason: "corrupt" | "outdated" };
+    result: { movedTo: string; series: number };
+  };
   /** Closes the file (a WAL checkpoint); the thread then exits. */
   close: { args: Record<string, never>; result: null };
 }
@@ -43,13 +46,17 @@ export type HistoryOp = keyof HistoryOps;
 export type HistoryRequest = { [K in HistoryOp]: { id: number; op: K; args: HistoryOps[K]["args"] } }[HistoryOp];
 export type HistoryReply =
   | { id: number; ok: true; result: unknown }
-  | { id: number; ok: false; error: { message: string; corrupt: boolean } };
+  | { id: number; ok: false; error: { message: string; corrupt: boolean; outdated: boolean } };
 
-/** The thread's answer was an error; `corrupt` when SQLite said the file is not a healthy database. */
+/**
+ * The thread's answer was an error; `corrupt` when SQLite said the file is not a healthy
+ * database, `outdated` when it holds an older layout (both: move it aside).
+ */
 export class HistoryThreadError extends Error {
   constructor(
     message: string,
     readonly corrupt = false,
+    readonly outdated = false,
   ) {
     super(message);
     this.name = "HistoryThreadError";
@@ -108,7 +115,7 @@ export function spawnHistoryThread(options: { entry?: string; onStop?: (reason: 
     pending.delete(reply.id);
     clearTimeout(p.timer);
     if (reply.ok) p.resolve(reply.result);
-    else p.reject(new HistoryThreadError(reply.error.message, reply.error.corrupt));
+    else p.reject(new HistoryThreadError(reply.error.message, reply.error.corrupt, reply.error.outdated));
   };
   worker.onerror = (event: ErrorEvent) => {
     event.preventDefault();

@@ -2,7 +2,7 @@
 // history.db and answers the requests of src/store/history-thread.ts one at a time.
 // Nothing here runs on the service's main thread, so nothing here can hold up a request.
 // A second entry point of the compiled binary (scripts/build.ts).
-import { type HistoryStore, isCorruption, moveAside, openSqliteHistory } from "./history";
+import { type HistoryStore, isCorruption, moveAside, OutdatedHistoryError, openSqliteHistory } from "./history";
 import type { HistoryOps, HistoryReply, HistoryRequest } from "./history-thread";
 
 declare const self: Worker;
@@ -33,10 +33,10 @@ const handlers: Handlers = {
   prune({ before, limit }) {
     return opened().prune(before, limit);
   },
-  recover({ path, maxSeries }) {
+  recover({ path, maxSeries, reason }) {
     store?.close();
     store = null;
-    const movedTo = moveAside(path);
+    const movedTo = moveAside(path, reason);
     store = openSqliteHistory(path, maxSeries);
     return { movedTo, series: store.seriesCount() };
   },
@@ -56,7 +56,15 @@ self.onmessage = (event: MessageEvent<HistoryRequest>) => {
     const result = (handlers[op] as (a: unknown) => unknown)(args);
     reply = { id, ok: true, result };
   } catch (err) {
-    reply = { id, ok: false, error: { message: (err as Error).message, corrupt: isCorruption(err) } };
+    reply = {
+      id,
+      ok: false,
+      error: {
+        message: (err as Error).message,
+        corrupt: isCorruption(err),
+        outdated: err instanceof OutdatedHistoryError,
+      },
+    };
   }
   postMessage(reply);
   if (op === "close") process.exit(0);

@@ -61,7 +61,10 @@ export interface HistoryStore {
    * subject, and cut at maxSeries. Throws on storage errors.
    */
   query(q: RangeQuery): { series: Series[]; truncated: boolean; bucketMs: number };
-  /** Deletes up to `limit` points older than `before` (Unix ms); returns how many. */
+  /**
+   * Deletes up to `limit` points older than `before` (Unix ms), and up to `limit` rows of
+   * each roll-up whose bucket ended by then; returns how many points.
+   */
   prune(before: number, limit: number): number;
   /** Number of distinct series stored. */
   seriesCount(): number;
@@ -77,6 +80,9 @@ export interface HistoryStore {
  */
 const MMAP_BYTES = 1 << 30;
 
+/** Byte order, as SQLite's ORDER BY sorts TEXT. */
+const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
 /** SQLite's codes for "this file is not a (healthy) database": moved aside, not retried. */
 const CORRUPT_CODES = new Set(["SQLITE_NOTADB", "SQLITE_CORRUPT"]);
 
@@ -86,15 +92,35 @@ export function isCorruption(err: unknown): boolean {
   return [...CORRUPT_CODES].some((c) => code.startsWith(c));
 }
 
-/** Moves history.db and its -wal/-shm companions aside; returns where the main file went. */
-export function moveAside(path: string, now = new Date()): string {
-  const aside = asidePath(path, now);
+/**
+ * Moves history.db and its -wal/-shm companions aside; returns where the main file went:
+ * `history.db.corrupt-<time>`, or `history.db.old-<time>` for a file of an older layout.
+ */
+export function moveAside(path: string, reason: "corrupt" | "outdated" = "corrupt", now = new Date()): string {
+  const aside = reason === "corrupt" ? asidePath(path, now) : asidePath(path, now).replace(/\.corrupt-/, ".old-");
   for (const suffix of ["", "-wal", "-shm"]) {
     if (existsSync(path + suffix)) renameSync(path + suffix, aside + suffix);
   }
   return aside;
 }
 
+/** The layout below; a file of an older one is moved aside (openSqliteHistory throws OutdatedHistoryError). */
+const LAYOUT_VERSION = 2;
+
+/**
+ * Roll-up tables: each keeps one sample per series per `ms`, its last one (its largest
+ * for peak series), so that a long chart reads one row per series per minute or hour
+ * instead of every sample: a 30-day chart of 300 points (buckets of 2.4 h) reads 720 rows
+ * per series from the hourly table, not 8,640 (a sample every 5 minutes).
+ */
+export const ROLLUPS = [
+  { table: "rollup_hour", ms: 3_600_000 },
+  { table: "rollup_minute", ms: 60_000 },
+] as const;
+
+// ? WITHOUT ROWID, keyed (time, series): a flush appends one run of rows at the end of
+// each table instead of touching a page per series (8-10 KB written per 64-byte point
+// with the old (series, time) key, issue 16), and a chart scans one range of time.
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS series (
   id INTEGER PRIMARY KEY,
@@ -105,18 +131,38 @@ CREATE TABLE IF NOT EXISTS series (
   UNIQUE (kind, subject, field)
 );
 CREATE TABLE IF NOT EXISTS points (
+  ts INTEGER NOT NULL,
+  series_id INTEGER NOT NULL,
+  value REAL,
+  label TEXT,
+  PRIMARY KEY (ts, series_id)
+) WITHOUT ROWID;
+${ROLLUPS.map(
+  ({ table }) => `CREATE TABLE IF NOT EXISTS ${table} (
+  bucket INTEGER NOT NULL,
   series_id INTEGER NOT NULL,
   ts INTEGER NOT NULL,
   value REAL,
   label TEXT,
-  PRIMARY KEY (series_id, ts)
-);
-CREATE INDEX IF NOT EXISTS points_ts ON points (ts);
+  PRIMARY KEY (bucket, series_id)
+) WITHOUT ROWID;`,
+).join("\n")}
+PRAGMA user_version = ${LAYOUT_VERSION};
 `;
+
+/** The file holds history in an older layout: it is moved aside, like a corrupt one, and a fresh one started. */
+export class OutdatedHistoryError extends Error {
+  readonly code = "OUTDATED_LAYOUT";
+  constructor(version: number) {
+    super(`history.db has layout ${version}, this version writes layout ${LAYOUT_VERSION}`);
+    this.name = "OutdatedHistoryError";
+  }
+}
 
 /**
  * Opens (or creates) the SQLite history at `path`. Throws whatever SQLite throws: a
- * corrupt file surfaces here as an error for which isCorruption() is true.
+ * corrupt file surfaces here as an error for which isCorruption() is true, and a file of
+ * an older layout as OutdatedHistoryError (both are moved aside by the caller).
  */
 export function openSqliteHistory(path: string, maxSeries = Number.POSITIVE_INFINITY): HistoryStore {
   const db = new Database(path, { create: true, strict: true });
@@ -128,9 +174,14 @@ export function openSqliteHistory(path: string, maxSeries = Number.POSITIVE_INFI
     db.run("PRAGMA journal_mode = WAL");
     db.run("PRAGMA synchronous = NORMAL");
     db.run(`PRAGMA mmap_size = ${MMAP_BYTES}`);
-    db.run(SCHEMA);
     // ? Touch the data, not only the header: a file with a valid header and garbage
     // pages fails here rather than at the first chart request.
+    const tables = (db.query("SELECT COUNT(*) AS n FROM sqlite_master").get() as { n: number }).n;
+    const version = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
+    // ? Layout 1 (before issue 16) had no version; converting a month of it would hold up
+    // start-up for a minute, so it is kept aside for an operator instead.
+    if (tables > 0 && version !== LAYOUT_VERSION) throw new OutdatedHistoryError(version);
+    db.run(SCHEMA);
     db.query("SELECT COUNT(*) AS n FROM series").get();
   } catch (err) {
     db.close();
@@ -147,31 +198,58 @@ export function openSqliteHistory(path: string, maxSeries = Number.POSITIVE_INFI
     ids.set(`${row.kind}\u0000${row.subject}\u0000${row.field}`, row.id);
   }
   const insertSeries = db.query("INSERT INTO series (kind, subject, field, peak) VALUES (?1, ?2, ?3, ?4) RETURNING id");
-  const insertPoint = db.query("INSERT OR REPLACE INTO points (series_id, ts, value, label) VALUES (?1, ?2, ?3, ?4)");
-  // ? Kinds, subjects and the range are filtered here, in SQL, and only the series the
-  // answer holds are read: the old query read every point of the range and filtered in
-  // JS, 14.8 s for one hour at 300 agents (issue 16). json_each() takes a list as one
-  // parameter, so one prepared statement serves every filter.
-  const seriesInRange = db.query(
-    `SELECT s.id AS id, s.kind AS kind, s.subject AS subject, s.field AS field, s.peak AS peak FROM series s
-     WHERE (?3 IS NULL OR s.kind IN (SELECT value FROM json_each(?3)))
-       AND (?4 IS NULL OR s.subject IN (SELECT value FROM json_each(?4)))
-       AND EXISTS (SELECT 1 FROM points p WHERE p.series_id = s.id AND p.ts >= ?1 AND p.ts < ?2)
-     ORDER BY s.kind, s.subject, s.field LIMIT ?5`,
+  const insertPoint = db.query("INSERT OR REPLACE INTO points (ts, series_id, value, label) VALUES (?1, ?2, ?3, ?4)");
+  // ? The bucket's sample is replaced by a later one, or by a larger one for peak series
+  // (?6 = 1), so that a pause shorter than a bucket still shows.
+  const upsertRollups = ROLLUPS.map(({ table, ms }) => {
+    const q = db.query(
+      `INSERT INTO ${table} (bucket, series_id, ts, value, label) VALUES (?1, ?2, ?3, ?4, ?5)
+       ON CONFLICT (bucket, series_id) DO UPDATE SET ts = excluded.ts, value = excluded.value, label = excluded.label
+       WHERE CASE WHEN ?6 = 1 THEN excluded.value > ${table}.value ELSE excluded.ts >= ${table}.ts END`,
+    );
+    return (id: number, p: HistoryPoint, ts: number) =>
+      q.run(ts - (ts % ms), id, ts, p.value, p.label ?? null, p.peak ? 1 : 0);
+  });
+  const seriesRows = db.query(
+    `SELECT id, kind, subject, field FROM series
+     WHERE (?1 IS NULL OR kind IN (SELECT value FROM json_each(?1)))
+       AND (?2 IS NULL OR subject IN (SELECT value FROM json_each(?2)))`,
   );
-  // ? Two queries because SQLite's "bare column" rule (the other columns come from the
-  // row holding the MAX) is only defined for a single MAX per query.
-  const lastPerBucket = db.query(
-    `SELECT MAX(ts) AS ts, value, label FROM points
-     WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 GROUP BY (ts - ?2) / ?4 ORDER BY ts`,
+  // ? Kinds, subjects and the range are filtered here, in SQL (json_each() takes a list as
+  // one parameter): the old query read every point of the range and filtered in JS,
+  // 14.8 s for one hour at 300 agents (issue 16). Two queries per table because SQLite's
+  // "bare column" rule (the other columns come from the row holding the MAX) is only
+  // defined for a single MAX per query.
+  const bucketQuery = (table: string, key: string, peak: 0 | 1) =>
+    db.query(
+      `SELECT p.series_id AS sid, ${peak ? "p.ts AS ts, MAX(p.value)" : "MAX(p.ts) AS ts, p.value"} AS value, p.label AS label
+       FROM ${table} p JOIN series s ON s.id = p.series_id
+       WHERE p.${key} >= ?5 AND p.${key} < ?2 AND p.ts >= ?1 AND p.ts < ?2 AND s.peak = ${peak}
+         AND (?3 IS NULL OR s.kind IN (SELECT value FROM json_each(?3)))
+         AND (?4 IS NULL OR s.subject IN (SELECT value FROM json_each(?4)))
+       GROUP BY p.series_id, (p.ts - ?1) / ?6`,
+    );
+  /** Where a query of buckets of `bucketMs` reads: the coarsest table whose samples are no wider. */
+  const sources = [
+    ...ROLLUPS.map(({ table, ms }) => ({
+      ms,
+      last: bucketQuery(table, "bucket", 0),
+      peak: bucketQuery(table, "bucket", 1),
+    })),
+    { ms: 1, last: bucketQuery("points", "ts", 0), peak: bucketQuery("points", "ts", 1) },
+  ];
+  const prunePoints = db.query(
+    `DELETE FROM points WHERE (ts, series_id) IN
+     (SELECT ts, series_id FROM points WHERE ts < ?1 ORDER BY ts LIMIT ?2)`,
   );
-  const peakPerBucket = db.query(
-    `SELECT ts, MAX(value) AS value, label FROM points
-     WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 GROUP BY (ts - ?2) / ?4 ORDER BY ts`,
-  );
-  const pruneQuery = db.query(
-    "DELETE FROM points WHERE rowid IN (SELECT rowid FROM points WHERE ts < ?1 ORDER BY ts LIMIT ?2)",
-  );
+  // ? A roll-up row goes once its whole bucket is older than the cut.
+  const pruneRollups = ROLLUPS.map(({ table, ms }) => {
+    const q = db.query(
+      `DELETE FROM ${table} WHERE (bucket, series_id) IN
+       (SELECT bucket, series_id FROM ${table} WHERE bucket <= ?1 ORDER BY bucket LIMIT ?2)`,
+    );
+    return (before: number, limit: number) => q.run(before - ms, limit);
+  });
 
   /** The series' id, created when new; undefined when it is new and the cap is reached. */
   function seriesId(p: HistoryPoint): number | undefined {
@@ -188,8 +266,13 @@ export function openSqliteHistory(path: string, maxSeries = Number.POSITIVE_INFI
     let skipped = 0;
     for (const p of points) {
       const id = seriesId(p);
-      if (id === undefined) skipped++;
-      else insertPoint.run(id, Math.round(p.ts), p.value, p.label ?? null);
+      if (id === undefined) {
+        skipped++;
+        continue;
+      }
+      const ts = Math.round(p.ts);
+      insertPoint.run(ts, id, p.value, p.label ?? null);
+      for (const upsert of upsertRollups) upsert(id, p, ts);
     }
     return { written: points.length - skipped, skipped };
   });
@@ -202,17 +285,24 @@ export function openSqliteHistory(path: string, maxSeries = Number.POSITIVE_INFI
     },
     query({ from, to, points, kinds, subjects, maxSeries }) {
       const bucketMs = Math.max(1, Math.ceil((to - from) / points));
+      const source = sources.find((t) => t.ms <= bucketMs) as (typeof sources)[number];
       const list = (xs: readonly string[] | undefined) => (xs === undefined ? null : JSON.stringify(xs));
-      const found = seriesInRange.all(from, to, list(kinds), list(subjects), maxSeries + 1) as {
-        id: number;
-        kind: string;
-        subject: string;
-        field: string;
-        peak: number;
-      }[];
-      type Row = { ts: number; value: number | null; label: string | null };
+      // ?5: the first roll-up bucket that can hold a sample at or after `from`.
+      const args = [from, to, list(kinds), list(subjects), from - (from % source.ms), bucketMs] as const;
+      type Row = { sid: number; ts: number; value: number | null; label: string | null };
+      const bySeries = new Map<number, Row[]>();
+      for (const row of [...(source.last.all(...args) as Row[]), ...(source.peak.all(...args) as Row[])]) {
+        const rows = bySeries.get(row.sid);
+        if (rows === undefined) bySeries.set(row.sid, [row]);
+        else rows.push(row);
+      }
+      const found = (
+        seriesRows.all(list(kinds), list(subjects)) as { id: number; kind: string; subject: string; field: string }[]
+      )
+        .filter((m) => bySeries.has(m.id))
+        .sort((a, b) => cmp(a.kind, b.kind) || cmp(a.subject, b.subject) || cmp(a.field, b.field));
       const series = found.slice(0, maxSeries).map((m) => {
-        const rows = (m.peak ? peakPerBucket : lastPerBucket).all(m.id, from, to, bucketMs) as Row[];
+        const rows = (bySeries.get(m.id) as Row[]).sort((a, b) => a.ts - b.ts);
         const out: Series = {
           kind: m.kind,
           subject: m.subject,
@@ -226,7 +316,8 @@ export function openSqliteHistory(path: string, maxSeries = Number.POSITIVE_INFI
       return { series, truncated: found.length > maxSeries, bucketMs };
     },
     prune(before, limit) {
-      return pruneQuery.run(before, limit).changes;
+      for (const pruneRollup of pruneRollups) pruneRollup(before, limit);
+      return prunePoints.run(before, limit).changes;
     },
     seriesCount: () => ids.size,
     close() {

@@ -249,17 +249,19 @@ export async function createHistory(options: HistoryOptions): Promise<History> {
     writer = null;
   }
 
-  /** Moves an unreadable file aside and starts a fresh one; off when even that fails. */
-  async function recover(thread: HistoryThread, err: Error): Promise<void> {
+  /** Moves an unreadable or outdated file aside and starts a fresh one; off when even that fails. */
+  async function recover(thread: HistoryThread, err: HistoryThreadError): Promise<void> {
+    const reason = err.outdated ? "outdated" : "corrupt";
     try {
-      const { movedTo, series } = await thread.call("recover", store);
+      const { movedTo, series } = await thread.call("recover", { ...store, reason });
       figures.corrupt_moved_to = movedTo;
       figures.series = series;
-      log.error("history file corrupt, moved aside", { path, moved_to: movedTo, error: err.message });
+      if (err.outdated) log.warn("history file of an older layout, moved aside", { path, moved_to: movedTo });
+      else log.error("history file corrupt, moved aside", { path, moved_to: movedTo, error: err.message });
       figures.enabled = true;
       figures.disabled_reason = null;
       // ? The reader still has the old file open: the next query opens the fresh one.
-      void reader?.then((r) => r.terminate());
+      void reader?.then((r) => r.terminate()).catch(() => {});
       reader = null;
     } catch (again) {
       log.error("history unavailable, running without it", { path, error: (again as Error).message });
@@ -276,7 +278,7 @@ export async function createHistory(options: HistoryOptions): Promise<History> {
       figures.enabled = true;
       figures.disabled_reason = null;
     } catch (err) {
-      if (err instanceof HistoryThreadError && err.corrupt) await recover(thread, err);
+      if (err instanceof HistoryThreadError && (err.corrupt || err.outdated)) await recover(thread, err);
       else {
         // ? Not corrupt but unusable (a directory in its place, no permission, disk
         // full, a binary without the worker): leave whatever is there alone and serve
