@@ -80,6 +80,12 @@ export interface HistoryStore {
  */
 const MMAP_BYTES = 1 << 30;
 
+/**
+ * A connection waits this long for another's lock before SQLite answers "database is
+ * locked": the writer's transactions take milliseconds, a checkpoint a little longer.
+ */
+const BUSY_TIMEOUT_MS = 5000;
+
 /** Byte order, as SQLite's ORDER BY sorts TEXT. */
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
@@ -174,6 +180,7 @@ export function openSqliteHistory(path: string, maxSeries = Number.POSITIVE_INFI
     db.run("PRAGMA journal_mode = WAL");
     db.run("PRAGMA synchronous = NORMAL");
     db.run(`PRAGMA mmap_size = ${MMAP_BYTES}`);
+    db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
     // ? Touch the data, not only the header: a file with a valid header and garbage
     // pages fails here rather than at the first chart request.
     const tables = (db.query("SELECT COUNT(*) AS n FROM sqlite_master").get() as { n: number }).n;
@@ -181,7 +188,9 @@ export function openSqliteHistory(path: string, maxSeries = Number.POSITIVE_INFI
     // ? Layout 1 (before issue 16) had no version; converting a month of it would hold up
     // start-up for a minute, so it is kept aside for an operator instead.
     if (tables > 0 && version !== LAYOUT_VERSION) throw new OutdatedHistoryError(version);
-    db.run(SCHEMA);
+    // ? Only a new file is written to here: the reader thread opens the file while the
+    // writer may be mid-transaction, and must not need the write lock to start.
+    if (tables === 0) db.run(SCHEMA);
     db.query("SELECT COUNT(*) AS n FROM series").get();
   } catch (err) {
     db.close();

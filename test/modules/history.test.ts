@@ -1,6 +1,7 @@
 // GET /meta/history through app.handle: what the recorder keeps of each update, the
 // query's checks, retention, restart, and, above all, that a broken history file never
 // touches the live endpoints.
+import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -148,27 +149,27 @@ describe("GET /meta/history", () => {
   });
 });
 
-describe("a broken history file never takes the live endpoints down", () => {
-  /** The live endpoints, each checked as a client relies on it. */
-  async function liveEndpointsWork(t: Awaited<ReturnType<typeof startApp>>) {
-    const accepted = await post(t.app, "/meta/metrics", fixture("meta_metrics_paused_post"));
-    expect(accepted.status).toBe(200);
-    await t.services.history.flush();
-    const doc = await get(t.app, "/meta/metrics");
-    expect(doc.status).toBe(200);
-    expect((doc.body.guardian as { is_paused: boolean }).is_paused).toBe(true);
-    expect((await get(t.app, "/health")).status).toBe(200);
-    expect((await get(t.app, "/status")).status).toBe(200);
-    expect((await call(t.app, "GET", "/", undefined, { accept: "application/json" })).status).toBe(200);
-    const events = await t.app.handle(new Request("http://localhost/events"));
-    expect(events.status).toBe(200);
-    const reader = (events.body as ReadableStream<Uint8Array>).getReader();
-    let text = "";
-    while (!text.includes("event: snapshot")) text += new TextDecoder().decode((await reader.read()).value);
-    expect(text).toContain('"is_paused":true');
-    await reader.cancel();
-  }
+/** The live endpoints, each checked as a client relies on it. */
+async function liveEndpointsWork(t: Awaited<ReturnType<typeof startApp>>) {
+  const accepted = await post(t.app, "/meta/metrics", fixture("meta_metrics_paused_post"));
+  expect(accepted.status).toBe(200);
+  await t.services.history.flush();
+  const doc = await get(t.app, "/meta/metrics");
+  expect(doc.status).toBe(200);
+  expect((doc.body.guardian as { is_paused: boolean }).is_paused).toBe(true);
+  expect((await get(t.app, "/health")).status).toBe(200);
+  expect((await get(t.app, "/status")).status).toBe(200);
+  expect((await call(t.app, "GET", "/", undefined, { accept: "application/json" })).status).toBe(200);
+  const events = await t.app.handle(new Request("http://localhost/events"));
+  expect(events.status).toBe(200);
+  const reader = (events.body as ReadableStream<Uint8Array>).getReader();
+  let text = "";
+  while (!text.includes("event: snapshot")) text += new TextDecoder().decode((await reader.read()).value);
+  expect(text).toContain('"is_paused":true');
+  await reader.cancel();
+}
 
+describe("a broken history file never takes the live endpoints down", () => {
   test("a corrupt history.db is moved aside, logged as ERROR, and a fresh one started", async () => {
     using dir = tempDir();
     mkdirSync(join(dir.path, "state"), { recursive: true });
@@ -190,6 +191,22 @@ describe("a broken history file never takes the live endpoints down", () => {
     );
   });
 
+  test("a history.db of the layout before issue 16 is moved aside (WARN) and a fresh one started", async () => {
+    using dir = tempDir();
+    mkdirSync(join(dir.path, "state"), { recursive: true });
+    const old = new Database(join(dir.path, "state", "history.db"));
+    old.run("CREATE TABLE series (id INTEGER PRIMARY KEY, kind TEXT, subject TEXT, field TEXT, peak INTEGER)");
+    old.close();
+    await using t = await startApp({ home: dir.path });
+    await liveEndpointsWork(t);
+    expect(logged(t.log, "history file of an older layout, moved aside")).toEqual([
+      expect.objectContaining({ level: "WARN", moved_to: expect.stringContaining("history.db.old-") }),
+    ]);
+    expect(readdirSync(join(dir.path, "state")).filter((f) => f.startsWith("history.db.old-"))).toHaveLength(1);
+    const { series } = await history(t.app, "range=1h&kinds=guardian");
+    expect(find(series, "guardian", "", "is_paused")?.v).toEqual([1]);
+  });
+
   test("a history.db that cannot be opened at all (a directory in its place): no history, live endpoints fine", async () => {
     using dir = tempDir();
     mkdirSync(join(dir.path, "state", "history.db"), { recursive: true });
@@ -202,6 +219,77 @@ describe("a broken history file never takes the live endpoints down", () => {
     expect(res.status).toBe(503);
     expect(res.body.error).toStartWith("history unavailable: ");
     expect((await get(t.app, "/status")).body.history).toMatchObject({ enabled: false });
+  });
+});
+
+describe("history runs on its own threads: no request waits for it", () => {
+  const threads = join(import.meta.dir, "history-threads");
+
+  test("a history thread that crashes: posts and reads go on, /meta/history answers 503, ERROR logged", async () => {
+    await using t = await startApp({ overrides: { history: { workerEntry: join(threads, "crashing.ts") } } });
+    expect((await get(t.app, "/status")).body.history).toMatchObject({ enabled: true });
+    await liveEndpointsWork(t);
+    const res = await get(t.app, "/meta/history?range=1h");
+    expect(res).toEqual({
+      status: 503,
+      headers: expect.anything(),
+      body: { error: "history could not be read; see the log", code: 503 },
+    });
+    const stopped = logged(t.log, "history thread stopped");
+    expect(stopped.map((l) => [l.level, l.role])).toEqual(
+      expect.arrayContaining([
+        ["ERROR", "writer"],
+        ["ERROR", "reader"],
+      ]),
+    );
+    await liveEndpointsWork(t);
+  });
+
+  test("a query slower than its timeout: 503 in the error shape; the next query gets a fresh thread", async () => {
+    await using t = await startApp({
+      overrides: { history: { workerEntry: join(threads, "slow.ts"), queryTimeoutMs: 1000 } },
+    });
+    await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
+    await t.services.history.flush();
+    // Both at once: the stuck query must hold up neither the live endpoints nor its answer.
+    const [slow] = await Promise.all([get(t.app, "/meta/history?range=1h&points=7"), liveEndpointsWork(t)]);
+    expect(slow.status).toBe(503);
+    expect(slow.body).toEqual({
+      error: "history query took longer than 1000 ms and was stopped; ask for a shorter range or fewer kinds",
+      code: 503,
+    });
+    expect(slow.headers.get("retry-after")).toBe("5");
+    const next = await history(t.app, "range=1h&points=8&kinds=guardian");
+    expect(next.status).toBe(200);
+    // Its bucket holds both posts (this one and liveEndpointsWork's paused one): the last.
+    expect(find(next.series, "guardian", "", "drawdown")?.v).toEqual([8.73]);
+  });
+
+  test("one answer per (range, points, kinds) is shared for a few seconds; from/to is always fresh", async () => {
+    await using t = await startApp();
+    const { body } = await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
+    await t.services.history.flush();
+    const first = await history(t.app, "range=1h&kinds=guardian");
+    expect(find(first.series, "guardian", "", "is_paused")?.v).toEqual([0]);
+    await post(t.app, "/meta/metrics", fixture("meta_metrics_paused_post"));
+    await t.services.history.flush();
+    // Within CACHE_MS: the same answer, to the byte.
+    expect(await history(t.app, "range=1h&kinds=guardian")).toEqual(first);
+    const at = Date.parse(body.timestamp as string);
+    const fresh = await history(t.app, `from=${at - 1000}&to=${Date.now() + 1000}&kinds=guardian`);
+    expect(find(fresh.series, "guardian", "", "is_paused")?.v).toEqual([0, 1]);
+  });
+
+  test("subject and kinds select series in SQL: only the named agents", async () => {
+    await using t = await startApp();
+    await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
+    await t.services.history.flush();
+    const { series } = await history(t.app, "range=1h&kinds=agent&subject=smart_trader,dropship_agent");
+    expect([...new Set(series.map((s) => `${s.kind}/${s.subject}`))]).toEqual([
+      "agent/dropship_agent",
+      "agent/smart_trader",
+    ]);
+    expect(series).toHaveLength(16);
   });
 });
 
