@@ -31,7 +31,12 @@ export interface HistoryOps {
     args: { points: readonly HistoryPoint[] };
     result: ReturnType<HistoryStore["record"]> & { series: number };
   };
-  query: { args: RangeQuery; result: ReturnType<HistoryStore["query"]> };
+  /**
+   * The answer of GET /meta/history as JSON text (a HistoryAnswer): serialised here, so
+   * that the main thread only copies a string (JSON.stringify of 1,000 series of 300
+   * points takes tens of ms, which every GET /meta/metrics would wait for).
+   */
+  answer: { args: RangeQuery & { retentionDays: number }; result: string };
   prune: { args: { before: number; limit: number }; result: number };
   /** Moves the corrupt or outdated file aside and opens a fresh one: where it went. */
   recover: {

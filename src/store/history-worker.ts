@@ -2,6 +2,8 @@
 // history.db and answers the requests of src/store/history-thread.ts one at a time.
 // Nothing here runs on the service's main thread, so nothing here can hold up a request.
 // A second entry point of the compiled binary (scripts/build.ts).
+
+import type { HistoryAnswer } from "../modules/history/model";
 import { type HistoryStore, isCorruption, moveAside, OutdatedHistoryError, openSqliteHistory } from "./history";
 import type { HistoryOps, HistoryReply, HistoryRequest } from "./history-thread";
 
@@ -27,8 +29,18 @@ const handlers: Handlers = {
     const s = opened();
     return { ...s.record(points), series: s.seriesCount() };
   },
-  query(q) {
-    return opened().query(q);
+  answer({ retentionDays, ...q }) {
+    const { series, truncated, bucketMs } = opened().query(q);
+    const answer: HistoryAnswer = {
+      from: new Date(q.from).toISOString(),
+      to: new Date(q.to).toISOString(),
+      points: series.reduce((m, s) => Math.max(m, s.t.length), 0),
+      bucket_ms: bucketMs,
+      retention_days: retentionDays,
+      truncated,
+      series,
+    };
+    return JSON.stringify(answer);
   },
   prune({ before, limit }) {
     return opened().prune(before, limit);

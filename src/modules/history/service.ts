@@ -11,7 +11,6 @@ import { BadRequestError, UnavailableError } from "../../http/errors";
 import type { Logger } from "../../log/logger";
 import type { HistoryPoint } from "../../store/history";
 import {
-  type HistoryOps,
   type HistoryThread,
   HistoryThreadError,
   HistoryTimeoutError,
@@ -19,7 +18,7 @@ import {
 } from "../../store/history-thread";
 import type { DocumentState, DocumentUpdate, JsonObject } from "../../store/store";
 import type { WatchedFile } from "../agent-files/service";
-import { type HistoryAnswer, type HistoryQuery, RANGES, type RangeName } from "./model";
+import { type HistoryQuery, RANGES, type RangeName } from "./model";
 
 /** Samples are written at most this often: chart resolution, and one transaction per tick. */
 export const FLUSH_MS = 1000;
@@ -84,11 +83,12 @@ export interface History {
    */
   flush(): Promise<void>;
   /**
-   * Answers GET /meta/history from the reader thread; named ranges from the shared cache.
-   * Rejects with BadRequestError for a bad query, and UnavailableError when history is
-   * off, the file unreadable, the thread stopped, or the query slower than QUERY_TIMEOUT_MS.
+   * Answers GET /meta/history from the reader thread, as the JSON text of a HistoryAnswer
+   * (the caller sends it as it is); named ranges from the shared cache. Rejects with
+   * BadRequestError for a bad query, and UnavailableError when history is off, the file
+   * unreadable, the thread stopped, or the query slower than QUERY_TIMEOUT_MS.
    */
-  query(q: HistoryQuery, now?: number): Promise<HistoryAnswer>;
+  query(q: HistoryQuery, now?: number): Promise<string>;
   /** Deletes everything older than the retention window; resolves with how many. Never rejects. */
   prune(now?: number): Promise<number>;
   /** Figures as of now (the main thread's own count of the threads' answers). */
@@ -431,12 +431,11 @@ export async function createHistory(options: HistoryOptions): Promise<History> {
     return started;
   }
 
-  async function answer(from: number, to: number, points: number, q: HistoryQuery): Promise<HistoryAnswer> {
-    let result: HistoryOps["query"]["result"];
+  async function answer(from: number, to: number, points: number, q: HistoryQuery): Promise<string> {
     try {
       const thread = await liveReader();
-      result = await thread.call(
-        "query",
+      return await thread.call(
+        "answer",
         {
           from,
           to,
@@ -444,6 +443,7 @@ export async function createHistory(options: HistoryOptions): Promise<History> {
           kinds: listParam(q.kinds),
           subjects: listParam(q.subject),
           maxSeries: MAX_SERIES_PER_ANSWER,
+          retentionDays: days,
         },
         queryTimeoutMs,
       );
@@ -458,19 +458,10 @@ export async function createHistory(options: HistoryOptions): Promise<History> {
       if (err instanceof HistoryThreadError && err.corrupt && writer !== null) void recover(writer, err);
       throw new UnavailableError("history could not be read; see the log", 5);
     }
-    return {
-      from: new Date(from).toISOString(),
-      to: new Date(to).toISOString(),
-      points: result.series.reduce((m, s) => Math.max(m, s.t.length), 0),
-      bucket_ms: result.bucketMs,
-      retention_days: days,
-      truncated: result.truncated,
-      series: result.series,
-    };
   }
 
   /** Answers of named ranges (no from/to), by query: shared by every viewer for cacheMs. */
-  const cache = new Map<string, { at: number; answer: Promise<HistoryAnswer> }>();
+  const cache = new Map<string, { at: number; answer: Promise<string> }>();
 
   const timers: ReturnType<typeof setInterval>[] = [];
   if (figures.enabled) {

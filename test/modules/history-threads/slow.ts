@@ -8,7 +8,7 @@ declare const self: Worker;
 const real = self.onmessage as (event: MessageEvent<HistoryRequest>) => void;
 self.onmessage = (event: MessageEvent<HistoryRequest>) => {
   const { op, args } = event.data;
-  if (op === "query" && "points" in args && args.points === 7) {
+  if (op === "answer" && "points" in args && args.points === 7) {
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 30_000);
   }
   real(event);
