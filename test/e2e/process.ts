@@ -111,7 +111,10 @@ export function compiledBinary(): Promise<string> {
   built ??= (async () => {
     const out = join(mkdtempSync(join(tmpdir(), "neolight-bin-")), "neolight-dashboard");
     const proc = Bun.spawn([process.execPath, ...compileArgs(out)], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
-    if ((await proc.exited) !== 0) throw new Error(`build failed: ${await new Response(proc.stderr).text()}`);
+    if ((await proc.exited) !== 0) {
+      const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+      throw new Error(`build failed: ${out}${err}`);
+    }
     return out;
   })();
   return built;
