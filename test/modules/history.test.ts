@@ -6,7 +6,9 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { createMemoryLogger } from "../../src/log/logger";
 import { HistoryAnswer } from "../../src/modules/history/model";
+import { createHistory } from "../../src/modules/history/service";
 import { call, FIXTURES, fixture, get, logged, post, startApp, tempDir, waitFor } from "../helpers";
 
 type Series = { kind: string; subject: string; field: string; t: number[]; v: (number | null)[]; labels?: string[] };
@@ -290,6 +292,49 @@ describe("history runs on its own threads: no request waits for it", () => {
       "agent/smart_trader",
     ]);
     expect(series).toHaveLength(16);
+  });
+});
+
+describe("the sampling rule: the last state of each key in every SAMPLE_MS window", () => {
+  const T0 = Date.parse("2025-11-03T22:00:00Z");
+  /** Commits of guardian drawdowns 1, 2, 3, ... at T0 + each offset, then one flush. */
+  async function recorded(offsets: number[]): Promise<{ t: number[]; v: number[] }> {
+    using dir = tempDir();
+    // ? The recorder straight from its module, fed commits stamped as if they arrived at
+    // these times: the rule is about the commits' times, and no test waits for time.
+    const history = await createHistory({
+      path: join(dir.path, "history.db"),
+      days: 3650,
+      log: createMemoryLogger(),
+      flushMs: 3_600_000,
+    });
+    let doc = {};
+    offsets.forEach((offset, i) => {
+      const set = { guardian: { is_paused: false, drawdown: i + 1 } };
+      doc = { ...doc, ...set };
+      const at = new Date(T0 + offset).toISOString();
+      history.onCommit({ doc, updatedAt: at, version: i + 1, lastSeq: i + 1 }, [{ seq: i + 1, set }]);
+    });
+    await history.flush();
+    const text = await history.query({ from: String(T0), to: String(T0 + 60_000), points: "2000", kinds: "guardian" });
+    await history.close();
+    const drawdown = (JSON.parse(text) as { series: Series[] }).series.find((s) => s.field === "drawdown");
+    return { t: drawdown?.t ?? [], v: (drawdown?.v ?? []) as number[] };
+  }
+
+  test("a hive posting once a second: every snapshot is kept, within one flush", async () => {
+    expect(await recorded([0, 1000, 2000, 3000, 4000])).toEqual({
+      t: [T0, T0 + 1000, T0 + 2000, T0 + 3000, T0 + 4000],
+      v: [1, 2, 3, 4, 5],
+    });
+  });
+
+  test("faster than twice a second: the last of each window", async () => {
+    // Windows start at 0 (0-400 in it), 500 (500, 700) and 1200 (1200).
+    expect(await recorded([0, 100, 200, 400, 500, 700, 1200])).toEqual({
+      t: [T0 + 400, T0 + 700, T0 + 1200],
+      v: [4, 6, 7],
+    });
   });
 });
 

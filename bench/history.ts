@@ -1,0 +1,187 @@
+// Issue 16's scenario: GET /meta/metrics (the execution router's read) while five
+// dashboards load 30-day charts, with 30 days of history of N agents and N strategies
+// (default 300) recorded beforehand by the recorder's own code (bench/history-fill.ts).
+// Run by `make bench` for this service and, when BENCH_HISTORY_BASE names a git ref
+// (default: main), for that ref's design too, built from `git archive` in a temporary
+// directory with its own recorder filling its own history.db.
+//
+//   bun bench/history.ts            # this scenario alone (dist/neolight-dashboard must exist)
+//
+// Environment: BENCH_HISTORY_AGENTS (300), BENCH_HISTORY_DAYS (30), BENCH_DURATION_S (10),
+// BENCH_HISTORY_BASE (main; "" skips the comparison).
+import { spawn, spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { launch, serviceEnv } from "./lib";
+
+const ROOT = join(import.meta.dir, "..");
+const AGENTS = Number(process.env.BENCH_HISTORY_AGENTS ?? 300);
+const DAYS = Number(process.env.BENCH_HISTORY_DAYS ?? 30);
+const DURATION = Number(process.env.BENCH_DURATION_S ?? 10);
+const BASE = process.env.BENCH_HISTORY_BASE ?? "main";
+/** Dashboards loading charts at once, and the router's connections (wrk). */
+const DASHBOARDS = 5;
+const ROUTER_CONNECTIONS = 10;
+const DAY = 86_400_000;
+
+export interface HistoryLoadResult {
+  design: string;
+  fill_s: number;
+  history_db_mb: number;
+  /** Charts asked as the page asks (range=30d: the shared cache answers most). */
+  cached: LoadFigures;
+  /** Each chart a different from/to: every one a real query of 30 days. */
+  uncached: LoadFigures;
+}
+
+interface LoadFigures {
+  get_p50_ms: number;
+  get_p99_ms: number;
+  get_max_ms: number;
+  get_rps: number;
+  charts: number;
+  chart_errors: number;
+  chart_p50_ms: number;
+}
+
+function toMs(v: string): number {
+  const m = v.match(/^([\d.]+)(us|ms|s)$/);
+  if (!m) return Number.NaN;
+  const n = Number(m[1]);
+  return m[2] === "us" ? n / 1000 : m[2] === "s" ? n * 1000 : n;
+}
+
+function wrkGet(port: number, seconds: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("wrk", [
+      "-t2",
+      `-c${ROUTER_CONNECTIONS}`,
+      `-d${seconds}s`,
+      "--latency",
+      `http://127.0.0.1:${port}/meta/metrics`,
+    ]);
+    let text = "";
+    child.stdout.on("data", (d) => {
+      text += d;
+    });
+    child.on("exit", (code) => (code === 0 ? resolve(text) : reject(new Error(`wrk failed: ${text}`))));
+  });
+}
+
+/** The router's figures while DASHBOARDS clients load charts for as long as wrk runs. */
+async function underCharts(port: number, cached: boolean): Promise<LoadFigures> {
+  let running = true;
+  const times: number[] = [];
+  let errors = 0;
+  let n = 0;
+  const dashboards = Array.from({ length: DASHBOARDS }, async () => {
+    while (running) {
+      const to = Date.now() + n++;
+      const query = cached ? "range=30d&points=300" : `from=${to - 30 * DAY}&to=${to}&points=300`;
+      const t0 = performance.now();
+      const res = await fetch(`http://127.0.0.1:${port}/meta/history?${query}`);
+      await res.arrayBuffer();
+      times.push(performance.now() - t0);
+      if (res.status !== 200) errors++;
+    }
+  });
+  // ? The charts start first, so the router's whole run is under their load.
+  await Bun.sleep(200);
+  const out = await wrkGet(port, DURATION);
+  running = false;
+  await Promise.all(dashboards);
+  times.sort((a, b) => a - b);
+  return {
+    get_p50_ms: toMs(out.match(/^\s+50%\s+(\S+)$/m)?.[1] ?? ""),
+    get_p99_ms: toMs(out.match(/^\s+99%\s+(\S+)$/m)?.[1] ?? ""),
+    get_max_ms: toMs(out.match(/Latency\s+\S+\s+\S+\s+(\S+)/)?.[1] ?? ""),
+    get_rps: Number(out.match(/Requests\/sec:\s+([\d.]+)/)?.[1] ?? 0),
+    charts: times.length,
+    chart_errors: errors,
+    chart_p50_ms: times[Math.floor(times.length / 2)] ?? Number.NaN,
+  };
+}
+
+/** Fills a history.db with `fill` (a bench/history-fill.ts), starts `binary` on it, measures. */
+async function measure(design: string, binary: string, fill: string, cwd: string): Promise<HistoryLoadResult> {
+  // ? The recorder's own code of that design writes its own layout, before the start.
+  const scratch = mkdtempSync(join(tmpdir(), "neolight-history-"));
+  const filled = join(scratch, "history.db");
+  console.error(`bench: history (${design}): recording ${DAYS} days of ${AGENTS} agents`);
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, [fill, filled, String(AGENTS), String(DAYS)], { cwd, stdio: "inherit" });
+  if (r.status !== 0) throw new Error(`${fill} failed`);
+  const fillS = (performance.now() - t0) / 1000;
+  const size = Bun.file(filled).size / 1048576;
+  const run = await launch(binary, (home, port) => {
+    mkdirSync(join(home, "state"), { recursive: true });
+    renameSync(filled, join(home, "state", "history.db"));
+    return serviceEnv(home, port);
+  });
+  try {
+    console.error(`bench: history (${design}): cached charts`);
+    const cached = await underCharts(run.port, true);
+    console.error(`bench: history (${design}): uncached charts`);
+    const uncached = await underCharts(run.port, false);
+    return { design, fill_s: fillS, history_db_mb: size, cached, uncached };
+  } finally {
+    await run.stop();
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/** Builds `ref`'s binary in a temporary directory; its path and tree, or null when that fails. */
+function buildBase(ref: string): { binary: string; tree: string } | null {
+  const tree = mkdtempSync(join(tmpdir(), "neolight-base-"));
+  const archive = spawnSync("sh", ["-c", `git archive ${ref} | tar -x -C ${tree}`], { cwd: ROOT });
+  if (archive.status !== 0) return null;
+  symlinkSync(join(ROOT, "node_modules"), join(tree, "node_modules"));
+  // The generator is this tree's; it calls only what both designs have (extractPoints, record).
+  cpSync(join(ROOT, "bench", "history-fill.ts"), join(tree, "bench", "history-fill.ts"));
+  const built = spawnSync("make", ["build"], { cwd: tree, stdio: "ignore" });
+  const binary = join(tree, "dist", "neolight-dashboard");
+  return built.status === 0 && existsSync(binary) ? { binary, tree } : null;
+}
+
+export async function historyScenario(binary = join(ROOT, "dist", "neolight-dashboard")): Promise<HistoryLoadResult[]> {
+  console.error(`bench: history, ${AGENTS} agents and strategies, ${DAYS} days`);
+  const results = [await measure("this", binary, join(ROOT, "bench", "history-fill.ts"), ROOT)];
+  if (BASE !== "") {
+    const base = buildBase(BASE);
+    if (base === null) console.error(`bench: history: could not build ${BASE}; no comparison`);
+    else {
+      try {
+        results.push(await measure(BASE, base.binary, join(base.tree, "bench", "history-fill.ts"), base.tree));
+      } finally {
+        rmSync(base.tree, { recursive: true, force: true });
+      }
+    }
+  }
+  return results;
+}
+
+export function historyTable(results: readonly HistoryLoadResult[]): string {
+  const n = (v: number, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : "-");
+  const lines = [
+    `GET /meta/metrics (wrk, ${ROUTER_CONNECTIONS} connections) while ${DASHBOARDS} dashboards load 30-day charts; ${AGENTS} agents and ${AGENTS} strategies, ${DAYS} days of history`,
+    "",
+    "| design | charts | GET p50 ms | GET p99 ms | GET max ms | GET req/s | charts answered | chart errors | chart p50 ms | fill s | history.db MB |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  ];
+  for (const r of results) {
+    for (const [label, f] of [
+      ["range=30d (cached)", r.cached],
+      ["from/to (uncached)", r.uncached],
+    ] as const) {
+      lines.push(
+        `| ${r.design} | ${label} | ${n(f.get_p50_ms, 2)} | ${n(f.get_p99_ms, 2)} | ${n(f.get_max_ms, 0)} | ${n(f.get_rps, 0)} | ${f.charts} | ${f.chart_errors} | ${n(f.chart_p50_ms, 0)} | ${n(r.fill_s, 0)} | ${n(r.history_db_mb, 0)} |`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
+
+if (import.meta.main) {
+  console.log(historyTable(await historyScenario()));
+}
