@@ -316,9 +316,11 @@ describe("the sampling rule: the last state of each key in every SAMPLE_MS windo
       history.onCommit({ doc, updatedAt: at, version: i + 1, lastSeq: i + 1 }, [{ seq: i + 1, set }]);
     });
     await history.flush();
-    const text = await history.query({ from: String(T0), to: String(T0 + 60_000), points: "2000", kinds: "guardian" });
+    const bytes = await history.query({ from: String(T0), to: String(T0 + 60_000), points: "2000", kinds: "guardian" });
     await history.close();
-    const drawdown = (JSON.parse(text) as { series: Series[] }).series.find((s) => s.field === "drawdown");
+    const drawdown = (JSON.parse(new TextDecoder().decode(bytes)) as { series: Series[] }).series.find(
+      (s) => s.field === "drawdown",
+    );
     return { t: drawdown?.t ?? [], v: (drawdown?.v ?? []) as number[] };
   }
 

@@ -91,12 +91,13 @@ export interface History {
    */
   flush(): Promise<void>;
   /**
-   * Answers GET /meta/history from the reader thread, as the JSON text of a HistoryAnswer
-   * (the caller sends it as it is); named ranges from the shared cache. Rejects with
+   * Answers GET /meta/history from the reader thread, as the UTF-8 JSON of a HistoryAnswer
+   * (the caller sends it as it is and must not modify it: cached answers are shared);
+   * named ranges from the shared cache. Rejects with
    * BadRequestError for a bad query, and UnavailableError when history is off, the file
    * unreadable, the thread stopped, or the query slower than QUERY_TIMEOUT_MS.
    */
-  query(q: HistoryQuery, now?: number): Promise<string>;
+  query(q: HistoryQuery, now?: number): Promise<Uint8Array>;
   /** Deletes everything older than the retention window; resolves with how many. Never rejects. */
   prune(now?: number): Promise<number>;
   /** Figures as of now (the main thread's own count of the threads' answers). */
@@ -445,7 +446,7 @@ export async function createHistory(options: HistoryOptions): Promise<History> {
     return started;
   }
 
-  async function answer(from: number, to: number, points: number, q: HistoryQuery): Promise<string> {
+  async function answer(from: number, to: number, points: number, q: HistoryQuery): Promise<Uint8Array> {
     try {
       const thread = await liveReader();
       return await thread.call(
@@ -475,7 +476,7 @@ export async function createHistory(options: HistoryOptions): Promise<History> {
   }
 
   /** Answers of named ranges (no from/to), by query: shared by every viewer for cacheMs. */
-  const cache = new Map<string, { at: number; answer: Promise<string> }>();
+  const cache = new Map<string, { at: number; answer: Promise<Uint8Array> }>();
 
   const timers: ReturnType<typeof setInterval>[] = [];
   if (figures.enabled) {
