@@ -23,6 +23,12 @@ export function workerEntry(): string {
   return new URL("./history-worker.ts", import.meta.url).href;
 }
 
+/** An answer, ready to send: UTF-8 JSON (a HistoryAnswer), and the same gzipped. Never modified once made. */
+export interface HistoryBody {
+  json: Uint8Array;
+  gzip: Uint8Array;
+}
+
 /** What the thread can be asked, and what it answers to each. */
 export interface HistoryOps {
   /** Opens (or creates) the file; an error with `corrupt` when SQLite says it is not a healthy database. */
@@ -32,11 +38,11 @@ export interface HistoryOps {
     result: ReturnType<HistoryStore["record"]> & { series: number };
   };
   /**
-   * The answer of GET /meta/history as UTF-8 JSON (a HistoryAnswer), serialised and
-   * encoded on the thread and transferred, not copied: JSON.stringify of 1,000 series of
-   * 300 points takes tens of ms, which every GET /meta/metrics would wait for.
+   * The answer of GET /meta/history, serialised, encoded and gzipped on the thread and
+   * transferred, not copied: JSON.stringify of 1,000 series of 300 points takes tens of
+   * ms, and sending its 7 MB more, which every GET /meta/metrics would wait for.
    */
-  answer: { args: RangeQuery & { retentionDays: number }; result: Uint8Array };
+  answer: { args: RangeQuery & { retentionDays: number }; result: HistoryBody };
   prune: { args: { before: number; limit: number }; result: number };
   /** Moves the corrupt or outdated file aside and opens a fresh one: where it went. */
   recover: {

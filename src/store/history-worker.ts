@@ -6,7 +6,7 @@
 import { setPriority } from "node:os";
 import type { HistoryAnswer } from "../modules/history/model";
 import { type HistoryStore, isCorruption, moveAside, OutdatedHistoryError, openSqliteHistory } from "./history";
-import type { HistoryOps, HistoryReply, HistoryRequest } from "./history-thread";
+import type { HistoryBody, HistoryOps, HistoryReply, HistoryRequest } from "./history-thread";
 
 declare const self: Worker;
 
@@ -53,7 +53,8 @@ const handlers: Handlers = {
       truncated,
       series,
     };
-    return new TextEncoder().encode(JSON.stringify(answer));
+    const json = new TextEncoder().encode(JSON.stringify(answer));
+    return { json, gzip: Bun.gzipSync(json) };
   },
   prune({ before, limit }) {
     return opened().prune(before, limit);
@@ -92,7 +93,7 @@ self.onmessage = (event: MessageEvent<HistoryRequest>) => {
     };
   }
   // ? An answer's bytes are handed over, not copied: the main thread gets them for free.
-  const transfer = reply.ok && reply.result instanceof Uint8Array ? [reply.result.buffer as ArrayBuffer] : [];
+  const transfer = reply.ok && op === "answer" ? Object.values(reply.result as HistoryBody).map((b) => b.buffer) : [];
   postMessage(reply, transfer);
   if (op === "close") process.exit(0);
 };

@@ -282,6 +282,21 @@ describe("history runs on its own threads: no request waits for it", () => {
     expect(find(fresh.series, "guardian", "", "is_paused")?.v).toEqual([0, 1]);
   });
 
+  test("a client that takes gzip gets the same answer gzipped", async () => {
+    await using t = await startApp();
+    await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
+    await t.services.history.flush();
+    const plain = await t.app.handle(new Request("http://localhost/meta/history?range=1h"));
+    const zipped = await t.app.handle(
+      new Request("http://localhost/meta/history?range=1h", { headers: { "accept-encoding": "gzip, br" } }),
+    );
+    expect([plain.headers.get("content-encoding"), zipped.headers.get("content-encoding")]).toEqual([null, "gzip"]);
+    expect(zipped.headers.get("vary")).toBe("accept-encoding");
+    const text = new TextDecoder().decode(Bun.gunzipSync(new Uint8Array(await zipped.arrayBuffer())));
+    expect(text).toBe(await plain.text());
+    expect((JSON.parse(text) as { series: Series[] }).series.length).toBeGreaterThan(40);
+  });
+
   test("subject and kinds select series in SQL: only the named agents", async () => {
     await using t = await startApp();
     await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
@@ -318,7 +333,7 @@ describe("the sampling rule: the last state of each key in every SAMPLE_MS windo
     await history.flush();
     const bytes = await history.query({ from: String(T0), to: String(T0 + 60_000), points: "2000", kinds: "guardian" });
     await history.close();
-    const drawdown = (JSON.parse(new TextDecoder().decode(bytes)) as { series: Series[] }).series.find(
+    const drawdown = (JSON.parse(new TextDecoder().decode(bytes.json)) as { series: Series[] }).series.find(
       (s) => s.field === "drawdown",
     );
     return { t: drawdown?.t ?? [], v: (drawdown?.v ?? []) as number[] };

@@ -11,6 +11,7 @@ import { BadRequestError, UnavailableError } from "../../http/errors";
 import type { Logger } from "../../log/logger";
 import type { HistoryPoint } from "../../store/history";
 import {
+  type HistoryBody,
   type HistoryThread,
   HistoryThreadError,
   HistoryTimeoutError,
@@ -49,6 +50,13 @@ export const QUERY_TIMEOUT_MS = 10_000;
  * ten open dashboards cost one query, and a chart a few seconds old looks the same.
  */
 export const CACHE_MS = 5_000;
+/**
+ * Queries waiting for the reader beyond this get a 503 at once: a crowd of viewers asking
+ * different ranges must not pile up answers nobody waits for any more. A 30-day chart at
+ * 300 agents takes 1-2 s, so the last in line waits less than the idle timeout (10 s), after
+ * which Bun would close its connection.
+ */
+export const MAX_QUEUED_QUERIES = 4;
 /** Shutdown waits at most this for the writer to close the file (a WAL checkpoint). */
 const CLOSE_TIMEOUT_MS = 5_000;
 /** Old points are pruned this often, and at start-up. */
@@ -91,13 +99,13 @@ export interface History {
    */
   flush(): Promise<void>;
   /**
-   * Answers GET /meta/history from the reader thread, as the UTF-8 JSON of a HistoryAnswer
-   * (the caller sends it as it is and must not modify it: cached answers are shared);
-   * named ranges from the shared cache. Rejects with
+   * Answers GET /meta/history from the reader thread, ready to send (the caller must not
+   * modify it: cached answers are shared); named ranges from the shared cache; one query
+   * at a time, MAX_QUEUED_QUERIES waiting at most. Rejects with
    * BadRequestError for a bad query, and UnavailableError when history is off, the file
    * unreadable, the thread stopped, or the query slower than QUERY_TIMEOUT_MS.
    */
-  query(q: HistoryQuery, now?: number): Promise<Uint8Array>;
+  query(q: HistoryQuery, now?: number): Promise<HistoryBody>;
   /** Deletes everything older than the retention window; resolves with how many. Never rejects. */
   prune(now?: number): Promise<number>;
   /** Figures as of now (the main thread's own count of the threads' answers). */
@@ -446,7 +454,22 @@ export async function createHistory(options: HistoryOptions): Promise<History> {
     return started;
   }
 
-  async function answer(from: number, to: number, points: number, q: HistoryQuery): Promise<Uint8Array> {
+  /** Queries waiting for the reader or running: one runs at a time, so its timeout is its own. */
+  let queued = 0;
+  let queue: Promise<unknown> = Promise.resolve();
+
+  function answer(from: number, to: number, points: number, q: HistoryQuery): Promise<HistoryBody> {
+    if (queued >= MAX_QUEUED_QUERIES) {
+      return Promise.reject(new UnavailableError(`history busy: ${queued} queries waiting`, 1));
+    }
+    queued++;
+    const run = queue.then(() => ask(from, to, points, q));
+    queue = run.catch(() => {});
+    void queue.then(() => queued--);
+    return run;
+  }
+
+  async function ask(from: number, to: number, points: number, q: HistoryQuery): Promise<HistoryBody> {
     try {
       const thread = await liveReader();
       return await thread.call(
@@ -476,7 +499,7 @@ export async function createHistory(options: HistoryOptions): Promise<History> {
   }
 
   /** Answers of named ranges (no from/to), by query: shared by every viewer for cacheMs. */
-  const cache = new Map<string, { at: number; answer: Promise<Uint8Array> }>();
+  const cache = new Map<string, { at: number; answer: Promise<HistoryBody> }>();
 
   const timers: ReturnType<typeof setInterval>[] = [];
   if (figures.enabled) {
