@@ -14,7 +14,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { launch, serviceEnv } from "./lib";
+import { launch, serviceEnv, toMs } from "./lib";
 
 const ROOT = join(import.meta.dir, "..");
 const AGENTS = Number(process.env.BENCH_HISTORY_AGENTS ?? 300);
@@ -48,13 +48,6 @@ interface LoadFigures {
   charts: number;
   chart_errors: number;
   chart_p50_ms: number;
-}
-
-function toMs(v: string): number {
-  const m = v.match(/^([\d.]+)(us|ms|s)$/);
-  if (!m) return Number.NaN;
-  const n = Number(m[1]);
-  return m[2] === "us" ? n / 1000 : m[2] === "s" ? n * 1000 : n;
 }
 
 function wrkGet(port: number, seconds: number): Promise<string> {

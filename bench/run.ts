@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { historyScenario, historyTable } from "./history";
-import { type Launched, launch, median, procStatusKiB, serviceEnv } from "./lib";
+import { type Launched, launch, median, procStatusKiB, serviceEnv, toMs } from "./lib";
 
 const ROOT = join(import.meta.dir, "..");
 const OUT = join(ROOT, "bench", "out");
@@ -133,13 +133,6 @@ interface LoadResult {
   non2xx: number;
   requests: number;
   rss_max_mb: number;
-}
-
-function toMs(v: string): number {
-  const m = v.match(/^([\d.]+)(us|ms|s)$/);
-  if (!m) return Number.NaN;
-  const n = Number(m[1]);
-  return m[2] === "us" ? n / 1000 : m[2] === "s" ? n * 1000 : n;
 }
 
 async function wrk(

@@ -57,8 +57,12 @@ export interface HistoryStore {
   /**
    * Series with points in [from, to). Each bucket of width ceil((to-from)/points) ms
    * gives one point: its last sample (its largest for peak series), at that sample's
-   * time. Series are ordered by kind, subject, field (byte order), filtered by kind and
-   * subject, and cut at maxSeries. Throws on storage errors.
+   * time; buckets of a minute or more are made from the roll-ups, so a bucket edge that
+   * cuts a roll-up's minute or hour gives that minute's or hour's sample to the bucket
+   * its time falls in. Series are filtered by kind and subject, ordered by kind, subject,
+   * field (byte order) and cut at maxSeries before reading (a series without points in
+   * the range takes a place in the cut; `truncated` says more were selected). The
+   * caller owns the result. Throws on storage errors.
    */
   query(q: RangeQuery): { series: Series[]; truncated: boolean; bucketMs: number };
   /**
