@@ -29,15 +29,16 @@ describe("GET /meta/history", () => {
     );
     await using t = await startApp({ home: dir.path });
     const accepted = await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
-    const atlas = await post(t.app, "/atlas/update", fixture("atlas_update_post"));
+    await post(t.app, "/atlas/update", fixture("atlas_update_post"));
     expect(accepted.status).toBe(200);
     const at = Date.parse(accepted.body.timestamp as string);
 
-    // No flush() here: the recorder's own timer must write it. Waiting on /status, not on
-    // the answer: an answer is shared for CACHE_MS, so polling would see an early one.
+    // No flush() here: the recorder's own timer must write it. Polled with from/to, which
+    // is never cached: an answer of range=1h is shared for CACHE_MS, so polling would see
+    // an early one.
     await waitFor(async () => {
-      const { last_flush_at } = (await get(t.app, "/status")).body.history as { last_flush_at: string | null };
-      return last_flush_at !== null && Date.parse(last_flush_at) >= Date.parse(atlas.body.timestamp as string);
+      const h = await history(t.app, `from=${at - 60_000}&to=${Date.now() + 1000}&kinds=allocation`);
+      return find(h.series, "allocation", "smart_trader", "atlas");
     }, "history to be recorded");
     const { status, body, series } = await history(t.app);
     expect(status).toBe(200);

@@ -459,8 +459,9 @@ export async function createHistory(options: HistoryOptions): Promise<History> {
   let queue: Promise<unknown> = Promise.resolve();
 
   function answer(from: number, to: number, points: number, q: HistoryQuery): Promise<HistoryBody> {
-    if (queued >= MAX_QUEUED_QUERIES) {
-      return Promise.reject(new UnavailableError(`history busy: ${queued} queries waiting`, 1));
+    // ? `queued` counts the running query too: one runs, MAX_QUEUED_QUERIES wait.
+    if (queued > MAX_QUEUED_QUERIES) {
+      return Promise.reject(new UnavailableError(`history busy: ${queued - 1} queries waiting`, 1));
     }
     queued++;
     const run = queue.then(() => ask(from, to, points, q));
