@@ -32,6 +32,8 @@ export interface HistoryLoadResult {
   design: string;
   fill_s: number;
   history_db_mb: number;
+  /** No charts: the router's figures on this machine at this moment, to compare with. */
+  none: LoadFigures;
   /** Charts asked as the page asks (range=30d: the shared cache answers most). */
   cached: LoadFigures;
   /** Each chart a different from/to: every one a real query of 30 days. */
@@ -70,12 +72,13 @@ function wrkGet(port: number, seconds: number): Promise<string> {
 }
 
 /** The router's figures while DASHBOARDS clients load charts for as long as wrk runs. */
-async function underCharts(port: number, cached: boolean): Promise<LoadFigures> {
+async function underCharts(port: number, mode: "none" | "cached" | "uncached"): Promise<LoadFigures> {
+  const cached = mode === "cached";
   let running = true;
   const times: number[] = [];
   let errors = 0;
   let n = 0;
-  const dashboards = Array.from({ length: DASHBOARDS }, async () => {
+  const dashboards = Array.from({ length: mode === "none" ? 0 : DASHBOARDS }, async () => {
     while (running) {
       const to = Date.now() + n++;
       const query = cached ? "range=30d&points=300" : `from=${to - 30 * DAY}&to=${to}&points=300`;
@@ -133,11 +136,13 @@ async function measure(design: string, binary: string, fill: string, cwd: string
     return serviceEnv(home, port);
   });
   try {
+    console.error(`bench: history (${design}): no charts`);
+    const none = await underCharts(run.port, "none");
     console.error(`bench: history (${design}): cached charts`);
-    const cached = await underCharts(run.port, true);
+    const cached = await underCharts(run.port, "cached");
     console.error(`bench: history (${design}): uncached charts`);
-    const uncached = await underCharts(run.port, false);
-    return { design, fill_s: fillS, history_db_mb: size, cached, uncached };
+    const uncached = await underCharts(run.port, "uncached");
+    return { design, fill_s: fillS, history_db_mb: size, none, cached, uncached };
   } finally {
     await run.stop();
     rmSync(scratch, { recursive: true, force: true });
@@ -184,6 +189,7 @@ export function historyTable(results: readonly HistoryLoadResult[]): string {
   ];
   for (const r of results) {
     for (const [label, f] of [
+      ["none", r.none],
       ["range=30d (cached)", r.cached],
       ["from/to (uncached)", r.uncached],
     ] as const) {
