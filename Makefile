@@ -16,8 +16,8 @@ lint:
 format:
 	$(BUN) x biome check --write .
 
-build:      ## dist/neolight-dashboard: one stripped standalone binary
-	$(BUN) build src/main.ts --compile --minify --bytecode --sourcemap=none --outfile dist/neolight-dashboard
+build:      ## dist/neolight-dashboard: one standalone binary (the compile command: scripts/build.ts)
+	$(BUN) run scripts/build.ts dist/neolight-dashboard
 
 bench:      ## every scenario against this service, the floor and the Fiber peer (minutes)
 	$(BUN) run bench/run.ts

@@ -105,3 +105,11 @@ export function median(xs: readonly number[]): number {
     ? (s[(s.length - 1) / 2] as number)
     : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
 }
+
+/** A wrk duration ("812.00us", "1.52ms", "2.00s") in ms; NaN when it is none. */
+export function toMs(v: string): number {
+  const m = v.match(/^([\d.]+)(us|ms|s)$/);
+  if (!m) return Number.NaN;
+  const n = Number(m[1]);
+  return m[2] === "us" ? n / 1000 : m[2] === "s" ? n * 1000 : n;
+}

@@ -5,12 +5,14 @@
 // machine is shared and noisy, so only ratios measured in one run mean anything.
 //
 // Environment: BENCH_DURATION_S (default 10) per load scenario, BENCH_CONNECTIONS (100),
-// BENCH_STARTUP_RUNS (9), BENCH_MILLION (1000000 requests per memory round), BENCH_ROUNDS (5).
+// BENCH_STARTUP_RUNS (9), BENCH_MILLION (1000000 requests per memory round), BENCH_ROUNDS (5);
+// the history scenario's in bench/history.ts.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Launched, launch, median, procStatusKiB, serviceEnv } from "./lib";
+import { historyScenario, historyTable } from "./history";
+import { type Launched, launch, median, procStatusKiB, serviceEnv, toMs } from "./lib";
 
 const ROOT = join(import.meta.dir, "..");
 const OUT = join(ROOT, "bench", "out");
@@ -133,13 +135,6 @@ interface LoadResult {
   rss_max_mb: number;
 }
 
-function toMs(v: string): number {
-  const m = v.match(/^([\d.]+)(us|ms|s)$/);
-  if (!m) return Number.NaN;
-  const n = Number(m[1]);
-  return m[2] === "us" ? n / 1000 : m[2] === "s" ? n * 1000 : n;
-}
-
 async function wrk(
   run: Running,
   path: string,
@@ -259,12 +254,16 @@ async function main(): Promise<void> {
     (results[r.server.name] as Record<string, unknown>).rounds_requests = served;
   }
   for (const r of running) await r.stop();
+  // Issue 16: the router's read under five dashboards' 30-day charts (this service only,
+  // and main's design beside it).
+  const history = await historyScenario(SERVERS[0]?.binary);
 
   writeFileSync(
     join(OUT, "results.json"),
-    `${JSON.stringify({ date: new Date().toISOString(), duration_s: DURATION, connections: CONNECTIONS, results }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), duration_s: DURATION, connections: CONNECTIONS, results, history }, null, 2)}\n`,
   );
   printTable(results);
+  console.log(`\n${historyTable(history)}`);
 }
 
 function printTable(results: Record<string, Record<string, unknown>>): void {

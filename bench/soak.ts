@@ -20,6 +20,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, w
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { compile } from "../scripts/build";
 import { MetaMetricsDocument } from "../src/modules/meta/model";
 
 const ROOT = join(import.meta.dir, "..");
@@ -47,12 +48,7 @@ function sh(args: string[]): boolean {
 // --- set-up -------------------------------------------------------------------------------
 if (!existsSync(BINARY)) {
   console.log("building dist/neolight-dashboard ...");
-  const built = spawnSync(
-    process.execPath,
-    ["build", "src/main.ts", "--compile", "--minify", "--bytecode", "--sourcemap=none", "--outfile", BINARY],
-    { cwd: ROOT, stdio: "inherit" },
-  );
-  if (built.status !== 0) process.exit(1);
+  compile(BINARY);
 }
 const home = mkdtempSync(join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), "neolight-soak-"));
 const state = join(home, "state");

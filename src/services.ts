@@ -7,7 +7,7 @@ import { type AccessPolicy, type ClientAddress, createAccessPolicy, peerAddress 
 import type { Logger } from "./log/logger";
 import { type AgentFiles, watchAgentFiles } from "./modules/agent-files/service";
 import { logGuardianTransitions } from "./modules/guardian/transitions";
-import { createHistory, type History } from "./modules/history/service";
+import { createHistory, type History, type HistoryOptions } from "./modules/history/service";
 import { createMetaService, type MetaService, pauseAfterCorruption, servedDocument } from "./modules/meta/service";
 import { createWriteTiming } from "./modules/metrics/persistence";
 import { type MetricsService, startMetrics } from "./modules/metrics/service";
@@ -54,6 +54,8 @@ export interface ServiceOverrides {
   clientAddress?: ClientAddress;
   /** The risk client's clock, epoch ms (tests move it instead of sleeping through its refresh). */
   riskClock?: () => number;
+  /** History's timeouts, cache and thread code (tests shorten them or start a crashing thread). */
+  history?: Pick<HistoryOptions, "queryTimeoutMs" | "cacheMs" | "workerEntry">;
 }
 
 export async function startServices(config: Config, log: Logger, overrides: ServiceOverrides = {}): Promise<Services> {
@@ -82,11 +84,12 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     onDrop: (info) => log.warn("live subscriber dropped", info),
   });
   processor.onCommit(hub.publish);
-  const history = createHistory({
+  const history = await createHistory({
     path: join(config.home, "state", "history.db"),
     days: config.historyDays,
     log,
     governor: files.governor,
+    ...overrides.history,
   });
   processor.onCommit(history.onCommit);
   const risk = createRiskClient({
@@ -152,7 +155,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
         channel.close();
         await processor.done;
         hub.close();
-        history.close();
+        await history.close();
         files.close();
         metrics.close();
         risk.close();

@@ -13,7 +13,7 @@ export const ErrorResponse = t.Object(
 // ? nosniff: a browser must never guess that a document holding agent strings is HTML.
 const JSON_HEADERS = { "content-type": "application/json", "x-content-type-options": "nosniff" } as const;
 
-/** A 200 whose body is already JSON text. */
-export function jsonResponse(json: string, headers?: Record<string, string>): Response {
+/** A 200 whose body is already JSON text (or its UTF-8 bytes, which the response does not modify). */
+export function jsonResponse(json: string | Uint8Array, headers?: Record<string, string>): Response {
   return new Response(json, { headers: headers ? { ...JSON_HEADERS, ...headers } : JSON_HEADERS });
 }

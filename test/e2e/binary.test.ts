@@ -31,6 +31,32 @@ describe("the compiled binary", () => {
     expect(persisted).toEqual(served);
   });
 
+  test("records history on its own thread, from any directory; SIGTERM writes the last samples", async () => {
+    const bin = await compiledBinary();
+    using home = tempDir();
+    using cwd = tempDir();
+    const start = () => spawnService({ home: home.path, cmd: [bin], cwd: cwd.path, env: { PATH: NO_BUN_PATH } });
+    {
+      await using svc = await start();
+      expect((await postJson(`${svc.url}/meta/metrics`, fixture("meta_metrics_paused_post"))).status).toBe(200);
+      // At once, before the recorder's one-second timer: shutdown must write it.
+      expect(await svc.stop("SIGTERM")).toBe(0);
+      // The thread started and closed cleanly: no WARN or ERROR about history.
+      const lines = svc.lines as { level: string; message: string }[];
+      expect(lines.filter((l) => l.message.includes("history") && l.level !== "INFO")).toEqual([]);
+    }
+    await using svc = await start();
+    const res = await fetch(`${svc.url}/meta/history?range=1h&kinds=guardian`);
+    expect(res.status).toBe(200);
+    const { series } = (await res.json()) as { series: { field: string; v: number[] }[] };
+    expect(series.map((s) => [s.field, s.v])).toEqual([
+      ["drawdown", [8.73]],
+      ["is_paused", [1]],
+    ]);
+    const status = (await (await fetch(`${svc.url}/status`)).json()) as { history: Record<string, unknown> };
+    expect(status.history).toMatchObject({ enabled: true, failures: 0, disabled_reason: null });
+  });
+
   test("--help lists every option and its variable; --version prints the version", async () => {
     const bin = await compiledBinary();
     const help = spawnSync(bin, ["--help"], { encoding: "utf8", env: { PATH: NO_BUN_PATH } });

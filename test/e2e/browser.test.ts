@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
+import { compileArgs } from "../../scripts/build";
 import { type HistoryPoint, openSqliteHistory } from "../../src/store/history";
 import { fixture, ROOT, tempDir } from "../helpers";
 import { standInEngine } from "../risk-engine";
@@ -70,20 +71,11 @@ describe.skipIf(!available)("the dashboard page in Chromium (compiled binary)", 
 
   beforeAll(async () => {
     // The same command as `make build`.
-    const build = Bun.spawnSync(
-      [
-        process.execPath,
-        "build",
-        "src/main.ts",
-        "--compile",
-        "--minify",
-        "--bytecode",
-        "--sourcemap=none",
-        "--outfile",
-        binary,
-      ],
-      { cwd: ROOT, stdout: "pipe", stderr: "pipe" },
-    );
+    const build = Bun.spawnSync([process.execPath, ...compileArgs(binary)], {
+      cwd: ROOT,
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`);
     for (const dir of ["runtime", "state"]) mkdirSync(join(home, dir), { recursive: true });
     writeFileSync(

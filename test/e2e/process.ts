@@ -6,6 +6,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { compileArgs } from "../../scripts/build";
 import { ROOT, waitFor } from "../helpers";
 
 export interface ServiceProcess extends AsyncDisposable {
@@ -103,27 +104,17 @@ export async function postJson(url: string, body: unknown): Promise<Response> {
 let built: Promise<string> | undefined;
 
 /**
- * Builds dist-like standalone binary once per test run (into a temporary directory, so
- * it never races `make build`) and resolves with its path. The same flags as `make build`.
+ * Builds a standalone binary once per test run (into a temporary directory, so it never
+ * races `make build`) and resolves with its path: the command of `make build`.
  */
 export function compiledBinary(): Promise<string> {
   built ??= (async () => {
     const out = join(mkdtempSync(join(tmpdir(), "neolight-bin-")), "neolight-dashboard");
-    const proc = Bun.spawn(
-      [
-        process.execPath,
-        "build",
-        join(ROOT, "src", "main.ts"),
-        "--compile",
-        "--minify",
-        "--bytecode",
-        "--sourcemap=none",
-        "--outfile",
-        out,
-      ],
-      { cwd: ROOT, stdout: "pipe", stderr: "pipe" },
-    );
-    if ((await proc.exited) !== 0) throw new Error(`build failed: ${await new Response(proc.stderr).text()}`);
+    const proc = Bun.spawn([process.execPath, ...compileArgs(out)], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+    if ((await proc.exited) !== 0) {
+      const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+      throw new Error(`build failed: ${out}${err}`);
+    }
     return out;
   })();
   return built;

@@ -1,11 +1,14 @@
 // GET /meta/history through app.handle: what the recorder keeps of each update, the
 // query's checks, retention, restart, and, above all, that a broken history file never
 // touches the live endpoints.
+import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { createMemoryLogger } from "../../src/log/logger";
 import { HistoryAnswer } from "../../src/modules/history/model";
+import { createHistory } from "../../src/modules/history/service";
 import { call, FIXTURES, fixture, get, logged, post, startApp, tempDir, waitFor } from "../helpers";
 
 type Series = { kind: string; subject: string; field: string; t: number[]; v: (number | null)[]; labels?: string[] };
@@ -30,11 +33,14 @@ describe("GET /meta/history", () => {
     expect(accepted.status).toBe(200);
     const at = Date.parse(accepted.body.timestamp as string);
 
-    // No flush() here: the recorder's own timer must write it.
-    const { status, body, series } = await waitFor(async () => {
-      const h = await history(t.app);
-      return find(h.series, "allocation", "smart_trader", "atlas") ? h : null;
+    // No flush() here: the recorder's own timer must write it. Polled with from/to, which
+    // is never cached: an answer of range=1h is shared for CACHE_MS, so polling would see
+    // an early one.
+    await waitFor(async () => {
+      const h = await history(t.app, `from=${at - 60_000}&to=${Date.now() + 1000}&kinds=allocation`);
+      return find(h.series, "allocation", "smart_trader", "atlas");
     }, "history to be recorded");
+    const { status, body, series } = await history(t.app);
     expect(status).toBe(200);
     const check = TypeCompiler.Compile(HistoryAnswer);
     expect([...check.Errors(body)]).toEqual([]);
@@ -61,9 +67,9 @@ describe("GET /meta/history", () => {
   test("a stress-runner post records nothing new for the guardian: only the keys it carries", async () => {
     await using t = await startApp();
     await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
-    t.services.history.flush();
+    await t.services.history.flush();
     await post(t.app, "/meta/metrics", fixture("stress_post"));
-    t.services.history.flush();
+    await t.services.history.flush();
     const { series } = await history(t.app, "range=1h&kinds=guardian");
     expect(series.map((s) => s.v.length)).toEqual([1, 1]);
   });
@@ -71,9 +77,9 @@ describe("GET /meta/history", () => {
   test("paused, then running again within one bucket: the bucket still shows the pause", async () => {
     await using t = await startApp();
     await post(t.app, "/meta/metrics", fixture("meta_metrics_paused_post"));
-    t.services.history.flush();
+    await t.services.history.flush();
     await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
-    t.services.history.flush();
+    await t.services.history.flush();
     const { body, series } = await history(t.app, "range=1h&points=10&kinds=guardian,breaker");
     expect(body.bucket_ms).toBe(360_000);
     expect(find(series, "guardian", "", "is_paused")?.v).toEqual([1]);
@@ -85,7 +91,7 @@ describe("GET /meta/history", () => {
   test("from/to in RFC 3339 or Unix ms; outside the range nothing", async () => {
     await using t = await startApp();
     const { body } = await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
-    t.services.history.flush();
+    await t.services.history.flush();
     const at = Date.parse(body.timestamp as string);
     const inside = await history(t.app, `from=${new Date(at - 1000).toISOString()}&to=${at + 1}&kinds=guardian`);
     expect(inside.series).toHaveLength(2);
@@ -124,7 +130,7 @@ describe("GET /meta/history", () => {
   test("pruning removes what is older than the retention window", async () => {
     await using t = await startApp({ env: { NEOLIGHT_HISTORY_DAYS: "2" } });
     await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
-    t.services.history.flush();
+    await t.services.history.flush();
     expect(await t.services.history.prune(Date.now() + 1 * 86_400_000)).toBe(0);
     const removed = await t.services.history.prune(Date.now() + 3 * 86_400_000);
     expect(removed).toBeGreaterThan(30);
@@ -136,7 +142,7 @@ describe("GET /meta/history", () => {
   test("NEOLIGHT_HISTORY_DAYS=0: no file, 503 here, everything else as usual", async () => {
     await using t = await startApp({ env: { NEOLIGHT_HISTORY_DAYS: "0" } });
     expect((await post(t.app, "/meta/metrics", fixture("meta_metrics_post"))).status).toBe(200);
-    t.services.history.flush();
+    await t.services.history.flush();
     const res = await get(t.app, "/meta/history");
     expect(res).toMatchObject({
       status: 503,
@@ -146,27 +152,27 @@ describe("GET /meta/history", () => {
   });
 });
 
-describe("a broken history file never takes the live endpoints down", () => {
-  /** The live endpoints, each checked as a client relies on it. */
-  async function liveEndpointsWork(t: Awaited<ReturnType<typeof startApp>>) {
-    const accepted = await post(t.app, "/meta/metrics", fixture("meta_metrics_paused_post"));
-    expect(accepted.status).toBe(200);
-    t.services.history.flush();
-    const doc = await get(t.app, "/meta/metrics");
-    expect(doc.status).toBe(200);
-    expect((doc.body.guardian as { is_paused: boolean }).is_paused).toBe(true);
-    expect((await get(t.app, "/health")).status).toBe(200);
-    expect((await get(t.app, "/status")).status).toBe(200);
-    expect((await call(t.app, "GET", "/", undefined, { accept: "application/json" })).status).toBe(200);
-    const events = await t.app.handle(new Request("http://localhost/events"));
-    expect(events.status).toBe(200);
-    const reader = (events.body as ReadableStream<Uint8Array>).getReader();
-    let text = "";
-    while (!text.includes("event: snapshot")) text += new TextDecoder().decode((await reader.read()).value);
-    expect(text).toContain('"is_paused":true');
-    await reader.cancel();
-  }
+/** The live endpoints, each checked as a client relies on it. */
+async function liveEndpointsWork(t: Awaited<ReturnType<typeof startApp>>) {
+  const accepted = await post(t.app, "/meta/metrics", fixture("meta_metrics_paused_post"));
+  expect(accepted.status).toBe(200);
+  await t.services.history.flush();
+  const doc = await get(t.app, "/meta/metrics");
+  expect(doc.status).toBe(200);
+  expect((doc.body.guardian as { is_paused: boolean }).is_paused).toBe(true);
+  expect((await get(t.app, "/health")).status).toBe(200);
+  expect((await get(t.app, "/status")).status).toBe(200);
+  expect((await call(t.app, "GET", "/", undefined, { accept: "application/json" })).status).toBe(200);
+  const events = await t.app.handle(new Request("http://localhost/events"));
+  expect(events.status).toBe(200);
+  const reader = (events.body as ReadableStream<Uint8Array>).getReader();
+  let text = "";
+  while (!text.includes("event: snapshot")) text += new TextDecoder().decode((await reader.read()).value);
+  expect(text).toContain('"is_paused":true');
+  await reader.cancel();
+}
 
+describe("a broken history file never takes the live endpoints down", () => {
   test("a corrupt history.db is moved aside, logged as ERROR, and a fresh one started", async () => {
     using dir = tempDir();
     mkdirSync(join(dir.path, "state"), { recursive: true });
@@ -188,6 +194,22 @@ describe("a broken history file never takes the live endpoints down", () => {
     );
   });
 
+  test("a history.db of the layout before issue 16 is moved aside (WARN) and a fresh one started", async () => {
+    using dir = tempDir();
+    mkdirSync(join(dir.path, "state"), { recursive: true });
+    const old = new Database(join(dir.path, "state", "history.db"));
+    old.run("CREATE TABLE series (id INTEGER PRIMARY KEY, kind TEXT, subject TEXT, field TEXT, peak INTEGER)");
+    old.close();
+    await using t = await startApp({ home: dir.path });
+    await liveEndpointsWork(t);
+    expect(logged(t.log, "history file of an older layout, moved aside")).toEqual([
+      expect.objectContaining({ level: "WARN", moved_to: expect.stringContaining("history.db.old-") }),
+    ]);
+    expect(readdirSync(join(dir.path, "state")).filter((f) => f.startsWith("history.db.old-"))).toHaveLength(1);
+    const { series } = await history(t.app, "range=1h&kinds=guardian");
+    expect(find(series, "guardian", "", "is_paused")?.v).toEqual([1]);
+  });
+
   test("a history.db that cannot be opened at all (a directory in its place): no history, live endpoints fine", async () => {
     using dir = tempDir();
     mkdirSync(join(dir.path, "state", "history.db"), { recursive: true });
@@ -200,6 +222,137 @@ describe("a broken history file never takes the live endpoints down", () => {
     expect(res.status).toBe(503);
     expect(res.body.error).toStartWith("history unavailable: ");
     expect((await get(t.app, "/status")).body.history).toMatchObject({ enabled: false });
+  });
+});
+
+describe("history runs on its own threads: no request waits for it", () => {
+  const threads = join(import.meta.dir, "history-threads");
+
+  test("a history thread that crashes: posts and reads go on, /meta/history answers 503, ERROR logged", async () => {
+    await using t = await startApp({ overrides: { history: { workerEntry: join(threads, "crashing.ts") } } });
+    expect((await get(t.app, "/status")).body.history).toMatchObject({ enabled: true });
+    await liveEndpointsWork(t);
+    const res = await get(t.app, "/meta/history?range=1h");
+    expect(res).toEqual({
+      status: 503,
+      headers: expect.anything(),
+      body: { error: "history could not be read; see the log", code: 503 },
+    });
+    const stopped = logged(t.log, "history thread stopped");
+    expect(stopped.map((l) => [l.level, l.role])).toEqual(
+      expect.arrayContaining([
+        ["ERROR", "writer"],
+        ["ERROR", "reader"],
+      ]),
+    );
+    await liveEndpointsWork(t);
+  });
+
+  test("a query slower than its timeout: 503 in the error shape; the next query gets a fresh thread", async () => {
+    await using t = await startApp({
+      overrides: { history: { workerEntry: join(threads, "slow.ts"), queryTimeoutMs: 1000 } },
+    });
+    await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
+    await t.services.history.flush();
+    // Both at once: the stuck query must hold up neither the live endpoints nor its answer.
+    const [slow] = await Promise.all([get(t.app, "/meta/history?range=1h&points=7"), liveEndpointsWork(t)]);
+    expect(slow.status).toBe(503);
+    expect(slow.body).toEqual({
+      error: "history query took longer than 1000 ms and was stopped; ask for a shorter range or fewer kinds",
+      code: 503,
+    });
+    expect(slow.headers.get("retry-after")).toBe("5");
+    const next = await history(t.app, "range=1h&points=8&kinds=guardian");
+    expect(next.status).toBe(200);
+    // Its bucket holds both posts (this one and liveEndpointsWork's paused one): the last.
+    expect(find(next.series, "guardian", "", "drawdown")?.v).toEqual([8.73]);
+  });
+
+  test("one answer per (range, points, kinds) is shared for a few seconds; from/to is always fresh", async () => {
+    await using t = await startApp();
+    const { body } = await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
+    await t.services.history.flush();
+    const first = await history(t.app, "range=1h&kinds=guardian");
+    expect(find(first.series, "guardian", "", "is_paused")?.v).toEqual([0]);
+    await post(t.app, "/meta/metrics", fixture("meta_metrics_paused_post"));
+    await t.services.history.flush();
+    // Within CACHE_MS: the same answer, to the byte.
+    expect(await history(t.app, "range=1h&kinds=guardian")).toEqual(first);
+    const at = Date.parse(body.timestamp as string);
+    const fresh = await history(t.app, `from=${at - 1000}&to=${Date.now() + 1000}&kinds=guardian`);
+    expect(find(fresh.series, "guardian", "", "is_paused")?.v).toEqual([0, 1]);
+  });
+
+  test("a client that takes gzip gets the same answer gzipped", async () => {
+    await using t = await startApp();
+    await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
+    await t.services.history.flush();
+    const plain = await t.app.handle(new Request("http://localhost/meta/history?range=1h"));
+    const zipped = await t.app.handle(
+      new Request("http://localhost/meta/history?range=1h", { headers: { "accept-encoding": "gzip, br" } }),
+    );
+    expect([plain.headers.get("content-encoding"), zipped.headers.get("content-encoding")]).toEqual([null, "gzip"]);
+    expect(zipped.headers.get("vary")).toBe("accept-encoding");
+    const text = new TextDecoder().decode(Bun.gunzipSync(new Uint8Array(await zipped.arrayBuffer())));
+    expect(text).toBe(await plain.text());
+    expect((JSON.parse(text) as { series: Series[] }).series.length).toBeGreaterThan(40);
+  });
+
+  test("subject and kinds select series in SQL: only the named agents", async () => {
+    await using t = await startApp();
+    await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
+    await t.services.history.flush();
+    const { series } = await history(t.app, "range=1h&kinds=agent&subject=smart_trader,dropship_agent");
+    expect([...new Set(series.map((s) => `${s.kind}/${s.subject}`))]).toEqual([
+      "agent/dropship_agent",
+      "agent/smart_trader",
+    ]);
+    expect(series).toHaveLength(16);
+  });
+});
+
+describe("the sampling rule: the last state of each key in every SAMPLE_MS window", () => {
+  const T0 = Date.parse("2025-11-03T22:00:00Z");
+  /** Commits of guardian drawdowns 1, 2, 3, ... at T0 + each offset, then one flush. */
+  async function recorded(offsets: number[]): Promise<{ t: number[]; v: number[] }> {
+    using dir = tempDir();
+    // ? The recorder straight from its module, fed commits stamped as if they arrived at
+    // these times: the rule is about the commits' times, and no test waits for time.
+    const history = await createHistory({
+      path: join(dir.path, "history.db"),
+      days: 3650,
+      log: createMemoryLogger(),
+      flushMs: 3_600_000,
+    });
+    let doc = {};
+    offsets.forEach((offset, i) => {
+      const set = { guardian: { is_paused: false, drawdown: i + 1 } };
+      doc = { ...doc, ...set };
+      const at = new Date(T0 + offset).toISOString();
+      history.onCommit({ doc, updatedAt: at, version: i + 1, lastSeq: i + 1 }, [{ seq: i + 1, set, source: "hive" }]);
+    });
+    await history.flush();
+    const bytes = await history.query({ from: String(T0), to: String(T0 + 60_000), points: "2000", kinds: "guardian" });
+    await history.close();
+    const drawdown = (JSON.parse(new TextDecoder().decode(bytes.json)) as { series: Series[] }).series.find(
+      (s) => s.field === "drawdown",
+    );
+    return { t: drawdown?.t ?? [], v: (drawdown?.v ?? []) as number[] };
+  }
+
+  test("a hive posting once a second: every snapshot is kept, within one flush", async () => {
+    expect(await recorded([0, 1000, 2000, 3000, 4000])).toEqual({
+      t: [T0, T0 + 1000, T0 + 2000, T0 + 3000, T0 + 4000],
+      v: [1, 2, 3, 4, 5],
+    });
+  });
+
+  test("faster than twice a second: the last of each window", async () => {
+    // Windows start at 0 (0-400 in it), 500 (500, 700) and 1200 (1200).
+    expect(await recorded([0, 100, 200, 400, 500, 700, 1200])).toEqual({
+      t: [T0 + 400, T0 + 700, T0 + 1200],
+      v: [4, 6, 7],
+    });
   });
 });
 

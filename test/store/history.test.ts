@@ -1,9 +1,11 @@
 // The SQLite history store on a real temporary directory: record, range query,
 // downsampling, pruning, restart, and a corrupt file.
+
+import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type HistoryPoint, isCorruption, openSqliteHistory } from "../../src/store/history";
+import { type HistoryPoint, isCorruption, OutdatedHistoryError, openSqliteHistory } from "../../src/store/history";
 import { tempDir } from "../helpers";
 
 const T0 = Date.parse("2025-11-03T22:00:00Z");
@@ -119,6 +121,69 @@ describe("history store", () => {
     const answer = store.query({ ...all, maxSeries: 2 });
     expect(answer.series.map((s) => s.field)).toEqual(["a", "b"]);
     expect(answer.truncated).toBe(true);
+  });
+
+  test("long ranges read the roll-ups and answer what the raw points would: each bucket's last, or its peak", () => {
+    using dir = tempDir();
+    const store = openSqliteHistory(join(dir.path, "history.db"));
+    // Three days, a sample every 5 minutes (the hive's interval), pauses now and then.
+    const step = 5 * MIN;
+    const raw: HistoryPoint[] = [];
+    for (let i = 0; i < 864; i++) {
+      const ts = T0 + i * step;
+      raw.push(p("pnl_1d", 0, Math.round(Math.sin(i) * 1000) || 0, { ts }));
+      raw.push({ kind: "guardian", subject: "", field: "is_paused", ts, value: i % 37 === 5 ? 1 : 0, peak: true });
+    }
+    store.record(raw);
+    // Buckets of 2 h (hourly roll-up) and of 10 min (minute roll-up), from an hour boundary.
+    for (const points of [36, 432]) {
+      const range = { from: T0, to: T0 + 72 * 60 * MIN, points, maxSeries: 10 };
+      const bucket = (72 * 60 * MIN) / points;
+      const expected = (field: string, peak: boolean) => {
+        const best = new Map<number, HistoryPoint>();
+        for (const x of raw.filter((r) => r.field === field)) {
+          const b = Math.floor((x.ts - T0) / bucket);
+          const had = best.get(b);
+          if (had === undefined || (peak ? (x.value as number) > (had.value as number) : x.ts > had.ts)) best.set(b, x);
+        }
+        const xs = [...best.values()].sort((a, b) => a.ts - b.ts);
+        return { t: xs.map((x) => x.ts), v: xs.map((x) => x.value) };
+      };
+      const { series, bucketMs } = store.query(range);
+      expect(bucketMs).toBe(bucket);
+      expect(series.find((s) => s.field === "pnl_1d")).toMatchObject(expected("pnl_1d", false));
+      expect(series.find((s) => s.field === "is_paused")).toMatchObject(expected("is_paused", true));
+    }
+    store.close();
+  });
+
+  test("kinds and subjects filter the series", () => {
+    using dir = tempDir();
+    const store = openSqliteHistory(join(dir.path, "history.db"));
+    store.record([
+      p("pnl_1d", 0, 1),
+      p("pnl_1d", 0, 2, { subject: "mean_reversion_bot" }),
+      p("score", 0, 3, { kind: "strategy", subject: "smart_trader" }),
+    ]);
+    const names = (q: { kinds?: string[]; subjects?: string[] }) =>
+      store.query({ ...all, ...q }).series.map((s) => `${s.kind}/${s.subject}/${s.field}`);
+    expect(names({ subjects: ["smart_trader"] })).toEqual(["agent/smart_trader/pnl_1d", "strategy/smart_trader/score"]);
+    expect(names({ kinds: ["agent"], subjects: ["smart_trader"] })).toEqual(["agent/smart_trader/pnl_1d"]);
+    expect(names({ kinds: ["breaker"] })).toEqual([]);
+  });
+
+  test("a file of the old layout (series, ts) fails to open with OutdatedHistoryError, untouched", () => {
+    using dir = tempDir();
+    const path = join(dir.path, "history.db");
+    const old = new Database(path);
+    old.run(
+      "CREATE TABLE points (series_id INTEGER NOT NULL, ts INTEGER NOT NULL, value REAL, label TEXT, PRIMARY KEY (series_id, ts))",
+    );
+    old.close();
+    expect(() => openSqliteHistory(path)).toThrow(OutdatedHistoryError);
+    const again = new Database(path);
+    expect(again.query("SELECT name FROM sqlite_master WHERE type = 'table'").all()).toEqual([{ name: "points" }]);
+    again.close();
   });
 
   test("a file that is not a database fails to open with an error isCorruption() recognises", () => {

@@ -21,6 +21,12 @@ export const HistoryQuery = t.Object({
       description: "comma-separated kinds: agent, strategy, guardian, breaker, regime, allocation, mode",
     }),
   ),
+  subject: t.Optional(
+    t.String({
+      maxLength: 4096,
+      description: "comma-separated subjects (agent, strategy or breaker names): only their series",
+    }),
+  ),
 });
 export type HistoryQuery = typeof HistoryQuery.static;
 

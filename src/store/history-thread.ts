@@ -1,0 +1,170 @@
+// The history database's own thread: the main-thread side of a Bun Worker that owns one
+// bun:sqlite connection to history.db (src/store/history-worker.ts is the other side).
+//
+// ? Why a thread: bun:sqlite is synchronous, and the service has one main thread. A 30-day
+// chart at 300 agents took seconds of it, and every request waited behind it, the
+// execution router's GET /meta/metrics included (its timeout is 2 s, after which it trades
+// as if not paused; issue 16). The recorder's writes cost too (11 ms per snapshot at 30
+// agents). With WAL, one thread writing and another reading proceed side by side.
+import type { HistoryPoint, HistoryStore, RangeQuery } from "./history";
+
+/**
+ * Where the worker's code lives, relative to src/. scripts/build.ts lists it as a second
+ * entry point of `bun build --compile` with `--root src`, which stores it in the binary
+ * as /$bunfs/root/<this, .js>.
+ */
+export const WORKER_ENTRY = "store/history-worker.ts";
+
+/** The entry to start: the embedded copy in the compiled binary, else the source file. */
+export function workerEntry(): string {
+  // ? In a compiled binary import.meta.url still names the source file (which need not
+  // exist where the binary runs), and Bun.main is /$bunfs/root/<binary name>.
+  if (Bun.main.startsWith("/$bunfs/")) return `/$bunfs/root/${WORKER_ENTRY.replace(/\.ts$/, ".js")}`;
+  return new URL("./history-worker.ts", import.meta.url).href;
+}
+
+/** An answer, ready to send: UTF-8 JSON (a HistoryAnswer), and the same gzipped. Never modified once made. */
+export interface HistoryBody {
+  json: Uint8Array;
+  gzip: Uint8Array;
+}
+
+/** What the thread can be asked, and what it answers to each. */
+export interface HistoryOps {
+  /** Opens (or creates) the file; an error with `corrupt` when SQLite says it is not a healthy database. */
+  open: { args: { path: string; maxSeries: number }; result: { series: number } };
+  record: {
+    args: { points: readonly HistoryPoint[] };
+    result: ReturnType<HistoryStore["record"]> & { series: number };
+  };
+  /**
+   * The answer of GET /meta/history, serialised, encoded and gzipped on the thread and
+   * transferred, not copied: JSON.stringify of 1,000 series of 300 points takes tens of
+   * ms, and sending its 7 MB more, which every GET /meta/metrics would wait for.
+   */
+  answer: { args: RangeQuery & { retentionDays: number }; result: HistoryBody };
+  prune: { args: { before: number; limit: number }; result: number };
+  /** Moves the corrupt or outdated file aside and opens a fresh one: where it went. */
+  recover: {
+    args: { path: string; maxSeries: number; reason: "corrupt" | "outdated" };
+    result: { movedTo: string; series: number };
+  };
+  /** Closes the file (a WAL checkpoint); the thread then exits. */
+  close: { args: Record<string, never>; result: null };
+}
+export type HistoryOp = keyof HistoryOps;
+
+export type HistoryRequest = { [K in HistoryOp]: { id: number; op: K; args: HistoryOps[K]["args"] } }[HistoryOp];
+export type HistoryReply =
+  | { id: number; ok: true; result: unknown }
+  | { id: number; ok: false; error: { message: string; corrupt: boolean; outdated: boolean } };
+
+/**
+ * The thread's answer was an error; `corrupt` when SQLite said the file is not a healthy
+ * database, `outdated` when it holds an older layout (both: move it aside).
+ */
+export class HistoryThreadError extends Error {
+  constructor(
+    message: string,
+    readonly corrupt = false,
+    readonly outdated = false,
+  ) {
+    super(message);
+    this.name = "HistoryThreadError";
+  }
+}
+
+/** The thread did not answer within the call's timeout (it was stopped). */
+export class HistoryTimeoutError extends HistoryThreadError {
+  constructor(op: string, ms: number) {
+    super(`history ${op} did not finish within ${ms} ms`);
+    this.name = "HistoryTimeoutError";
+  }
+}
+
+export interface HistoryThread {
+  /**
+   * Sends one request; the thread answers them one at a time, in order. Rejects with
+   * HistoryThreadError when the thread answers an error or stops (crash, terminate), and
+   * with HistoryTimeoutError after `timeoutMs`: then the thread, stuck behind that call,
+   * is stopped and every other pending call rejected too. Never throws synchronously.
+   */
+  call<K extends HistoryOp>(op: K, args: HistoryOps[K]["args"], timeoutMs?: number): Promise<HistoryOps[K]["result"]>;
+  /** False once the thread stopped, for whatever reason; a stopped thread answers nothing. */
+  readonly alive: boolean;
+  /** Stops the thread at once; pending calls reject. Idempotent. */
+  terminate(): void;
+}
+
+/** Starts a thread running `entry` (default: workerEntry()). `onStop` hears of an unexpected stop. */
+export function spawnHistoryThread(options: { entry?: string; onStop?: (reason: string) => void } = {}): HistoryThread {
+  const worker = new Worker(options.entry ?? workerEntry());
+  const pending = new Map<
+    number,
+    { resolve: (v: unknown) => void; reject: (e: Error) => void; timer?: ReturnType<typeof setTimeout> }
+  >();
+  let nextId = 1;
+  let alive = true;
+  let stopping = false;
+
+  function stop(reason: string, expected: boolean): void {
+    if (!alive) return;
+    alive = false;
+    worker.terminate();
+    for (const p of pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(new HistoryThreadError(`history thread stopped: ${reason}`));
+    }
+    pending.clear();
+    if (!expected) options.onStop?.(reason);
+  }
+
+  worker.onmessage = (event: MessageEvent<HistoryReply>) => {
+    const reply = event.data;
+    const p = pending.get(reply.id);
+    if (p === undefined) return;
+    pending.delete(reply.id);
+    clearTimeout(p.timer);
+    if (reply.ok) p.resolve(reply.result);
+    else p.reject(new HistoryThreadError(reply.error.message, reply.error.corrupt, reply.error.outdated));
+  };
+  worker.onerror = (event: ErrorEvent) => {
+    event.preventDefault();
+    stop(event.message || "uncaught error", false);
+  };
+  worker.addEventListener("close", () => stop("exited", stopping));
+  // ? The thread must not keep the process alive by itself: shutdown closes it
+  // explicitly, and a test that forgets to must still end.
+  worker.unref();
+
+  return {
+    call(op, args, timeoutMs) {
+      if (!alive) return Promise.reject(new HistoryThreadError("history thread stopped: not running"));
+      const id = nextId++;
+      return new Promise((resolve, reject) => {
+        const entry: {
+          resolve: (v: unknown) => void;
+          reject: (e: Error) => void;
+          timer?: ReturnType<typeof setTimeout>;
+        } = { resolve: resolve as (v: unknown) => void, reject };
+        if (timeoutMs !== undefined) {
+          entry.timer = setTimeout(() => {
+            pending.delete(id);
+            reject(new HistoryTimeoutError(op, timeoutMs));
+            stop(`${op} timed out`, false);
+          }, timeoutMs);
+        }
+        pending.set(id, entry);
+        if (op === "close") stopping = true;
+        worker.postMessage({ id, op, args } as HistoryRequest);
+      });
+    },
+    get alive() {
+      return alive;
+    },
+    terminate() {
+      stopping = true;
+      stop("terminated", true);
+    },
+  };
+}

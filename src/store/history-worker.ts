@@ -1,0 +1,99 @@
+// The history thread itself: a Bun Worker that owns one bun:sqlite connection to
+// history.db and answers the requests of src/store/history-thread.ts one at a time.
+// Nothing here runs on the service's main thread, so nothing here can hold up a request.
+// A second entry point of the compiled binary (scripts/build.ts).
+
+import { setPriority } from "node:os";
+import type { HistoryAnswer } from "../modules/history/model";
+import { type HistoryStore, isCorruption, moveAside, OutdatedHistoryError, openSqliteHistory } from "./history";
+import type { HistoryBody, HistoryOps, HistoryReply, HistoryRequest } from "./history-thread";
+
+declare const self: Worker;
+
+/**
+ * The history threads run at this nice value (Linux: setpriority on the calling thread
+ * sets that thread's alone): on a busy machine the scheduler prefers the main thread,
+ * which answers the router, over a chart. Raising one's own nice needs no privilege.
+ */
+const THREAD_NICE = 10;
+try {
+  setPriority(0, THREAD_NICE);
+} catch {
+  // ? Elsewhere than Linux this may apply to the whole process or fail: charts at normal priority.
+}
+
+let store: HistoryStore | null = null;
+
+function opened(): HistoryStore {
+  if (store === null) throw new Error("history file not open");
+  return store;
+}
+
+type Handlers = { [K in keyof HistoryOps]: (args: HistoryOps[K]["args"]) => HistoryOps[K]["result"] };
+
+const handlers: Handlers = {
+  open({ path, maxSeries }) {
+    store?.close();
+    store = null;
+    store = openSqliteHistory(path, maxSeries);
+    return { series: store.seriesCount() };
+  },
+  record({ points }) {
+    const s = opened();
+    return { ...s.record(points), series: s.seriesCount() };
+  },
+  answer({ retentionDays, ...q }) {
+    const { series, truncated, bucketMs } = opened().query(q);
+    const answer: HistoryAnswer = {
+      from: new Date(q.from).toISOString(),
+      to: new Date(q.to).toISOString(),
+      points: series.reduce((m, s) => Math.max(m, s.t.length), 0),
+      bucket_ms: bucketMs,
+      retention_days: retentionDays,
+      truncated,
+      series,
+    };
+    const json = new TextEncoder().encode(JSON.stringify(answer));
+    return { json, gzip: Bun.gzipSync(json) };
+  },
+  prune({ before, limit }) {
+    return opened().prune(before, limit);
+  },
+  recover({ path, maxSeries, reason }) {
+    store?.close();
+    store = null;
+    const movedTo = moveAside(path, reason);
+    store = openSqliteHistory(path, maxSeries);
+    return { movedTo, series: store.seriesCount() };
+  },
+  close() {
+    store?.close();
+    store = null;
+    return null;
+  },
+};
+
+self.onmessage = (event: MessageEvent<HistoryRequest>) => {
+  const { id, op, args } = event.data;
+  let reply: HistoryReply;
+  try {
+    // ? The request type pairs each op with its args; TypeScript cannot follow that pairing
+    // through an indexed call, hence the cast.
+    const result = (handlers[op] as (a: unknown) => unknown)(args);
+    reply = { id, ok: true, result };
+  } catch (err) {
+    reply = {
+      id,
+      ok: false,
+      error: {
+        message: (err as Error).message,
+        corrupt: isCorruption(err),
+        outdated: err instanceof OutdatedHistoryError,
+      },
+    };
+  }
+  // ? An answer's bytes are handed over, not copied: the main thread gets them for free.
+  const transfer = reply.ok && op === "answer" ? Object.values(reply.result as HistoryBody).map((b) => b.buffer) : [];
+  postMessage(reply, transfer);
+  if (op === "close") process.exit(0);
+};
