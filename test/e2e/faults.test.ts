@@ -86,6 +86,59 @@ describe("the state disk fails", () => {
   );
 });
 
+describe("a corrupt state file on a full disk (issue 15, item 1)", () => {
+  test.concurrent.skipIf(!canMount)(
+    "paused from the first request; a restart before space returns still pauses; the pause is written once it does",
+    async () => {
+      using home = tempDir();
+      const state = join(home.path, "state");
+      using _disk = mountTmpfs(state);
+      const file = join(state, "meta_metrics.json");
+      const truncated = '{"guardian": {"is_paused": false, "drawdown": 0.4, "reason": "Normal oper';
+      writeFileSync(file, truncated);
+      fill(state);
+      const env = { NEOLIGHT_WRITE_RATE: "0", NEOLIGHT_HISTORY_DAYS: "0" };
+      const read = async (url: string) => {
+        const doc = (await (await fetch(`${url}/meta/metrics`)).json()) as { guardian: { is_paused: unknown } };
+        const status = (await (await fetch(`${url}/status`)).json()) as { persistence: Record<string, unknown> };
+        return { paused: doc.guardian.is_paused, persistence: status.persistence };
+      };
+      {
+        await using svc = await spawnService({ home: home.path, env });
+        const first = await read(svc.url);
+        expect(first.paused).toBe(true);
+        expect(first.persistence).toMatchObject({ corrupt_moved_to: null, unsaved_keys: ["guardian"] });
+        expect(svc.lines).toContainEqual(
+          expect.objectContaining({
+            level: "ERROR",
+            message: "served state not on disk yet, retrying",
+            error: expect.stringMatching(/ENOSPC/),
+          }),
+        );
+        expect(readFileSync(file, "utf8")).toBe(truncated);
+        expect(await svc.stop()).toBe(0);
+      }
+      // Space still gone: the restart finds the corrupt file again, not an empty directory.
+      await using svc = await spawnService({ home: home.path, env });
+      expect((await read(svc.url)).paused).toBe(true);
+      for (const name of readdirSync(state)) if (name.startsWith("filler-")) unlinkSync(join(state, name));
+      // The retry writes the pause without a restart or a request.
+      const healed = await waitFor(async () => {
+        const r = await read(svc.url);
+        return r.persistence.corrupt_moved_to !== null ? r : null;
+      }, "the pause to be written");
+      const kept = healed.persistence.corrupt_moved_to as string;
+      expect(readFileSync(kept, "utf8")).toBe(truncated);
+      expect(healed).toMatchObject({ paused: true, persistence: { unsaved_keys: [] } });
+      expect(JSON.parse(readFileSync(file, "utf8")).guardian.is_paused).toBe(true);
+      expect(await svc.stop()).toBe(0);
+      await using again = await spawnService({ home: home.path, env });
+      expect(await read(again.url)).toMatchObject({ paused: true, persistence: { corrupt_found: null } });
+    },
+    30_000,
+  );
+});
+
 describe("kill -9 during a write storm, 20 times in a row", () => {
   test.concurrent("after each restart meta_metrics.json parses and holds every update answered 200", async () => {
     using home = tempDir();
