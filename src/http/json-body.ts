@@ -216,8 +216,9 @@ function nullNonFiniteTokens(text: string): { text: string; paths: string[] } | 
     const c = text.charCodeAt(i);
     const top = stack[stack.length - 1];
     if (c === 34) {
-      if (text.indexOf('"', i + 1) === -1) return null;
-      const end = stringEnd(text, i);
+      // ? stringEnd assumes valid JSON: in broken text the closing quote may be missing.
+      const end = text.indexOf('"', i + 1) === -1 ? -1 : stringEnd(text, i);
+      if (end < 0) return null;
       if (top?.keys && text.charCodeAt(skipSpace(text, end + 1)) === 58) {
         try {
           top.last = JSON.parse(text.slice(i, end + 1)) as string;

@@ -161,7 +161,7 @@ export function createMetaService({ channel, store, log, now = () => new Date() 
   /** One WARN for the paths not warned about yet; skipped (and so warned later) within the interval. */
   function warnCoerced(paths: readonly string[], seq: number): void {
     const fresh = paths.filter((p) => !warnedCoerced.has(p));
-    const t = Date.now();
+    const t = now().getTime();
     if (fresh.length === 0 || t - lastCoercedWarn < COERCED_WARN_INTERVAL_MS) return;
     lastCoercedWarn = t;
     if (warnedCoerced.size + fresh.length > MAX_WARNED_COERCED_PATHS) warnedCoerced.clear();
