@@ -220,8 +220,9 @@ function nullNonFiniteTokens(text: string): { text: string; paths: string[] } | 
       const end = text.indexOf('"', i + 1) === -1 ? -1 : stringEnd(text, i);
       if (end < 0) return null;
       if (top?.keys && text.charCodeAt(skipSpace(text, end + 1)) === 58) {
+        const raw = text.slice(i + 1, end);
         try {
-          top.last = JSON.parse(text.slice(i, end + 1)) as string;
+          top.last = raw.includes("\\") ? (JSON.parse(`"${raw}"`) as string) : raw;
         } catch {
           return null;
         }

@@ -154,7 +154,11 @@ export const MetaMetricsDocument = t.Object(
       description: "when the last update was applied (RFC 3339 UTC); null before any",
     }),
   },
-  open,
+  {
+    ...open,
+    description:
+      "guardian, breakers and mode always hold these shapes; any other value is null where a poster's value broke its schema (the POST's answer listed it in coerced)",
+  },
 );
 export type MetaMetricsDocument = typeof MetaMetricsDocument.static;
 
