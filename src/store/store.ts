@@ -124,7 +124,8 @@ export interface DocumentStore {
   /**
    * Applies `updates` in array order (a later update's key wins), saves the result once,
    * and only then publishes it. On a failed save it rejects with PersistenceError and
-   * current() is unchanged: nothing is visible that is not on disk. The one exception keeps
+   * current() is unchanged: nothing is visible that is not on disk (but for the fail-safe
+   * keys of DocumentState.doc, which every successful commit writes too). The one exception keeps
    * memory equal to the disk: when the file was replaced but its durability is unconfirmed
    * (UnconfirmedWriteError), the state is published and the PersistenceError says
    * `published: true`. Callers must not
