@@ -5,12 +5,14 @@ import { Elysia, ValidationError } from "elysia";
 import { accessLog, elapsedMs } from "./http/access-log";
 import { accessControl } from "./http/auth";
 import { errorResponse, HttpError } from "./http/errors";
-import { openapiDocs } from "./http/openapi";
+import { DOCS_PATHS, openapiDocs } from "./http/openapi";
+import { type RouteTable, routeTable } from "./http/routes";
 import { cors } from "./http/security";
 import { agentFileRoutes } from "./modules/agent-files";
 import { historyRoutes } from "./modules/history";
 import { liveRoutes } from "./modules/live";
 import { metaRoutes } from "./modules/meta";
+import { META_EXAMPLES } from "./modules/meta/examples";
 import { metricsRoutes } from "./modules/metrics";
 import { riskRoutes } from "./modules/risk";
 import { systemRoutes } from "./modules/system";
@@ -32,7 +34,7 @@ export function describeValidation(error: ValidationError): string {
 export function createApp(services: Services) {
   const { log } = services;
   const access = accessControl(services.access, services.clientAddress);
-  let endpoints: string[] = [];
+  let routes: RouteTable = routeTable([]);
   const app = new Elysia({ name: "neolight-dashboard", normalize: false })
     .use(accessLog(log, services.metrics.requests))
     // ? Before every route and before onError: the access rules cover every route added
@@ -49,8 +51,16 @@ export function createApp(services: Services) {
       let message: string;
       let headers: Record<string, string> | undefined;
       if (cause instanceof HttpError) [status, message, headers] = [cause.status, cause.message, cause.headers];
-      else if (code === "NOT_FOUND") [status, message] = [404, `no route for ${request.method} ${path}`];
-      else if (code === "PARSE") [status, message] = [400, "request body is not valid JSON"];
+      else if (code === "NOT_FOUND") {
+        // ? A known path with another method is a 405 naming what it does answer (RFC 9110
+        // 15.5.6), so `curl -X DELETE /meta/metrics` is told it is the method, not the path.
+        const allowed = routes.allowed(path);
+        if (allowed === undefined) [status, message] = [404, `no route for ${request.method} ${path}`];
+        else {
+          [status, message] = [405, `${request.method} is not allowed on ${path}; it answers ${allowed.join(", ")}`];
+          headers = { allow: allowed.join(", ") };
+        }
+      } else if (code === "PARSE") [status, message] = [400, "request body is not valid JSON"];
       // ? A response that breaks its own schema is our bug, not the client's: 500 below.
       else if (error instanceof ValidationError && error.type !== "response") {
         [status, message] = [422, describeValidation(error)];
@@ -65,8 +75,8 @@ export function createApp(services: Services) {
       services.metrics.requests.record(route, request.method, status, ms);
       return errorResponse(status, message, headers);
     })
-    .use(openapiDocs())
-    .use(systemRoutes(services.system, () => endpoints))
+    .use(openapiDocs(META_EXAMPLES))
+    .use(systemRoutes(services.system, () => routes))
     .use(metaRoutes(services.meta, access.beforeBody))
     .use(agentFileRoutes(services.files))
     .use(riskRoutes(services.risk))
@@ -74,9 +84,7 @@ export function createApp(services: Services) {
     .use(historyRoutes(services.history))
     .use(webRoutes())
     .use(metricsRoutes(services.metrics));
-  endpoints = app.routes
-    .filter((r) => !(r.hooks?.detail as { hide?: boolean } | undefined)?.hide)
-    .map((r) => `${r.method} ${r.path}`);
+  routes = routeTable(app.routes, DOCS_PATHS);
   return app;
 }
 

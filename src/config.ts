@@ -4,8 +4,11 @@
 import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import pkg from "../package.json";
+import { gitCommit } from "./build-info" with { type: "macro" };
 
 export const VERSION: string = pkg.version;
+/** The git commit this program was built from (build-info.ts): baked in by `bun build`. */
+export const COMMIT: string = gitCommit();
 
 export type LogLevel = "DEBUG" | "INFO" | "WARN" | "ERROR";
 const LOG_LEVELS: readonly LogLevel[] = ["DEBUG", "INFO", "WARN", "ERROR"];
@@ -14,6 +17,11 @@ const LOG_LEVELS: readonly LogLevel[] = ["DEBUG", "INFO", "WARN", "ERROR"];
 export const DEFAULT_QUEUE_CAPACITY = 100;
 /** Upper bound on the channel capacity: a larger queue only hides an overloaded disk. */
 export const MAX_QUEUE_CAPACITY = 100_000;
+/**
+ * NeoLight's Rust risk engine (risk_engine_rust) listens on its RISK_PORT, 8300 by default
+ * (CONTRACT sections 2 and 5). 8301 is the GPU Monte-Carlo engine, which has no state route.
+ */
+export const DEFAULT_RISK_URL = "http://localhost:8300";
 /** The risk engine is local; a slower answer than this means it is in trouble. Default: 1000 ms. */
 export const DEFAULT_RISK_TIMEOUT_MS = 1000;
 /** How often agent files are re-checked when no change event arrives. Default: 1000 ms. */
@@ -68,7 +76,7 @@ export interface Config {
   metricsPath: string;
   /** JSON-lines log file. Default: $NEOLIGHT_HOME/logs/dashboard_go.log (name kept for log shippers). */
   logPath: string;
-  /** Base URL of the Rust risk engine. Default: http://localhost:8301. */
+  /** Base URL of the Rust risk engine; its GET /risk/state is asked. Default: http://localhost:8300. */
   riskUrl: string;
   /** Timeout of one risk-engine request. Default: 1000 ms. */
   riskTimeoutMs: number;
@@ -80,11 +88,11 @@ export interface Config {
   sourcePollMs: number;
   /** Days of history kept in $NEOLIGHT_HOME/state/history.db; 0 records none. Default: 30. */
   historyDays: number;
-  /** Bearer token every write must carry. Default: none (writes from loopback only). */
+  /** Bearer token every write must carry. Default: none (writes from this host only, auth.ts). */
   token: string | null;
   /** File holding the write token, read once at start-up (loadSecrets). Default: none. */
   tokenFile: string | null;
-  /** Bearer token reads from non-loopback clients must carry. Default: none (reads open). */
+  /** Bearer token reads from clients on other hosts must carry. Default: none (reads open). */
   readToken: string | null;
   /** File holding the read token, read once at start-up (loadSecrets). Default: none. */
   readTokenFile: string | null;
@@ -142,7 +150,7 @@ export const OPTIONS = {
   riskUrl: {
     env: "NEOLIGHT_RISK_URL",
     flag: "--risk-url",
-    help: "Rust risk engine base URL (default http://localhost:8301)",
+    help: "Rust risk engine base URL, asked for /risk/state (default http://localhost:8300)",
   },
   riskTimeoutMs: {
     env: "NEOLIGHT_RISK_TIMEOUT_MS",
@@ -168,7 +176,7 @@ export const OPTIONS = {
   token: {
     env: "NEOLIGHT_DASHBOARD_TOKEN",
     flag: "--token",
-    help: "bearer token required on every write (default none: writes from loopback only; prefer the _FILE form)",
+    help: "bearer token required on every write (default none: writes from this host only; prefer the _FILE form)",
   },
   tokenFile: {
     env: "NEOLIGHT_DASHBOARD_TOKEN_FILE",
@@ -178,7 +186,7 @@ export const OPTIONS = {
   readToken: {
     env: "NEOLIGHT_DASHBOARD_READ_TOKEN",
     flag: "--read-token",
-    help: "bearer token required on reads from non-loopback clients (default none: reads open)",
+    help: "bearer token required on reads from clients on other hosts (default none: reads open)",
   },
   readTokenFile: {
     env: "NEOLIGHT_DASHBOARD_READ_TOKEN_FILE",
@@ -229,16 +237,26 @@ export const OPTIONS = {
 } as const satisfies Record<keyof Config, OptionSpec>;
 
 type Raw = Partial<Record<keyof Config, string>>;
+/**
+ * Where each given value came from: its flag when the command line set it, else its
+ * environment variable. Errors name that, so `--port abc` is not blamed on a variable the
+ * operator never set.
+ */
+type Sources = Partial<Record<keyof Config, string>>;
 
 /** What the command line asked for besides options. */
 export type Command = { kind: "run"; config: Config } | { kind: "help" } | { kind: "version" };
 
 /** Flags win over the environment; unknown flags are an error, not silently ignored. */
-function collect(env: Record<string, string | undefined>, argv: readonly string[]): Raw | Command {
+function collect(
+  env: Record<string, string | undefined>,
+  argv: readonly string[],
+): { raw: Raw; from: Sources } | Command {
   const raw: Raw = {};
+  const from: Sources = {};
   for (const [key, spec] of Object.entries(OPTIONS) as [keyof Config, OptionSpec][]) {
     const value = env[spec.env];
-    if (value !== undefined && value !== "") raw[key] = value;
+    if (value !== undefined && value !== "") [raw[key], from[key]] = [value, spec.env];
   }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
@@ -250,31 +268,29 @@ function collect(env: Record<string, string | undefined>, argv: readonly string[
     if (!entry) throw new ConfigError(flag, `unknown option ${JSON.stringify(flag)} (see --help)`);
     const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
     if (value === undefined) throw new ConfigError(flag, `option ${flag} needs a value`);
-    raw[entry[0]] = value;
+    [raw[entry[0]], from[entry[0]]] = [value, flag];
   }
-  return raw;
+  return { raw, from };
 }
 
-function integer(key: keyof Config, value: string, min: number, max: number): number {
+/** The name an error gives `key`: where its value came from (Sources), else its variable. */
+type Namer = (key: keyof Config) => string;
+
+function integer(name: string, value: string, min: number, max: number): number {
   const n = /^\d+$/.test(value.trim()) ? Number(value.trim()) : Number.NaN;
   if (!Number.isSafeInteger(n) || n < min || n > max) {
-    const spec = OPTIONS[key];
-    throw new ConfigError(
-      spec.env,
-      `${spec.env}/${spec.flag} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`,
-    );
+    throw new ConfigError(name, `${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
   }
   return n;
 }
 
 /** Seconds, decimals allowed (tests use 0.1); 0 turns a staleness watch off. */
-function seconds(key: keyof Config, value: string): number {
+function seconds(name: string, value: string): number {
   const n = /^\d+(\.\d+)?$/.test(value.trim()) ? Number(value.trim()) : Number.NaN;
   if (!Number.isFinite(n) || n > MAX_STALE_S) {
-    const spec = OPTIONS[key];
     throw new ConfigError(
-      spec.env,
-      `${spec.env}/${spec.flag} must be a number of seconds from 0 to ${MAX_STALE_S}, got ${JSON.stringify(value)}`,
+      name,
+      `${name} must be a number of seconds from 0 to ${MAX_STALE_S}, got ${JSON.stringify(value)}`,
     );
   }
   return n;
@@ -287,10 +303,10 @@ function path(value: string): string {
 /** Shortest accepted token: a guessable token is worse than none, because it looks safe. */
 export const MIN_TOKEN_LENGTH = 16;
 
-/** A token given directly (env or flag): trailing newline trimmed, too short is an error. */
-function token(key: "token" | "readToken", value: string | undefined): string | null {
+/** A token given directly (env or flag, named `name`): trailing newline trimmed, too short is an error. */
+function token(name: string, value: string | undefined): string | null {
   if (value === undefined) return null;
-  return checkToken(OPTIONS[key].env, value.replace(/\r?\n$/, ""));
+  return checkToken(name, value.replace(/\r?\n$/, ""));
 }
 
 function checkToken(variable: string, value: string): string {
@@ -304,7 +320,7 @@ function checkToken(variable: string, value: string): string {
 }
 
 /** "https://ops.example:8443, http://localhost:3000" -> exact origins; "*" is refused. */
-function origins(value: string | undefined): string[] {
+function origins(name: string, value: string | undefined): string[] {
   if (value === undefined) return [];
   const list = value
     .split(",")
@@ -319,8 +335,8 @@ function origins(value: string | undefined): string[] {
     // guardian state and, with a token in that page, write it.
     if (!parsed || parsed.origin !== origin || !/^https?:$/.test(parsed.protocol)) {
       throw new ConfigError(
-        "NEOLIGHT_CORS_ORIGINS",
-        `NEOLIGHT_CORS_ORIGINS must list exact origins like https://ops.example:8443 (no wildcard, path or trailing slash), got ${JSON.stringify(origin)}`,
+        name,
+        `${name} must list exact origins like https://ops.example:8443 (no wildcard, path or trailing slash), got ${JSON.stringify(origin)}`,
       );
     }
   }
@@ -332,92 +348,90 @@ function origins(value: string | undefined): string[] {
  * Pure: it reads nothing from disk; main.ts checks that the paths are writable.
  */
 export function parseCommand(env: Record<string, string | undefined>, argv: readonly string[] = []): Command {
-  const raw = collect(env, argv);
-  if ("kind" in raw) return raw as Command;
+  const collected = collect(env, argv);
+  if ("kind" in collected) return collected;
+  const { raw, from } = collected;
+  const name: Namer = (key) => from[key] ?? OPTIONS[key].env;
   const home = path(raw.home ?? join(env.HOME || homedir(), "neolight"));
   const logLevel = (raw.logLevel ?? "INFO").toUpperCase() as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError(
-      "LOG_LEVEL",
-      `LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(raw.logLevel)}`,
+      name("logLevel"),
+      `${name("logLevel")} must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(raw.logLevel)}`,
     );
   }
-  const riskUrl = raw.riskUrl ?? "http://localhost:8301";
+  const riskUrl = raw.riskUrl ?? DEFAULT_RISK_URL;
   let parsedRisk: URL;
   try {
     parsedRisk = new URL(riskUrl);
   } catch {
-    throw new ConfigError(
-      "NEOLIGHT_RISK_URL",
-      `NEOLIGHT_RISK_URL must be an http(s) URL, got ${JSON.stringify(riskUrl)}`,
-    );
+    throw new ConfigError(name("riskUrl"), `${name("riskUrl")} must be an http(s) URL, got ${JSON.stringify(riskUrl)}`);
   }
   if (parsedRisk.protocol !== "http:" && parsedRisk.protocol !== "https:") {
-    throw new ConfigError(
-      "NEOLIGHT_RISK_URL",
-      `NEOLIGHT_RISK_URL must be an http(s) URL, got ${JSON.stringify(riskUrl)}`,
-    );
+    throw new ConfigError(name("riskUrl"), `${name("riskUrl")} must be an http(s) URL, got ${JSON.stringify(riskUrl)}`);
   }
   const host = raw.host ?? "0.0.0.0";
   if (!/^[A-Za-z0-9.:[\]-]+$/.test(host)) {
-    throw new ConfigError(
-      "NEOLIGHT_DASHBOARD_HOST",
-      `NEOLIGHT_DASHBOARD_HOST is not an address: ${JSON.stringify(host)}`,
-    );
+    throw new ConfigError(name("host"), `${name("host")} is not an address: ${JSON.stringify(host)}`);
   }
   return {
     kind: "run",
     config: {
-      port: integer("port", raw.port ?? "8100", 0, 65535),
+      port: integer(name("port"), raw.port ?? "8100", 0, 65535),
       host,
       home,
       metricsPath: path(raw.metricsPath ?? join(home, "state", "meta_metrics.json")),
       logPath: path(raw.logPath ?? join(home, "logs", "dashboard_go.log")),
       riskUrl: riskUrl.replace(/\/+$/, ""),
-      riskTimeoutMs: integer("riskTimeoutMs", raw.riskTimeoutMs ?? String(DEFAULT_RISK_TIMEOUT_MS), 10, 60_000),
+      riskTimeoutMs: integer(name("riskTimeoutMs"), raw.riskTimeoutMs ?? String(DEFAULT_RISK_TIMEOUT_MS), 10, 60_000),
       logLevel,
       queueCapacity: integer(
-        "queueCapacity",
+        name("queueCapacity"),
         raw.queueCapacity ?? String(DEFAULT_QUEUE_CAPACITY),
         1,
         MAX_QUEUE_CAPACITY,
       ),
-      sourcePollMs: integer("sourcePollMs", raw.sourcePollMs ?? String(DEFAULT_SOURCE_POLL_MS), 10, 60_000),
-      historyDays: integer("historyDays", raw.historyDays ?? String(DEFAULT_HISTORY_DAYS), 0, MAX_HISTORY_DAYS),
-      ...security(raw),
-      staleHiveS: seconds("staleHiveS", raw.staleHiveS ?? String(DEFAULT_STALE_HIVE_S)),
-      staleStressS: seconds("staleStressS", raw.staleStressS ?? String(DEFAULT_STALE_STRESS_S)),
-      staleAtlasS: seconds("staleAtlasS", raw.staleAtlasS ?? String(DEFAULT_STALE_ATLAS_S)),
-      staleFilesS: seconds("staleFilesS", raw.staleFilesS ?? String(DEFAULT_STALE_FILES_S)),
-      staleRiskS: seconds("staleRiskS", raw.staleRiskS ?? String(DEFAULT_STALE_RISK_S)),
+      sourcePollMs: integer(name("sourcePollMs"), raw.sourcePollMs ?? String(DEFAULT_SOURCE_POLL_MS), 10, 60_000),
+      historyDays: integer(name("historyDays"), raw.historyDays ?? String(DEFAULT_HISTORY_DAYS), 0, MAX_HISTORY_DAYS),
+      ...security(raw, name),
+      staleHiveS: seconds(name("staleHiveS"), raw.staleHiveS ?? String(DEFAULT_STALE_HIVE_S)),
+      staleStressS: seconds(name("staleStressS"), raw.staleStressS ?? String(DEFAULT_STALE_STRESS_S)),
+      staleAtlasS: seconds(name("staleAtlasS"), raw.staleAtlasS ?? String(DEFAULT_STALE_ATLAS_S)),
+      staleFilesS: seconds(name("staleFilesS"), raw.staleFilesS ?? String(DEFAULT_STALE_FILES_S)),
+      staleRiskS: seconds(name("staleRiskS"), raw.staleRiskS ?? String(DEFAULT_STALE_RISK_S)),
     },
   };
 }
 
-function security(raw: Raw) {
+function security(raw: Raw, name: Namer) {
   for (const [direct, file] of [
     ["token", "tokenFile"],
     ["readToken", "readTokenFile"],
   ] as const) {
     if (raw[direct] !== undefined && raw[file] !== undefined) {
-      throw new ConfigError(OPTIONS[file].env, `set ${OPTIONS[direct].env} or ${OPTIONS[file].env}, not both`);
+      throw new ConfigError(name(file), `set ${name(direct)} or ${name(file)}, not both`);
     }
   }
   const tokens = {
-    token: token("token", raw.token),
+    token: token(name("token"), raw.token),
     tokenFile: raw.tokenFile === undefined ? null : path(raw.tokenFile),
-    readToken: token("readToken", raw.readToken),
+    readToken: token(name("readToken"), raw.readToken),
     readTokenFile: raw.readTokenFile === undefined ? null : path(raw.readTokenFile),
   };
   if (tokens.token !== null && tokens.token === tokens.readToken) {
-    throw new ConfigError("NEOLIGHT_DASHBOARD_READ_TOKEN", "the read token must differ from the write token");
+    throw new ConfigError(name("readToken"), "the read token must differ from the write token");
   }
   return {
     ...tokens,
-    corsOrigins: origins(raw.corsOrigins),
-    writeRate: integer("writeRate", raw.writeRate ?? String(DEFAULT_WRITE_RATE), 0, 1_000_000),
-    writeBurst: integer("writeBurst", raw.writeBurst ?? String(DEFAULT_WRITE_BURST), 1, 1_000_000),
-    idleTimeoutS: integer("idleTimeoutS", raw.idleTimeoutS ?? String(DEFAULT_IDLE_TIMEOUT_S), 1, MAX_IDLE_TIMEOUT_S),
+    corsOrigins: origins(name("corsOrigins"), raw.corsOrigins),
+    writeRate: integer(name("writeRate"), raw.writeRate ?? String(DEFAULT_WRITE_RATE), 0, 1_000_000),
+    writeBurst: integer(name("writeBurst"), raw.writeBurst ?? String(DEFAULT_WRITE_BURST), 1, 1_000_000),
+    idleTimeoutS: integer(
+      name("idleTimeoutS"),
+      raw.idleTimeoutS ?? String(DEFAULT_IDLE_TIMEOUT_S),
+      1,
+      MAX_IDLE_TIMEOUT_S,
+    ),
   };
 }
 
@@ -459,7 +473,22 @@ export function configFromEnv(env: Record<string, string | undefined>): Config {
   return command.config;
 }
 
+/** --help fits a terminal this wide (an 80-column ssh session); descriptions wrap to it. */
+const HELP_WIDTH = 80;
+/** Descriptions sit under their option, indented this much. */
+const HELP_INDENT = 6;
+
+/**
+ * One line per option with its flag and variable in columns sized by the longest entry (a
+ * long name never shifts the next), its description wrapped on the lines below.
+ */
 export function helpText(): string {
+  const rows: [string, string, string][] = [
+    ...Object.values(OPTIONS).map((spec): [string, string, string] => [`${spec.flag} <value>`, spec.env, spec.help]),
+    ["-h, --help", "", "print this help"],
+    ["-v, --version", "", "print the version, the commit it was built from and the Bun version"],
+  ];
+  const flagWidth = Math.max(...rows.map(([flag]) => flag.length));
   const lines = [
     `neolight-dashboard ${VERSION}: the NeoLight dashboard service`,
     "",
@@ -467,9 +496,28 @@ export function helpText(): string {
     "",
     "Options (each also read from its environment variable; a flag wins):",
   ];
-  for (const spec of Object.values(OPTIONS)) {
-    lines.push(`  ${`${spec.flag} <value>`.padEnd(26)} ${spec.env.padEnd(26)} ${spec.help}`);
+  for (const [flag, env, help] of rows) {
+    lines.push(`  ${flag.padEnd(flagWidth)}  ${env}`.trimEnd());
+    for (const line of wrap(help, HELP_WIDTH - HELP_INDENT)) lines.push(`${" ".repeat(HELP_INDENT)}${line}`);
   }
-  lines.push("  -h, --help                 print this help", "  -v, --version              print the version");
   return `${lines.join("\n")}\n`;
+}
+
+/** `text` cut at spaces into lines of at most `width` (a longer word stays whole). */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line !== "" && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line === "" ? word : `${line} ${word}`;
+  }
+  lines.push(line);
+  return lines;
+}
+
+/** --version: what an operator needs to say which build runs. */
+export function versionText(): string {
+  return `neolight-dashboard ${VERSION} (commit ${COMMIT}, bun ${Bun.version})\n`;
 }

@@ -1,13 +1,14 @@
 // The process: the only file that reads the environment, listens and handles signals.
-// Start-up: config -> directories -> logger -> services -> listen. Shutdown (SIGTERM,
-// SIGINT): stop accepting, close the channel, drain it, persist, exit 0; an error on the
-// way is logged and exits 1. An unusable configuration exits 2 with one ERROR line.
-import { accessSync, constants, mkdirSync, readFileSync } from "node:fs";
-import { dirname } from "node:path";
+// Start-up: config -> directories -> logger -> state lock -> services -> listen. Shutdown
+// (SIGTERM, SIGINT): stop accepting, close the channel, drain it, persist, exit 0; an error
+// on the way is logged and exits 1. An unusable configuration exits 2 with one ERROR line.
+import { accessSync, constants, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { createApp } from "./app";
-import { type Config, ConfigError, helpText, loadSecrets, parseCommand, VERSION } from "./config";
+import { type Config, ConfigError, helpText, loadSecrets, parseCommand, VERSION, versionText } from "./config";
 import { createLogger, formatLine, type Logger } from "./log/logger";
 import { startServices } from "./services";
+import { DirectoryLockedError, lockDirectories } from "./store/lock";
 
 /** Longest a graceful shutdown may take before the process gives up and exits 1. */
 const SHUTDOWN_TIMEOUT_MS = 10_000;
@@ -30,6 +31,22 @@ function die(log: Logger, message: string, fields: Record<string, unknown>): nev
   process.exit(EXIT_FAILURE);
 }
 
+/** Why a listen failed, in words, for the system errors an operator can act on. */
+const LISTEN_FAILURES: Record<string, string> = {
+  EADDRINUSE: "address already in use: another process listens on this port",
+  EADDRNOTAVAIL: "address not available: the host has no interface with this address",
+  EACCES: "permission denied: ports below 1024 need privileges",
+};
+
+function listenFailure(err: unknown): { code: string | null; reason: string } {
+  const code = (err as { code?: unknown } | null)?.code;
+  const known = typeof code === "string" ? LISTEN_FAILURES[code] : undefined;
+  return {
+    code: typeof code === "string" ? code : null,
+    reason: known ?? (err instanceof Error ? err.message : String(err)),
+  };
+}
+
 /** Creates the directories the service writes to and proves they are writable. */
 function prepareDirectories(config: Config): void {
   for (const [variable, dir] of [
@@ -45,6 +62,31 @@ function prepareDirectories(config: Config): void {
   }
 }
 
+/**
+ * One instance per state directory (issue 9): METRICS_PATH's directory, and
+ * $NEOLIGHT_HOME/state (history.db) where it exists, if that is another one. Taken before
+ * the state is read or anything is written, held until the process exits. Held by another
+ * instance: exit 1 (a restart helps once it is gone). No flock at all: exit 1 as well,
+ * never a start without the lock.
+ */
+function lockState(config: Config, log: Logger): void {
+  const directories = [dirname(config.metricsPath)];
+  const historyDir = join(config.home, "state");
+  if (existsSync(historyDir)) directories.push(historyDir);
+  try {
+    lockDirectories(directories);
+  } catch (err) {
+    if (err instanceof DirectoryLockedError) {
+      die(log, "state directory in use by another instance", {
+        directory: err.directory,
+        holder_pid: err.holderPid,
+        lock_file: err.lockFile,
+      });
+    }
+    die(log, "cannot lock the state directory", { directories, error: (err as Error).message });
+  }
+}
+
 async function main(): Promise<void> {
   let config: Config;
   let log: Logger;
@@ -55,7 +97,7 @@ async function main(): Promise<void> {
       return;
     }
     if (command.kind === "version") {
-      process.stdout.write(`${VERSION}\n`);
+      process.stdout.write(versionText());
       return;
     }
     config = loadSecrets(command.config, (path) => readFileSync(path, "utf8"));
@@ -68,6 +110,7 @@ async function main(): Promise<void> {
     fail("start-up failed", { error: err }, EXIT_FAILURE);
   }
 
+  lockState(config, log);
   process.on("uncaughtException", (err) => log.error("uncaught exception", { error: err }));
   process.on("unhandledRejection", (err) => log.error("unhandled rejection", { error: err }));
 
@@ -85,7 +128,9 @@ async function main(): Promise<void> {
       development: false,
     });
   } catch (err) {
-    die(log, "cannot listen", { host: config.host, port: config.port, error: err });
+    // ? The reason in words, not the error: its stack (minified in the binary) tells an
+    // operator nothing that host, port and "address already in use" do not.
+    die(log, "cannot listen", { host: config.host, port: config.port, ...listenFailure(err) });
   }
   const port = app.server?.port;
   log.info("service started", {

@@ -6,6 +6,7 @@ import type { Config } from "./config";
 import { type AccessPolicy, type ClientAddress, createAccessPolicy, peerAddress } from "./http/auth";
 import type { Logger } from "./log/logger";
 import { type AgentFiles, watchAgentFiles } from "./modules/agent-files/service";
+import { logGuardianTransitions } from "./modules/guardian/transitions";
 import { createHistory, type History } from "./modules/history/service";
 import {
   createMetaService,
@@ -46,8 +47,9 @@ export interface Services {
   metrics: MetricsService;
   /**
    * Closes the channel, waits until every accepted update is settled (persisted or
-   * answered 503), tries once more to write what the store holds unsaved, ends the live streams, writes the last history samples, and stops
-   * watching files. Idempotent.
+   * answered 503), tries once more to write what the store holds unsaved, ends the live
+   * streams, writes the last history samples, and stops watching files (the risk engine's
+   * too). Idempotent.
    */
   close(): Promise<void>;
 }
@@ -57,18 +59,23 @@ export interface ServiceOverrides {
   persistence?: Persistence;
   /** Replaces the TCP peer address (app.handle has no socket: tests say who is asking). */
   clientAddress?: ClientAddress;
+  /** The risk client's clock, epoch ms (tests move it instead of sleeping through its refresh). */
+  riskClock?: () => number;
 }
 
 export async function startServices(config: Config, log: Logger, overrides: ServiceOverrides = {}): Promise<Services> {
   const startedAt = Date.now();
   const writeTiming = createWriteTiming();
-  const store = await openStore({
-    persistence: writeTiming.wrap(overrides.persistence ?? createJsonFilePersistence(config.metricsPath)),
+  const store = logGuardianTransitions(
+    await openStore({
+      persistence: writeTiming.wrap(overrides.persistence ?? createJsonFilePersistence(config.metricsPath)),
+      log,
+      // The state file is held to a POST's schemas; a corrupt one is served as paused at once.
+      restore: restoreDocument(log),
+      failSafe: pauseAfterCorruption(log),
+    }),
     log,
-    // The state file is held to a POST's schemas; a corrupt one is served as paused at once.
-    restore: restoreDocument(log),
-    failSafe: pauseAfterCorruption(log),
-  });
+  );
   const channel = createChannel<Envelope>(config.queueCapacity);
   const processor = startProcessor(channel, store, log);
   const meta = createMetaService({ channel, store, log });
@@ -92,7 +99,14 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     governor: files.governor,
   });
   processor.onCommit(history.onCommit);
-  const risk = createRiskClient({ url: config.riskUrl, timeoutMs: config.riskTimeoutMs, log });
+  const risk = createRiskClient({
+    url: config.riskUrl,
+    timeoutMs: config.riskTimeoutMs,
+    home: config.home,
+    pollMs: config.sourcePollMs,
+    log,
+    now: overrides.riskClock,
+  });
   const metrics = startMetrics({
     config,
     log,
@@ -151,6 +165,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
         history.close();
         files.close();
         metrics.close();
+        risk.close();
       })();
       return closing;
     },

@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ConfigError, helpText, loadSecrets, parseCommand } from "../src/config";
+import { ConfigError, helpText, loadSecrets, OPTIONS, parseCommand } from "../src/config";
 import { tempDir } from "./helpers";
 
 const run = (env: Record<string, string>, argv: string[] = []) => {
@@ -20,7 +20,7 @@ describe("config", () => {
       home: "/home/trader/neolight",
       metricsPath: "/home/trader/neolight/state/meta_metrics.json",
       logPath: "/home/trader/neolight/logs/dashboard_go.log",
-      riskUrl: "http://localhost:8301",
+      riskUrl: "http://localhost:8300",
       riskTimeoutMs: 1000,
       logLevel: "INFO",
       queueCapacity: 100,
@@ -49,7 +49,7 @@ describe("config", () => {
         NEOLIGHT_HOME: "/srv/nl",
         METRICS_PATH: "/var/lib/nl/m.json",
         LOG_PATH: "/var/log/nl.log",
-        NEOLIGHT_RISK_URL: "http://risk:8301/",
+        NEOLIGHT_RISK_URL: "http://risk:8300/",
         LOG_LEVEL: "debug",
         NEOLIGHT_QUEUE_CAPACITY: "500",
       }),
@@ -58,7 +58,7 @@ describe("config", () => {
       home: "/srv/nl",
       metricsPath: "/var/lib/nl/m.json",
       logPath: "/var/log/nl.log",
-      riskUrl: "http://risk:8301",
+      riskUrl: "http://risk:8300",
       logLevel: "DEBUG",
       queueCapacity: 500,
     });
@@ -108,7 +108,7 @@ describe("config", () => {
     ["queue capacity 0", { NEOLIGHT_QUEUE_CAPACITY: "0" }, [], /NEOLIGHT_QUEUE_CAPACITY/],
     ["stale interval abc", { NEOLIGHT_STALE_HIVE_S: "abc" }, [], /NEOLIGHT_STALE_HIVE_S.*"abc"/],
     ["stale interval -1", { NEOLIGHT_STALE_ATLAS_S: "-1" }, [], /NEOLIGHT_STALE_ATLAS_S.*seconds/],
-    ["stale interval over a week", {}, ["--stale-files-s", "604801"], /NEOLIGHT_STALE_FILES_S.*604800/],
+    ["stale interval over a week", {}, ["--stale-files-s", "604801"], /--stale-files-s.*604800/],
     ["unknown flag", {}, ["--prot", "1"], /unknown option "--prot"/],
     ["a short token", { NEOLIGHT_DASHBOARD_TOKEN: "secret" }, [], /NEOLIGHT_DASHBOARD_TOKEN must be at least 16/],
     ["a token with a space", { NEOLIGHT_DASHBOARD_TOKEN: "abcdefgh ijklmnopq" }, [], /without whitespace/],
@@ -135,6 +135,36 @@ describe("config", () => {
   ])("%s is a ConfigError naming the setting", (_name, env, argv, message) => {
     expect(() => parseCommand(env as Record<string, string>, argv as string[])).toThrow(ConfigError);
     expect(() => parseCommand(env as Record<string, string>, argv as string[])).toThrow(message);
+  });
+  // Issue 9: `--port abc` was blamed on NEOLIGHT_DASHBOARD_PORT, which the operator never set.
+  test.each([
+    ["the variable", { NEOLIGHT_DASHBOARD_PORT: "abc" }, [], "NEOLIGHT_DASHBOARD_PORT"],
+    ["the flag", {}, ["--port", "abc"], "--port"],
+    ["the flag, = form", {}, ["--port=abc"], "--port"],
+    ["the flag, over a good variable", { NEOLIGHT_DASHBOARD_PORT: "8100" }, ["--port", "abc"], "--port"],
+  ])("a bad port from %s names it", (_name, env, argv, source) => {
+    let error: unknown;
+    try {
+      parseCommand(env as Record<string, string>, argv as string[]);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect({ variable: (error as ConfigError).variable, message: (error as ConfigError).message }).toEqual({
+      variable: source,
+      message: `${source} must be an integer from 0 to 65535, got "abc"`,
+    });
+  });
+
+  test.each([
+    ["log level", ["--log-level", "LOUD"], "--log-level"],
+    ["risk URL", ["--risk-url", "ftp://x"], "--risk-url"],
+    ["host", ["--host", "a b"], "--host"],
+    ["token", ["--token", "short"], "--token"],
+    ["CORS origins", ["--cors-origins", "*"], "--cors-origins"],
+    ["stale interval", ["--stale-hive-s", "x"], "--stale-hive-s"],
+  ])("a bad %s from its flag names the flag, not the variable", (_name, argv, flag) => {
+    expect(() => parseCommand({}, argv)).toThrow(new RegExp(`^${flag} `));
   });
 });
 
@@ -191,6 +221,23 @@ describe("security options", () => {
     const load = () => loadSecrets(config, (p) => readFileSync(p, "utf8"));
     expect(load).toThrow(ConfigError);
     expect(load).toThrow(message);
+  });
+
+  // Issue 9: the variable column was padded to 26 characters, so longer names pushed their
+  // description out of line.
+  test("--help: flags and variables in columns sized by the longest, nothing past 80 columns", () => {
+    const lines = helpText().trimEnd().split("\n");
+    expect(lines.filter((l) => l.length > 80)).toEqual([]);
+    const columns = Object.values(OPTIONS).map((spec) => {
+      const line = lines.find((l) => l.startsWith(`  ${spec.flag} `)) ?? "";
+      return { env: line.indexOf(` ${spec.env}`) + 1, endsWithEnv: line.endsWith(spec.env) };
+    });
+    const longest = Math.max(...Object.values(OPTIONS).map((spec) => `${spec.flag} <value>`.length));
+    expect(new Set(columns.map((c) => c.env))).toEqual(new Set([2 + longest + 2]));
+    expect(columns.every((c) => c.endsWithEnv)).toBe(true);
+    // Each description follows its option, indented, whole.
+    const port = lines.findIndex((l) => l.startsWith("  --port "));
+    expect(lines[port + 1]).toBe("      TCP port (default 8100)");
   });
 
   test("--help names every option", () => {

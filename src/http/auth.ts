@@ -33,7 +33,7 @@ const REFUSED_WARN_INTERVAL_MS = 1000;
 /** User-agent strings longer than this are cut in the log: they are client-controlled. */
 const MAX_LOGGED_USER_AGENT = 200;
 /** Reads that never need a token: liveness probes must work without credentials. */
-const OPEN_READ_PATHS = new Set(["/health"]);
+export const OPEN_READ_PATHS: ReadonlySet<string> = new Set(["/health"]);
 
 /** Where a request came from: the TCP peer address, or null when unknown. */
 export type ClientAddress = (request: Request, server: Server<unknown> | null) => string | null;
@@ -126,7 +126,7 @@ export interface AccessPolicy {
 }
 
 export interface AccessPolicyOptions {
-  /** Write token; null: writes from loopback only. */
+  /** Write token; null: writes from this host only (isLocal). */
   token: string | null;
   /** Read token; null: reads open. */
   readToken: string | null;
@@ -181,7 +181,9 @@ export function createAccessPolicy(options: AccessPolicyOptions): AccessPolicy {
   const warned = new Map<string, { at: number; suppressed: number }>();
 
   if (writeDigest === null) {
-    log.warn("no write token: writes accepted from loopback addresses only", {
+    // ? "this host", not "loopback": an agent that connects to the host's own LAN address
+    // is accepted too (isLocal), and the README says so; the WARN must not say less.
+    log.warn("no write token: writes accepted from this host only (loopback or its own interface addresses)", {
       variable: "NEOLIGHT_DASHBOARD_TOKEN",
     });
   }
@@ -275,7 +277,7 @@ export function createAccessPolicy(options: AccessPolicyOptions): AccessPolicy {
 }
 
 /** Methods that never change state. OPTIONS is a CORS preflight: browsers send it bare. */
-function isSafe(method: string): boolean {
+export function isSafe(method: string): boolean {
   return method === "GET" || method === "HEAD" || method === "OPTIONS";
 }
 

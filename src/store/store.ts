@@ -6,12 +6,24 @@ import type { Logger } from "../log/logger";
 /** A JSON object as it arrived; the store only ever looks at its top-level keys. */
 export type JsonObject = Record<string, unknown>;
 
+/**
+ * Who made an update: carried with it through the channel and the commit, so that what
+ * is logged about a change (a guardian pause or resume) names the cause that was committed,
+ * not a guess. `hive`: POST /meta/metrics (the contract's guardian poster is the hive
+ * agent); `atlas`: POST /atlas/update; `corrupt_state`: the fail-safe pause recorded after
+ * a corrupt state file at start-up. Later sources (the pause file and an operator, issue
+ * 11) add their own names here.
+ */
+export type UpdateSource = "hive" | "atlas" | "corrupt_state";
+
 /** One accepted update: these top-level keys replace the document's (CONTRACT section 3). */
 export interface DocumentUpdate {
   /** Acceptance order, strictly increasing within one process. */
   readonly seq: number;
   /** Top-level keys to replace. Owned by the store once committed: never mutated. */
   readonly set: Readonly<JsonObject>;
+  /** Who made it. */
+  readonly source: UpdateSource;
 }
 
 /** What the store holds: never mutated once published, so readers may keep a reference. */

@@ -1,11 +1,13 @@
-// The dashboard page: GET / for browsers (content negotiation in wantsPage) and its two
-// assets. The page's script and stylesheet are bundled from src/web/page/ by the macro in
-// bundle.ts, so they live in the binary as strings: no files, no CDN, no internet.
+// The dashboard page: GET / for browsers (content negotiation in wantsPage), its two
+// assets, and the site icon (/favicon.ico). The page's script and stylesheet are bundled
+// from src/web/page/ by the macro in bundle.ts, so they live in the binary as strings: no
+// files, no CDN, no internet.
 // Asset URLs carry a hash of their content, so browsers may keep them forever and a new
 // version is never mixed with an old one.
 import { Elysia } from "elysia";
 import { assetResponse, htmlResponse } from "../http/security";
 import { bundlePage } from "./bundle" with { type: "macro" };
+import { FAVICON_ICO } from "./favicon";
 
 const bundle = bundlePage();
 
@@ -14,6 +16,8 @@ const SCRIPT_PATH = `/assets/app.${hash(bundle.js)}.js`;
 const STYLE_PATH = `/assets/app.${hash(bundle.css)}.css`;
 const HTML = bundle.html.replace("%SCRIPT%", SCRIPT_PATH).replace("%STYLE%", STYLE_PATH);
 
+/** The icon's URL is fixed: a day. */
+const FAVICON_CACHE = "public, max-age=86400";
 /** Hashed URLs never change meaning: a year, immutable. */
 const ASSET_CACHE = "public, max-age=31536000, immutable";
 
@@ -55,5 +59,10 @@ export function webRoutes() {
   for (const [path, body, type] of assets) {
     app.get(path, () => assetResponse(body, type, ASSET_CACHE), { detail: { hide: true } });
   }
+  // ? Its URL is fixed (browsers ask for it unprompted), so it may change between versions:
+  // a day, not a year.
+  app.get("/favicon.ico", () => assetResponse(new Blob([FAVICON_ICO]), "image/x-icon", FAVICON_CACHE), {
+    detail: { hide: true },
+  });
   return app;
 }

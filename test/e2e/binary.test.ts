@@ -38,8 +38,13 @@ describe("the compiled binary", () => {
     for (const word of ["--port", "NEOLIGHT_DASHBOARD_PORT", "--home", "NEOLIGHT_HOME", "METRICS_PATH", "LOG_PATH"]) {
       expect(help.stdout).toContain(word);
     }
-    const version = spawnSync(bin, ["--version"], { encoding: "utf8", env: { PATH: NO_BUN_PATH } });
-    expect({ status: version.status, out: version.stdout }).toEqual({ status: 0, out: `${VERSION}\n` });
+    // Issue 9: the version alone did not say which build runs. No git on PATH here, and an
+    // unrelated directory: the commit was written into the binary when it was built.
+    const version = spawnSync(bin, ["--version"], { encoding: "utf8", env: { PATH: NO_BUN_PATH }, cwd: "/" });
+    expect({ status: version.status, out: version.stdout }).toEqual({
+      status: 0,
+      out: expect.stringMatching(versionLine(headCommit())),
+    });
   });
 
   test("flags override the environment", async () => {
@@ -55,6 +60,40 @@ describe("the compiled binary", () => {
     expect((await postJson(`${svc.url}/meta/metrics`, { mode: "LIVE_MODE" })).status).toBe(200);
     expect(await svc.stop()).toBe(0);
     expect(JSON.parse(readFileSync(join(home.path, "state", "meta_metrics.json"), "utf8")).mode).toBe("LIVE_MODE");
+  });
+});
+
+/** The checkout's commit, as `git rev-parse --short=12 HEAD` says. */
+function headCommit(): string {
+  const head = spawnSync("git", ["rev-parse", "--short=12", "HEAD"], { cwd: ROOT, encoding: "utf8" });
+  expect(head.status).toBe(0);
+  return head.stdout.trim();
+}
+
+/** What --version prints for `commit` (with "-dirty" when the checkout had changes). */
+const versionLine = (commit: string) =>
+  new RegExp(
+    `^neolight-dashboard ${VERSION.replaceAll(".", "\\.")} \\(commit ${commit}(-dirty)?, bun ${Bun.version.replaceAll(".", "\\.")}\\)\n$`,
+  );
+
+describe("--version from source", () => {
+  test("names the checkout's commit and the Bun version", () => {
+    const res = spawnSync(process.execPath, [join(ROOT, "src", "main.ts"), "--version"], { encoding: "utf8" });
+    expect({ status: res.status, out: res.stdout }).toEqual({
+      status: 0,
+      out: expect.stringMatching(versionLine(headCommit())),
+    });
+  });
+
+  test("without git it says the commit is unknown, and still answers", () => {
+    const res = spawnSync(process.execPath, [join(ROOT, "src", "main.ts"), "--version"], {
+      encoding: "utf8",
+      env: { PATH: NO_BUN_PATH },
+    });
+    expect({ status: res.status, out: res.stdout }).toEqual({
+      status: 0,
+      out: expect.stringMatching(versionLine("unknown")),
+    });
   });
 });
 

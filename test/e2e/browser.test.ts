@@ -2,7 +2,9 @@
 // against the compiled binary (built here as `make build` builds it) started from a
 // directory with no node_modules. It shows the fixture agents, turns PAUSED within a
 // second of a POST without a reload, draws the P&L chart, fits a phone, and comes back
-// by itself after the service restarts. It also takes the README's screenshots.
+// by itself after the service restarts, and its risk card shows a stand-in risk engine's
+// figures with their units (and the engine's own file while it is down). It also takes
+// the README's screenshots.
 //
 // Chromium comes from apt (`.ci/run` installs it when missing). Without it this file
 // skips with a message saying so; on the project's machines it runs.
@@ -12,6 +14,7 @@ import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { type HistoryPoint, openSqliteHistory } from "../../src/store/history";
 import { fixture, ROOT, tempDir } from "../helpers";
+import { standInEngine } from "../risk-engine";
 import { postJson, type ServiceProcess, spawnService } from "./process";
 
 // The functions given to page.evaluate / waitForFunction run in the browser. The test
@@ -20,13 +23,16 @@ import { postJson, type ServiceProcess, spawnService } from "./process";
 interface PageElement {
   textContent: string | null;
   getAttribute(name: string): string | null;
+  querySelector(selector: string): PageElement | null;
 }
 declare const document: {
   querySelector(selector: string): PageElement | null;
+  querySelectorAll(selector: string): Iterable<PageElement>;
   documentElement: { scrollWidth: number; clientWidth: number };
   body: { scrollWidth: number };
 };
 declare const window: { marker?: boolean };
+declare const Image: new () => { src: string; naturalWidth: number; onload: () => void; onerror: () => void };
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const available = existsSync(CHROMIUM);
@@ -51,8 +57,15 @@ describe.skipIf(!available)("the dashboard page in Chromium (compiled binary)", 
   let browser: Browser;
   let svc: ServiceProcess;
   let desktop: Page;
+  const engine = standInEngine();
 
-  const start = () => spawnService({ home, cmd: [binary], cwd: home, env: { NEOLIGHT_DASHBOARD_PORT: String(port) } });
+  const start = () =>
+    spawnService({
+      home,
+      cmd: [binary],
+      cwd: home,
+      env: { NEOLIGHT_DASHBOARD_PORT: String(port), NEOLIGHT_RISK_URL: engine.url },
+    });
   const url = () => `http://127.0.0.1:${port}`;
 
   beforeAll(async () => {
@@ -99,6 +112,7 @@ describe.skipIf(!available)("the dashboard page in Chromium (compiled binary)", 
   afterAll(async () => {
     await browser?.close();
     await svc?.stop();
+    engine.stop();
     work[Symbol.dispose]();
   });
 
@@ -177,6 +191,63 @@ describe.skipIf(!available)("the dashboard page in Chromium (compiled binary)", 
   );
 
   test(
+    "the risk card shows the engine's figures with their units, and the engine's own file while it is down",
+    async () => {
+      const card = () =>
+        desktop.evaluate(() => ({
+          badge: document.querySelector("#risk .badge")?.textContent ?? null,
+          facts: [...document.querySelectorAll("#risk .fact")].map((f) => [
+            f.querySelector("dt")?.textContent ?? null,
+            f.querySelector("dd")?.textContent ?? null,
+          ]),
+        }));
+      // The page polls every 5 s: wait for the card, then read it whole.
+      await desktop.waitForFunction(() => document.querySelector("#risk .badge")?.textContent === "LIVE", undefined, {
+        timeout: 15_000,
+      });
+      expect(await card()).toEqual({
+        badge: "LIVE",
+        facts: [
+          ["VaR", "$1,250.48"],
+          ["CVaR", "$1,580.27"],
+          ["Drawdown", "2.14%"],
+          ["Exposure", "42.1% of portfolio"],
+          ["Positions", "3"],
+          ["Engine update", expect.stringMatching(/^\d+ d( \d+ h)? ago$/)], // the fixture's last_update, 2025-11-03
+          ["Fetched", expect.stringMatching(/^\d+ s ago$/)],
+        ],
+      });
+
+      // Down, with a newer state in its own file: the card says so, and how old the file is.
+      engine.mode = "error";
+      const newer = { ...fixture("risk_state"), var: 990.5, last_update: String(Math.floor(Date.now() / 1000)) };
+      writeFileSync(join(home, "state", "risk_state.json"), JSON.stringify(newer, null, 2));
+      try {
+        await desktop.waitForFunction(
+          () => document.querySelector("#risk .badge")?.textContent === "FROM FILE",
+          undefined,
+          { timeout: 15_000 },
+        );
+        expect(await card()).toEqual({
+          badge: "FROM FILE",
+          facts: [
+            ["VaR", "$990.50"],
+            ["CVaR", "$1,580.27"],
+            ["Drawdown", "2.14%"],
+            ["Exposure", "42.1% of portfolio"],
+            ["Positions", "3"],
+            ["Engine update", expect.stringMatching(/^\d+ s ago$/)],
+            ["File written", expect.stringMatching(/^\d+ s ago$/)],
+          ],
+        });
+      } finally {
+        engine.mode = "ok";
+      }
+    },
+    SLOW,
+  );
+
+  test(
     "after a service restart the page reconnects and resyncs by itself",
     async () => {
       expect(await svc.stop()).toBe(0);
@@ -195,6 +266,63 @@ describe.skipIf(!available)("the dashboard page in Chromium (compiled binary)", 
         timeout: LIVE_MS,
       });
       expect(await desktop.evaluate(() => window.marker)).toBe(true);
+    },
+    SLOW,
+  );
+
+  // Issue 9: Swagger UI's "Try it out" had no body schema to send.
+  test(
+    "the API docs: Try it out on POST /meta/metrics with the stress runner's example answers 200",
+    async () => {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      const errors: string[] = [];
+      page.on("console", (m) => {
+        if (m.type() === "error") errors.push(m.text());
+      });
+      await page.goto(`${url()}/swagger`);
+      const op = page.locator("#operations-telemetry-postMetaMetrics");
+      await op.locator(".opblock-summary").click();
+      await op.locator(".try-out__btn").click();
+      // The fixtures are the examples; the stress runner's leaves the guardian alone.
+      await op.locator("select.examples-select-element").selectOption("stress");
+      expect(JSON.parse(await op.locator("textarea.body-param__text").inputValue())).toEqual(fixture("stress_post"));
+      const answered = page.waitForResponse(
+        (r) => r.url() === `${url()}/meta/metrics` && r.request().method() === "POST",
+      );
+      await op.locator(".execute").click();
+      expect((await answered).status()).toBe(200);
+      await op.locator(".live-responses-table .response .response-col_status").waitFor();
+      expect(await op.locator(".live-responses-table .response .response-col_status").textContent()).toBe("200");
+      // The page runs under the CSP with everything served locally: no refusals, no misses.
+      expect(errors).toEqual([]);
+      await page.close();
+    },
+    SLOW,
+  );
+
+  // Issue 9: /favicon.ico was a 404 (browsers ask for it on every page they show).
+  test(
+    "the site icon is a real 16 px icon, for the page and the API docs alike",
+    async () => {
+      for (const path of ["/", "/swagger"]) {
+        const page = await browser.newPage();
+        const missing: string[] = [];
+        page.on("response", (r) => {
+          if (r.status() === 404) missing.push(r.url());
+        });
+        await page.goto(`${url()}${path}`);
+        const width = await page.evaluate(
+          () =>
+            new Promise<number>((resolve) => {
+              const icon = new Image();
+              icon.onload = () => resolve(icon.naturalWidth);
+              icon.onerror = () => resolve(0);
+              icon.src = "/favicon.ico";
+            }),
+        );
+        expect({ path, width, missing }).toEqual({ path, width: 16, missing: [] });
+        await page.close();
+      }
     },
     SLOW,
   );

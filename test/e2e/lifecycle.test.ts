@@ -63,16 +63,18 @@ describe("restart", () => {
 
 describe("configuration errors stop start-up with exit 2 and one ERROR line", () => {
   test.each([
-    ["port abc", { NEOLIGHT_DASHBOARD_PORT: "abc" }, "NEOLIGHT_DASHBOARD_PORT"],
-    ["an unwritable log path", { LOG_PATH: "/proc/neolight/dashboard.log" }, "LOG_PATH"],
-    ["a metrics path under a file", { METRICS_PATH: "FILE/state/m.json" }, "METRICS_PATH"],
-  ])("%s", async (_name, env, variable) => {
+    ["port abc", { NEOLIGHT_DASHBOARD_PORT: "abc" }, "NEOLIGHT_DASHBOARD_PORT", []],
+    // Issue 9: the flag was blamed on the variable.
+    ["--port abc", {}, "--port", ["--port", "abc"]],
+    ["an unwritable log path", { LOG_PATH: "/proc/neolight/dashboard.log" }, "LOG_PATH", []],
+    ["a metrics path under a file", { METRICS_PATH: "FILE/state/m.json" }, "METRICS_PATH", []],
+  ])("%s", async (_name, env, variable, args) => {
     using home = tempDir();
     writeFileSync(join(home.path, "FILE"), "x");
     const resolved = Object.fromEntries(
       Object.entries(env).map(([k, v]) => [k, v.replace("FILE", join(home.path, "FILE"))]),
     );
-    const proc = spawnRaw({ home: home.path, env: resolved });
+    const proc = spawnRaw({ home: home.path, env: resolved, args });
     await expectConfigExit(proc, variable, new RegExp(variable));
   });
 });
@@ -92,6 +94,24 @@ describe("other start-up failures exit 1, so systemd restarts the service", () =
       message: "cannot listen",
       port: first.port,
     });
+    // Issue 9: the line carried the error's (minified, in the binary) stack. One clean line:
+    // where, and why in words.
+    const errors = (await new Response(proc.stdout).text())
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.level === "ERROR");
+    expect(errors).toEqual([
+      {
+        timestamp: expect.any(String),
+        level: "ERROR",
+        message: "cannot listen",
+        host: "127.0.0.1",
+        port: first.port,
+        code: "EADDRINUSE",
+        reason: "address already in use: another process listens on this port",
+      },
+    ]);
   });
 });
 

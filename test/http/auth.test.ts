@@ -10,6 +10,7 @@ import { call, fixture, get, type Json, logged, startApp, type TestApp } from ".
 const TOKEN = "w".repeat(24);
 const READ_TOKEN = "r".repeat(24);
 const LOOPBACK = "127.0.0.1";
+const NO_TOKEN_WARN = "no write token: writes accepted from this host only (loopback or its own interface addresses)";
 const REMOTE = "10.1.2.3";
 
 /** The peer is whatever the test puts in x-test-peer (default loopback). */
@@ -98,11 +99,20 @@ describe("writes without NEOLIGHT_DASHBOARD_TOKEN: loopback only", () => {
     );
   });
 
-  test("start-up logs one WARN saying writes come from loopback only", async () => {
+  // Issue 9: the WARN said "loopback addresses only" while the host's own addresses were
+  // accepted too (as the README says). Its words, and that they hold.
+  test("start-up logs one WARN saying writes come from this host only, and they do", async () => {
     await using t = await app();
-    expect(logged(t.log, "no write token: writes accepted from loopback addresses only")).toEqual([
+    expect(logged(t.log, NO_TOKEN_WARN)).toEqual([
       expect.objectContaining({ level: "WARN", variable: "NEOLIGHT_DASHBOARD_TOKEN" }),
     ]);
+    expect(logged(t.log, "no write token: writes accepted from loopback addresses only")).toEqual([]);
+    const own = Object.values(networkInterfaces())
+      .flat()
+      .map((i) => i?.address)
+      .find((a) => a !== undefined && !isLoopback(a));
+    if (own !== undefined) expect((await write(t, "POST", "/meta/metrics", own)).status).toBe(200);
+    expect((await write(t, "POST", "/meta/metrics", "198.51.100.77")).status).toBe(403);
   });
 
   test.each([
@@ -168,9 +178,9 @@ describe("writes without NEOLIGHT_DASHBOARD_TOKEN: loopback only", () => {
 describe("writes with NEOLIGHT_DASHBOARD_TOKEN", () => {
   const env = { NEOLIGHT_DASHBOARD_TOKEN: TOKEN };
 
-  test("no WARN about loopback at start-up", async () => {
+  test("no WARN about host-only writes at start-up", async () => {
     await using t = await app(env);
-    expect(logged(t.log, "no write token: writes accepted from loopback addresses only")).toEqual([]);
+    expect(logged(t.log, NO_TOKEN_WARN)).toEqual([]);
   });
 
   // Every write route x {loopback, remote} x {no token, wrong tokens, the token}.
@@ -312,11 +322,11 @@ describe("reads", () => {
       expect((await write(t, "POST", "/meta/metrics", LOOPBACK, bearer(READ_TOKEN))).status).toBe(403);
     });
 
-    test("unknown routes are still 404, with or without credentials", async () => {
+    test("unknown routes are still 404 (and unknown methods 405), with or without credentials", async () => {
       await using t = await app(env);
       expect((await read(t, "/nope", REMOTE)).status).toBe(404);
       expect((await write(t, "POST", "/nope", REMOTE)).status).toBe(404);
-      expect((await write(t, "DELETE", "/meta/metrics", REMOTE)).status).toBe(404);
+      expect((await write(t, "DELETE", "/meta/metrics", REMOTE)).status).toBe(405);
     });
   });
 });

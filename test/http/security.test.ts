@@ -65,7 +65,7 @@ describe("security headers", () => {
 });
 
 describe("CORS", () => {
-  test("off by default: no Allow-Origin, and a preflight finds no route", async () => {
+  test("off by default: no Allow-Origin, and a preflight finds no OPTIONS route (405)", async () => {
     await using t = await startApp();
     const res = await call(t.app, "GET", "/meta/metrics", undefined, { origin: OPS });
     expect(res.headers.get("access-control-allow-origin")).toBeNull();
@@ -73,7 +73,7 @@ describe("CORS", () => {
       origin: OPS,
       "access-control-request-method": "POST",
     });
-    expect(pre.status).toBe(404);
+    expect(pre.status).toBe(405);
     expect(pre.headers.get("access-control-allow-origin")).toBeNull();
   });
 

@@ -461,11 +461,27 @@ describe("every wrong type for every contract field: a safety field 422 naming i
 describe("unknown routes and methods", () => {
   test.each([
     ["GET /nope", "GET", "/nope"],
-    ["DELETE /meta/metrics", "DELETE", "/meta/metrics"],
-    ["POST /health", "POST", "/health"],
+    ["POST /nope", "POST", "/nope"],
   ])("%s is a 404 in the error shape", async (_name, method, path) => {
     await using t = await startApp();
     const res = await call(t.app, method, path);
     expect(res).toMatchObject({ status: 404, body: { error: expect.stringContaining(path), code: 404 } });
+  });
+
+  // Issue 9: a known path with another method was a 404, as if the path did not exist.
+  test.each([
+    ["DELETE /meta/metrics", "DELETE", "/meta/metrics", "GET, HEAD, POST"],
+    ["PUT /meta/metrics", "PUT", "/meta/metrics", "GET, HEAD, POST"],
+    ["POST /health", "POST", "/health", "GET, HEAD"],
+    ["GET /atlas/update", "GET", "/atlas/update", "POST"],
+    ["POST /swagger", "POST", "/swagger", "GET, HEAD"],
+  ])("%s is a 405 with Allow, in the error shape", async (_name, method, path, allow) => {
+    await using t = await startApp();
+    const res = await call(t.app, method, path);
+    expect({ status: res.status, allow: res.headers.get("allow"), body: res.body }).toEqual({
+      status: 405,
+      allow,
+      body: { error: `${method} is not allowed on ${path}; it answers ${allow}`, code: 405 },
+    });
   });
 });

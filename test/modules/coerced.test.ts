@@ -187,23 +187,23 @@ describe("the WARN for coerced values", () => {
     const meta = createMetaService({ channel: createChannel<Envelope>(100), store, log, now: () => new Date(clock) });
     const lines = () => logged(log, "posted values stored as null").map((l) => l.paths);
     // Nothing drains this channel: submit only queues, which is where the WARN is decided.
-    void meta.submit({ a: null }, ["a"]);
-    void meta.submit({ a: null }, ["a"]);
+    void meta.submit({ a: null }, "hive", ["a"]);
+    void meta.submit({ a: null }, "hive", ["a"]);
     clock += 5_000;
-    void meta.submit({ a: null }, ["a"]);
+    void meta.submit({ a: null }, "hive", ["a"]);
     expect(lines()).toEqual([["a"]]);
-    void meta.submit({ a: null, b: null }, ["a", "b"]);
+    void meta.submit({ a: null, b: null }, "hive", ["a", "b"]);
     expect(lines()).toEqual([["a"], ["b"]]);
     // Within the second: not logged, and so not remembered: the next line has it.
-    void meta.submit({ c: null }, ["c"]);
+    void meta.submit({ c: null }, "hive", ["c"]);
     expect(lines()).toHaveLength(2);
     clock += 1_000;
-    void meta.submit({ c: null }, ["c"]);
+    void meta.submit({ c: null }, "hive", ["c"]);
     expect(lines()).toEqual([["a"], ["b"], ["c"]]);
     // A post with thousands of new paths lists the first 20 and counts the rest.
     clock += 1_000;
     const many = Array.from({ length: 1000 }, (_, i) => `per_agent/a${i}/pnl_1d`);
-    void meta.submit({ per_agent: {} }, many);
+    void meta.submit({ per_agent: {} }, "hive", many);
     expect(logged(log, "posted values stored as null").at(-1)).toMatchObject({ paths: many.slice(0, 20), more: 980 });
     await store.close();
   });

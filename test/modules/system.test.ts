@@ -2,6 +2,8 @@
 import { describe, expect, test } from "bun:test";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { VERSION } from "../../src/config";
+import { ErrorResponse } from "../../src/http/respond";
+import { AtlasUpdate, MetaMetricsUpdate } from "../../src/modules/meta/model";
 import { Health, ServiceInfo, Status } from "../../src/modules/system/model";
 import { formatUptime } from "../../src/modules/system/service";
 import { call, fixture, get, logged, post, startApp } from "../helpers";
@@ -36,7 +38,7 @@ describe("GET /health", () => {
 });
 
 describe("GET /", () => {
-  test("JSON clients get the service info with every route", async () => {
+  test("JSON clients get the service info: the original's six paths first, then the newer ones", async () => {
     await using t = await startApp();
     const res = await call(t.app, "GET", "/", undefined, { accept: "application/json" });
     expect(res.body).toEqual({
@@ -45,20 +47,37 @@ describe("GET /", () => {
       status: "running",
       uptime: "0h0m",
       endpoints: [
-        "GET /",
-        "GET /health",
-        "GET /status",
-        "GET /meta/metrics",
-        "POST /meta/metrics",
-        "POST /atlas/update",
-        "GET /meta/performance",
-        "GET /meta/regime",
-        "GET /governor/allocations",
-        "GET /risk/status",
-        "GET /events",
-        "GET /meta/history",
-        "GET /metrics",
+        "/health",
+        "/status",
+        "/meta/metrics",
+        "/meta/performance",
+        "/meta/regime",
+        "/governor/allocations",
+        "/",
+        "/atlas/update",
+        "/risk/status",
+        "/events",
+        "/meta/history",
+        "/metrics",
+        "/swagger",
+        "/swagger/json",
       ],
+      methods: {
+        "/health": ["GET"],
+        "/status": ["GET"],
+        "/meta/metrics": ["GET", "POST"],
+        "/meta/performance": ["GET"],
+        "/meta/regime": ["GET"],
+        "/governor/allocations": ["GET"],
+        "/": ["GET"],
+        "/atlas/update": ["POST"],
+        "/risk/status": ["GET"],
+        "/events": ["GET"],
+        "/meta/history": ["GET"],
+        "/metrics": ["GET"],
+        "/swagger": ["GET"],
+        "/swagger/json": ["GET"],
+      },
     });
     expect(valid(ServiceInfo, res.body)).toEqual([]);
   });
@@ -139,6 +158,12 @@ describe("access log", () => {
   });
 });
 
+interface Operation {
+  requestBody?: { content: Record<string, { schema: unknown; examples?: Record<string, { value: unknown }> }> };
+  responses: Record<string, { content?: unknown; headers?: Record<string, unknown> }>;
+  security?: unknown;
+}
+
 describe("OpenAPI", () => {
   test("/swagger/json documents every route with its schemas", async () => {
     await using t = await startApp();
@@ -165,6 +190,94 @@ describe("OpenAPI", () => {
     );
     expect(doc.paths["/meta/metrics"]?.post?.requestBody).toBeDefined();
     expect(Object.keys(doc.paths["/meta/metrics"]?.post?.responses ?? {})).toContain("503");
+  });
+
+  // Issue 9: the request bodies had no schema (`content: {}`), so "Try it out" could not
+  // POST; answers of the access rules and body limits were missing; the error schema was
+  // copied inline into every answer; there was no security scheme and no example.
+  test("/swagger/json: every body, every answer, one Error schema, the bearer scheme, fixture examples", async () => {
+    await using t = await startApp();
+    const res = await t.app.handle(new Request("http://localhost/swagger/json"));
+    const raw = await res.text();
+    const doc = JSON.parse(raw) as {
+      components: { schemas: Record<string, unknown>; securitySchemes: Record<string, unknown> };
+      paths: Record<string, Record<string, Operation>>;
+    };
+    expect(doc.components).toEqual({
+      schemas: { Error: JSON.parse(JSON.stringify(ErrorResponse)) },
+      securitySchemes: { bearer: { type: "http", scheme: "bearer", description: expect.any(String) } },
+    });
+    // One schema, referenced: its words appear once in the whole document.
+    expect(raw.split(ErrorResponse.properties.code.description as string).length - 1).toBe(1);
+
+    const ops = Object.entries(doc.paths).flatMap(([path, item]) =>
+      Object.entries(item).map(([method, op]) => ({ route: `${method.toUpperCase()} ${path}`, op })),
+    );
+    for (const { route, op } of ops) {
+      for (const [status, answer] of Object.entries(op.responses)) {
+        if (Number(status) < 400) continue;
+        expect({
+          route,
+          status,
+          content: answer.content,
+          retryAfter: answer.headers?.["Retry-After"] !== undefined,
+        }).toEqual({
+          route,
+          status,
+          content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
+          retryAfter: status === "429" || status === "503",
+        });
+      }
+    }
+    const summary = Object.fromEntries(
+      ops.map(({ route, op }) => [route, { statuses: Object.keys(op.responses), security: op.security }]),
+    );
+    const anyone = [{ bearer: [] }, {}];
+    const read = { statuses: ["200", "401", "403"], security: anyone };
+    const write = {
+      statuses: ["200", "400", "401", "403", "408", "413", "415", "422", "429", "503"],
+      security: anyone,
+    };
+    expect(summary).toEqual({
+      "GET /": read,
+      "GET /health": { statuses: ["200"], security: [] },
+      "GET /status": read,
+      "GET /meta/metrics": read,
+      "POST /meta/metrics": write,
+      "POST /atlas/update": write,
+      "GET /meta/performance": read,
+      "GET /meta/regime": read,
+      "GET /governor/allocations": read,
+      "GET /risk/status": { ...read, statuses: ["200", "401", "403", "503"] },
+      "GET /events": { ...read, statuses: ["200", "401", "403", "503"] },
+      "GET /meta/history": { ...read, statuses: ["200", "400", "401", "403", "422", "503"] },
+      "GET /metrics": read,
+    });
+
+    // The bodies: their schema, and the fixtures as examples, each of which is accepted.
+    for (const [path, schema, examples] of [
+      [
+        "/meta/metrics",
+        MetaMetricsUpdate,
+        { hive: "meta_metrics_post", stress: "stress_post", paused: "meta_metrics_paused_post" },
+      ],
+      ["/atlas/update", AtlasUpdate, { atlas: "atlas_update_post" }],
+    ] as const) {
+      const body = doc.paths[path]?.post?.requestBody;
+      expect(Object.keys(body?.content ?? {})).toEqual(["application/json"]);
+      const media = body?.content["application/json"];
+      // The route's own schema (normalised for OpenAPI 3.1 by the plugin: its properties, all of them).
+      const documented = media?.schema as { type: string; properties: Record<string, unknown> };
+      expect({ type: documented.type, properties: Object.keys(documented.properties) }).toEqual({
+        type: "object",
+        properties: Object.keys(schema.properties),
+      });
+      const values = Object.fromEntries(Object.entries(media?.examples ?? {}).map(([name, e]) => [name, e.value]));
+      expect(values).toEqual(Object.fromEntries(Object.entries(examples).map(([name, file]) => [name, fixture(file)])));
+      for (const [name, value] of Object.entries(values)) {
+        expect({ path, name, status: (await post(t.app, path, value)).status }).toEqual({ path, name, status: 200 });
+      }
+    }
   });
 
   test("/swagger is a page whose script and stylesheet are served locally, without inline script", async () => {

@@ -84,7 +84,7 @@ describe("the store", () => {
         },
       },
     });
-    await expect(store.commit([{ seq: 1, set: { mode: "LIVE_MODE" } }])).rejects.toThrow(/ENOSPC/);
+    await expect(store.commit([{ seq: 1, set: { mode: "LIVE_MODE" }, source: "hive" }])).rejects.toThrow(/ENOSPC/);
     expect(store.current()).toMatchObject({ doc: { mode: "TEST_MODE" }, version: 0 });
     expect(store.status()).toMatchObject({
       failures: 1,
@@ -99,7 +99,7 @@ describe("the store", () => {
       persistence: createJsonFilePersistence(join(dir.path, "m.json")),
     });
     const set = JSON.parse('{"__proto__": {"is_paused": true}, "mode": "X"}') as Record<string, unknown>;
-    const state = await store.commit([{ seq: 1, set }]);
+    const state = await store.commit([{ seq: 1, set, source: "hive" }]);
     expect(Object.getPrototypeOf(state.doc)).toBe(Object.prototype);
     expect(({} as Record<string, unknown>).is_paused).toBeUndefined();
     expect(JSON.parse(JSON.stringify(state.doc))).toEqual(

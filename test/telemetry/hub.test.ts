@@ -62,7 +62,7 @@ function hub(options: Partial<HubOptions> = {}): Hub & Disposable {
 
 /** Publishes versions from..to, each setting {n: version}. */
 function publish(h: Hub, from: number, to: number): void {
-  for (let v = from; v <= to; v++) h.publish(state(v, { n: v }), [{ seq: v, set: { n: v } }]);
+  for (let v = from; v <= to; v++) h.publish(state(v, { n: v }), [{ seq: v, set: { n: v }, source: "hive" }]);
 }
 
 describe("hub", () => {
@@ -85,8 +85,8 @@ describe("hub", () => {
     const subs = [h.subscribe(), h.subscribe(), h.subscribe()];
     for (const s of subs) await drain(s);
     h.publish(state(1), [
-      { seq: 1, set: { a: 1, b: 1 } },
-      { seq: 2, set: { b: 2 } },
+      { seq: 1, set: { a: 1, b: 1 }, source: "hive" },
+      { seq: 2, set: { b: 2 }, source: "hive" },
     ]);
     publish(h, 2, 3);
     for (const s of subs) {

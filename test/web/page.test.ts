@@ -2,7 +2,7 @@
 // page's assets (served from memory, no CDN, no inline script), and the page's number
 // formatting.
 import { describe, expect, test } from "bun:test";
-import { ago, duration, money, moneyShort, ratioPct, signClass } from "../../src/web/page/format";
+import { ago, amount, duration, money, moneyShort, ratioPct, signClass } from "../../src/web/page/format";
 import { startApp } from "../helpers";
 
 const BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
@@ -85,6 +85,29 @@ describe("the page", () => {
     expect(js.length).toBeLessThan(200_000);
   });
 
+  // Issue 9: /favicon.ico was a 404, which browsers log on every page they open.
+  test("/favicon.ico is a 16x16 ICO, cacheable for a day", async () => {
+    await using t = await startApp();
+    const res = await t.app.handle(new Request("http://localhost/favicon.ico"));
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    expect({
+      status: res.status,
+      type: res.headers.get("content-type"),
+      cache: res.headers.get("cache-control"),
+      header: [...bytes.slice(0, 8)],
+      bits: bytes[12],
+      length: bytes.length,
+    }).toEqual({
+      status: 200,
+      type: "image/x-icon",
+      cache: "public, max-age=86400",
+      // reserved, type 1 (icon), 1 image, 16 x 16
+      header: [0, 0, 1, 0, 1, 0, 16, 16],
+      bits: 32,
+      length: 6 + 16 + 40 + 16 * 16 * 4 + 16 * 4,
+    });
+  });
+
   test("asset paths are hidden from the endpoint list and the OpenAPI document", async () => {
     await using t = await startApp();
     const info = (await (await t.app.handle(new Request("http://localhost/"))).json()) as { endpoints: string[] };
@@ -103,6 +126,15 @@ describe("page formatting", () => {
     [Number.NaN, "—"],
   ])("money(%p) is %p", (value, text) => {
     expect(money(value)).toBe(text);
+  });
+
+  test.each([
+    [1250.48, "$1,250.48"],
+    [-3, "-$3.00"],
+    [0, "$0.00"],
+    [undefined, "—"],
+  ])("amount(%p) is %p (no sign for a size)", (value, text) => {
+    expect(amount(value)).toBe(text);
   });
 
   test.each([

@@ -45,3 +45,25 @@ export const Allocations = t.Object(
   },
 );
 export type Allocations = typeof Allocations.static;
+
+/** What /status shows of one watched file (WatchedFile.state()). */
+export const FileSource = t.Object({
+  name: t.String({ description: "short name for logs and /status, e.g. market_regime" }),
+  path: t.String(),
+  present: t.Boolean({ description: "the file exists now" }),
+  serving: t.Union([t.Literal("file"), t.Literal("last_good"), t.Literal("none")], {
+    description: "what clients get: the file's content, the last good copy of it, or nothing (default)",
+  }),
+  last_good_read: t.Union([t.String(), t.Null()], {
+    description: "RFC 3339 time of the last read that gave a valid document",
+  }),
+  last_change: t.Union([t.String(), t.Null()], {
+    description: "RFC 3339 time the file last changed (its mtime), as last seen",
+  }),
+  last_good_change: t.Union([t.String(), t.Null()], {
+    description: "mtime of the last valid version: when its writer last wrote a good document",
+  }),
+  parse_errors: t.Integer({ description: "distinct versions of the file that could not be used" }),
+  last_error: t.Union([t.String(), t.Null()]),
+});
+export type FileSource = typeof FileSource.static;

@@ -9,30 +9,15 @@ import { basename, dirname, join } from "node:path";
 import type { TSchema } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import type { Logger } from "../../log/logger";
-import { Allocations, PerformanceAttribution, RegimeDocument } from "./model";
+import { Allocations, type FileSource, PerformanceAttribution, RegimeDocument } from "./model";
 
 /** A file larger than this is not an agent document; it is reported, not read. */
 export const MAX_AGENT_FILE_BYTES = 16 * 1024 * 1024;
 /** Change events come in bursts while an agent writes; coalesce them for this long. */
 const EVENT_DEBOUNCE_MS = 20;
 
-export interface FileSourceState {
-  name: string;
-  path: string;
-  /** The file exists now. */
-  present: boolean;
-  /** What clients get: the file's content, the last good copy of it, or nothing (default). */
-  serving: "file" | "last_good" | "none";
-  /** RFC 3339 time of the last read that gave a valid document. */
-  last_good_read: string | null;
-  /** RFC 3339 time the file last changed (its mtime), as last seen. */
-  last_change: string | null;
-  /** mtime of the last version that was valid: when its writer last wrote a good document. */
-  last_good_change: string | null;
-  /** Distinct versions of the file that could not be used. */
-  parse_errors: number;
-  last_error: string | null;
-}
+/** What /status shows of a watched file (the FileSource schema). */
+export type FileSourceState = FileSource;
 
 export interface WatchedFile {
   /** The last valid content as JSON text, or null when the file does not exist or never was valid. */

@@ -1,18 +1,15 @@
 // Routes of the meta-metrics feature: GET/POST /meta/metrics and POST /atlas/update.
 import { Elysia } from "elysia";
 import { markStart } from "../../http/access-log";
-import { coercedPaths, jsonObjectParser, parsedBodySchema } from "../../http/json-body";
+import { coercedPaths, jsonBodyHooks, jsonObjectParser, parsedBodySchema } from "../../http/json-body";
 import { ErrorResponse, jsonResponse } from "../../http/respond";
 import { Accepted, AtlasUpdate, MetaMetricsDocument, MetaMetricsUpdate, SAFETY_KEYS } from "./model";
 import type { MetaService } from "./service";
 
-const writeErrors = {
-  400: ErrorResponse,
-  413: ErrorResponse,
-  415: ErrorResponse,
-  422: ErrorResponse,
-  503: ErrorResponse,
-};
+// ? Only the answer of this feature: the processor's queue answers 503 (Retry-After) when
+// full or when the disk failed. The body's and the access rules' answers (400, 401, 403,
+// 408, 413, 415, 422, 429) are added to the document where those rules live (openapi.ts).
+const writeErrors = { 503: ErrorResponse };
 
 /** The 200 answer: `coerced` only when some value was stored as null. */
 function accepted(seq: number, state: { updatedAt: string | null }, coerced: readonly string[]) {
@@ -36,11 +33,11 @@ function parseBody(
   beforeBody: (request: Request) => void,
 ) {
   const parse = jsonObjectParser(schema, strict);
-  return ({ request }: { request: Request }) => {
+  return jsonBodyHooks(({ request }) => {
     markStart(request);
     beforeBody(request);
     return parse(request);
-  };
+  });
 }
 
 export function metaRoutes(meta: MetaService, beforeBody: (request: Request) => void = () => {}) {
@@ -58,7 +55,7 @@ export function metaRoutes(meta: MetaService, beforeBody: (request: Request) => 
       "/meta/metrics",
       async ({ body }) => {
         const coerced = coercedPaths(body);
-        const { seq, state } = await meta.submit(body, coerced);
+        const { seq, state } = await meta.submit(body, "hive", coerced);
         return accepted(seq, state, coerced);
       },
       {
@@ -79,6 +76,7 @@ export function metaRoutes(meta: MetaService, beforeBody: (request: Request) => 
         const coerced = coercedPaths(body);
         const { seq, state } = await meta.submit(
           { atlas: body },
+          "atlas",
           coerced.map((p) => `atlas/${p}`),
         );
         return accepted(seq, state, coerced);

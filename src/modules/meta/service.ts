@@ -12,6 +12,7 @@ import {
   type JsonObject,
   PersistenceError,
   type Restored,
+  type UpdateSource,
 } from "../../store/store";
 import { type Channel, ChannelClosedError } from "../../telemetry/channel";
 import type { Envelope } from "../../telemetry/processor";
@@ -114,10 +115,15 @@ export interface MetaService {
    * Queues `set` (top-level keys to replace) and resolves once it is applied and durable.
    * Rejects at once with UnavailableError (503, Retry-After) when the channel is full or
    * closed, and later with UnavailableError when the batch could not be persisted: in
-   * every rejected case nothing of `set` is visible or stored. `coerced`: paths of `set`
-   * the parser stored as null; each is warned about once (rate-bounded), when accepted.
+   * every rejected case nothing of `set` is visible or stored. `source` says who sent it.
+   * `coerced`: paths of `set` the parser stored as null; each is warned about once
+   * (rate-bounded), when accepted.
    */
-  submit(set: JsonObject, coerced?: readonly string[]): Promise<{ seq: number; state: DocumentState }>;
+  submit(
+    set: JsonObject,
+    source: UpdateSource,
+    coerced?: readonly string[],
+  ): Promise<{ seq: number; state: DocumentState }>;
   /** The served document as JSON text, rebuilt only when the store's version changes. */
   documentJson(): string;
   stats(): QueueStats;
@@ -174,14 +180,14 @@ export function createMetaService({ channel, store, log, now = () => new Date() 
   }
 
   return {
-    submit(set, coerced = []) {
+    submit(set, source, coerced = []) {
       if (Object.hasOwn(set, CACHE_TIMESTAMP_KEY)) {
         return Promise.reject(
           new UnprocessableError(`${CACHE_TIMESTAMP_KEY} is set by the service and cannot be posted`),
         );
       }
       return new Promise((resolve, reject) => {
-        const update = { seq: seq + 1, set };
+        const update = { seq: seq + 1, set, source };
         const envelope: Envelope = {
           update,
           settle(result) {

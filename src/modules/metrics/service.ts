@@ -13,6 +13,7 @@ import type { Processor } from "../../telemetry/processor";
 import type { AgentFiles, WatchedFile } from "../agent-files/service";
 import { AgentFigures, StrategyFigures } from "../meta/model";
 import { defaultDocument, type MetaService } from "../meta/service";
+import { RiskState } from "../risk/model";
 import type { RiskClient } from "../risk/service";
 import { ExpositionWriter, type Histogram, MAX_SERIES_PER_FAMILY } from "./exposition";
 import type { MetricsStatus, SourceStaleness } from "./model";
@@ -46,6 +47,14 @@ function figureTable(schema: TObject): Record<string, [string, string]> {
 
 const AGENT_FIGURES = figureTable(AgentFigures);
 const STRATEGY_FIGURES = figureTable(StrategyFigures);
+/** The risk engine's numeric fields (CONTRACT section 2) and their families: the unit in the name. */
+const RISK_FAMILIES = [
+  ["total_exposure", "neolight_risk_total_exposure_ratio"],
+  ["active_positions", "neolight_risk_active_positions"],
+  ["var", "neolight_risk_var"],
+  ["cvar", "neolight_risk_cvar"],
+  ["drawdown", "neolight_risk_drawdown_percent"],
+] as const;
 const BREAKER_STATES = ["CLOSED", "OPEN", "HALF_OPEN"] as const;
 const REGIMES = ["BULL", "BEAR", "SIDEWAYS", "HIGH_VOL", "UNKNOWN"] as const;
 
@@ -154,7 +163,7 @@ export function startMetrics(deps: MetricsDeps): MetricsService {
   // would measure how often someone opened /risk/status, not whether the engine is up.
   let probe: ReturnType<typeof setInterval> | undefined;
   if (config.staleRiskS > 0) {
-    const ask = () => void risk.status().catch(() => {});
+    const ask = () => void risk.refresh();
     ask();
     probe = setInterval(ask, config.staleRiskS * 1000);
     probe.unref?.();
@@ -357,18 +366,28 @@ export function startMetrics(deps: MetricsDeps): MetricsService {
       w.family("neolight_stress_worst_case_pnl", "gauge", "Worst-case P&L of the last stress test").sample(worst);
     }
 
-    // The risk engine: only its last good answer, never an invented number.
-    const riskState = risk.state();
+    // The risk engine: what GET /risk/status serves (its answer, else its file), never an
+    // invented number. One family per field, its unit in its name and help.
     w.family("neolight_risk_engine_up", "gauge", "1 when the latest request to the risk engine succeeded").sample(
-      riskState.reachable ? 1 : 0,
+      risk.state().reachable ? 1 : 0,
     );
-    const good = risk.lastGood();
-    w.family("neolight_risk_figure", "gauge", "Numeric fields of the risk engine's last good answer, by field");
-    if (good !== null) {
-      for (const [field, raw] of Object.entries(good.risk)) {
-        const value = finite(raw);
-        if (value !== undefined) w.sample(value, { field });
+    const served = risk.served();
+    if (served !== null) {
+      w.family(
+        "neolight_risk_state_from_file",
+        "gauge",
+        "1 while the risk figures come from the engine's state/risk_state.json (the engine is unreachable)",
+      ).sample(served.from === "file" ? 1 : 0);
+      for (const [field, name] of RISK_FAMILIES) {
+        const value = finite(served.state[field]);
+        if (value !== undefined)
+          w.family(name, "gauge", `Risk engine: ${RiskState.properties[field].description}`).sample(value);
       }
+      w.family(
+        "neolight_risk_last_update_timestamp_seconds",
+        "gauge",
+        "When the risk engine last computed its state (its last_update), seconds since the epoch",
+      ).sample(Number(served.state.last_update));
     }
   }
 

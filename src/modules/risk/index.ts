@@ -17,9 +17,9 @@ export function riskRoutes(risk: RiskClient) {
       response: { 200: RiskStatus, 503: ErrorResponse },
       detail: {
         tags: ["risk"],
-        summary: "The Rust risk engine's state, with the age of the last good answer",
+        summary: "The Rust risk engine's state (its GET /risk/state), with its units and ages",
         description:
-          "503 until the engine has answered once. After that, an unreachable engine gives its last answer with stale: true.",
+          "The engine's latest answer. When it is unreachable: its last good answer or, when not older, its own state/risk_state.json (served_from: file), with stale: true. 503 until one of them was good.",
       },
     },
   );

@@ -1,44 +1,99 @@
-// The client of the Rust risk engine (CONTRACT section 4, GET /risk/status). It serves the
-// engine's last good answer with its age and never invents a number: before the first
-// good answer there is nothing to serve, and the route answers 503.
+// The client of NeoLight's Rust risk engine (risk_engine_rust, CONTRACT section 2: its
+// GET /risk/state) behind our GET /risk/status (section 4). It serves the engine's last good
+// answer with its age and never invents a number. When the engine is unreachable it serves
+// the engine's own persisted state, state/risk_state.json (section 1), if that is not older
+// than the last good answer: the engine writes that file on every evaluation, so it can be
+// newer than what we last fetched. The engine rewrites it in place (Rust's fs::write), so
+// it is read like the agent files, through their last-good-copy reader. Before a good
+// answer from either, there is nothing to serve and the route answers 503.
 
+import { join } from "node:path";
 import { UnavailableError } from "../../http/errors";
 import type { Logger } from "../../log/logger";
-import type { RiskStatus } from "./model";
+import { validator, type WatchedFile, watchJsonFile } from "../agent-files/service";
+import { RISK_UNITS, type RiskSource, RiskState, type RiskStatus } from "./model";
 
 /** Answers younger than this are served without asking the engine again. */
 export const RISK_REFRESH_MS = 1000;
-/** Retry-After when the engine was never reached. */
+/** Retry-After when there is nothing to serve yet. */
 const NEVER_REACHED_RETRY_AFTER_S = 5;
+/** CONTRACT section 2: the engine's state route. */
+export const RISK_STATE_ROUTE = "/risk/state";
+/** CONTRACT section 1: the engine's persisted state, relative to NEOLIGHT_HOME. */
+export const RISK_STATE_FILE = join("state", "risk_state.json");
 
-export interface RiskSourceState {
-  url: string;
-  reachable: boolean;
-  last_good_at: string | null;
-  last_attempt_at: string | null;
-  last_error: string | null;
-  failures: number;
+/** What is served: a state of the engine, where it was read and when (epoch ms; a file's mtime). */
+export interface ServedRisk {
+  state: Readonly<RiskState>;
+  from: "engine" | "file";
+  at: number;
 }
 
 export interface RiskClient {
   /**
-   * The engine's state: asks the engine when the last attempt is older than
-   * RISK_REFRESH_MS (concurrent callers share one request), then serves the last good
-   * answer. Rejects with UnavailableError (503) when no answer was ever good.
+   * The engine's state: asks the engine when the last attempt is older than RISK_REFRESH_MS
+   * (concurrent callers share one request), then serves what served() gives. Rejects with
+   * UnavailableError (503) when neither the engine nor its file ever gave a good state.
    */
   status(): Promise<RiskStatus>;
-  state(): RiskSourceState;
-  /** The last good answer (shared: do not mutate) and when it came, epoch ms; null before any. Never asks the engine. */
-  lastGood(): { risk: Readonly<Record<string, unknown>>; at: number } | null;
+  /**
+   * Asks the engine now, however recent the last attempt (shares a request in flight), and
+   * after a failure re-reads the state file. Resolves once both are taken in; never rejects.
+   * The background probe uses it, and tests instead of waiting for RISK_REFRESH_MS.
+   */
+  refresh(): Promise<void>;
+  /** Figures for /status `sources.risk_engine`: a fresh copy each call. */
+  state(): RiskSource;
+  /**
+   * The last good answer of the engine itself (shared: do not mutate) and when it came, epoch
+   * ms; null before any. Never asks the engine. Only this feeds the staleness of
+   * `risk_engine`: the file says what the engine once computed, not that it is alive.
+   */
+  lastGood(): { risk: Readonly<RiskState>; at: number } | null;
+  /**
+   * What status() serves, without asking the engine: its latest answer while it is
+   * reachable; otherwise the newer (by the engine's own last_update) of its last good answer
+   * and its file, the file on a tie; null when there is neither.
+   */
+  served(): ServedRisk | null;
+  /** Stops watching the state file. Idempotent. */
+  close(): void;
 }
 
-export function createRiskClient({ url, timeoutMs, log }: { url: string; timeoutMs: number; log: Logger }): RiskClient {
-  const endpoint = `${url}/risk/status`;
-  let good: { risk: Record<string, unknown>; at: number } | null = null;
-  let lastAttempt = 0;
+export interface RiskClientOptions {
+  /** Base URL of the engine (NEOLIGHT_RISK_URL). */
+  url: string;
+  timeoutMs: number;
+  /** NEOLIGHT_HOME: the state file is RISK_STATE_FILE under it. */
+  home: string;
+  /** Poll interval of the state file (NEOLIGHT_SOURCE_POLL_MS); it is also watched. */
+  pollMs: number;
+  log: Logger;
+  /** Epoch ms. Default: Date.now; tests move a clock of their own instead of sleeping. */
+  now?: () => number;
+}
+
+const checkState = validator(RiskState);
+const iso = (ms: number) => new Date(ms).toISOString();
+const engineMs = (state: Readonly<RiskState>) => Number(state.last_update) * 1000;
+const isTimeout = (err: unknown) => err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
+
+export function createRiskClient({ url, timeoutMs, home, pollMs, log, now = Date.now }: RiskClientOptions): RiskClient {
+  const endpoint = `${url}${RISK_STATE_ROUTE}`;
+  const stateFile: WatchedFile = watchJsonFile({
+    name: "risk_state",
+    path: join(home, RISK_STATE_FILE),
+    validate: checkState,
+    pollMs,
+    log,
+  });
+  // ? Read at once, not at the first poll: an engine that is down at our start-up still has
+  // its state served as soon as the first /risk/status asks.
+  void stateFile.refresh();
+  let good: { risk: RiskState; at: number } | null = null;
+  let lastAttempt = Number.NEGATIVE_INFINITY;
   let inflight: Promise<void> | null = null;
-  const figures: RiskSourceState = {
-    url: endpoint,
+  const figures: Pick<RiskSource, "reachable" | "last_good_at" | "last_attempt_at" | "last_error" | "failures"> = {
     reachable: false,
     last_good_at: null,
     last_attempt_at: null,
@@ -46,60 +101,108 @@ export function createRiskClient({ url, timeoutMs, log }: { url: string; timeout
     failures: 0,
   };
 
-  async function ask(): Promise<void> {
-    lastAttempt = Date.now();
-    figures.last_attempt_at = new Date(lastAttempt).toISOString();
+  async function fetchState(): Promise<RiskState> {
+    const res = await fetch(endpoint, {
+      signal: AbortSignal.timeout(timeoutMs),
+      headers: { accept: "application/json" },
+    });
+    if (!res.ok) throw new Error(`engine answered HTTP ${res.status}`);
+    let body: unknown;
     try {
-      const res = await fetch(endpoint, {
-        signal: AbortSignal.timeout(timeoutMs),
-        headers: { accept: "application/json" },
-      });
-      if (!res.ok) throw new Error(`engine answered HTTP ${res.status}`);
-      const body: unknown = await res.json();
-      if (typeof body !== "object" || body === null || Array.isArray(body))
-        throw new Error("engine answer is not a JSON object");
-      good = { risk: body as Record<string, unknown>, at: Date.now() };
-      figures.last_good_at = new Date(good.at).toISOString();
+      body = await res.json();
+    } catch (err) {
+      if (isTimeout(err)) throw err;
+      throw new Error(`engine answer is not JSON: ${(err as Error).message}`);
+    }
+    const problem = checkState(body);
+    // ? A malformed answer is not a good one: serving it would show numbers the engine did
+    // not mean, and counting it would hide a broken engine behind a fresh "last update".
+    if (problem !== null) throw new Error(`engine answer does not match its state schema: ${problem}`);
+    return body as RiskState;
+  }
+
+  async function ask(): Promise<void> {
+    lastAttempt = now();
+    figures.last_attempt_at = iso(lastAttempt);
+    try {
+      const risk = await fetchState();
+      good = { risk, at: now() };
+      figures.last_good_at = iso(good.at);
       if (!figures.reachable && figures.failures > 0) log.info("risk engine reachable again", { url: endpoint });
       figures.reachable = true;
       figures.last_error = null;
     } catch (err) {
-      const message =
-        err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError")
-          ? `no answer within ${timeoutMs} ms`
-          : (err as Error).message;
+      const message = isTimeout(err) ? `no answer within ${timeoutMs} ms` : (err as Error).message;
+      const wasReachable = figures.reachable;
       figures.failures++;
       figures.last_error = message;
-      if (figures.reachable || figures.failures === 1)
-        log.warn("risk engine unreachable", { url: endpoint, error: message });
       figures.reachable = false;
+      // The file is what is served now: take in its latest version before anyone reads it.
+      await stateFile.refresh();
+      if (wasReachable || figures.failures === 1) {
+        log.warn("risk engine unreachable", { url: endpoint, error: message, serving: served()?.from ?? "none" });
+      }
     }
   }
 
+  function refresh(): Promise<void> {
+    inflight ??= ask().finally(() => {
+      inflight = null;
+    });
+    return inflight;
+  }
+
+  function fromFile(): ServedRisk | null {
+    const value = stateFile.value();
+    const mtime = stateFile.state().last_good_change;
+    if (value === undefined || mtime === null) return null;
+    // The reader only keeps a version that passed checkState.
+    return { state: value as RiskState, from: "file", at: Date.parse(mtime) };
+  }
+
+  function served(): ServedRisk | null {
+    const engine: ServedRisk | null = good && { state: good.risk, from: "engine", at: good.at };
+    if (figures.reachable) return engine;
+    const file = fromFile();
+    if (file === null) return engine;
+    if (engine === null) return file;
+    return engineMs(file.state) >= engineMs(engine.state) ? file : engine;
+  }
+
+  const secondsSince = (ms: number) => Math.round((now() - ms) / 10) / 100;
+
   return {
     async status() {
-      if (Date.now() - lastAttempt >= RISK_REFRESH_MS) {
-        inflight ??= ask().finally(() => {
-          inflight = null;
-        });
-      }
+      if (now() - lastAttempt >= RISK_REFRESH_MS) void refresh();
       if (inflight) await inflight;
-      if (good === null) {
+      const s = served();
+      if (s === null) {
         throw new UnavailableError(
-          `risk engine never reached at ${endpoint}: ${figures.last_error ?? "no answer yet"}`,
+          `risk engine never reached with a good answer at ${endpoint} (${figures.last_error ?? "no answer yet"}), and ${stateFile.state().path} holds no good state`,
           NEVER_REACHED_RETRY_AFTER_S,
         );
       }
+      const fromEngine = s.from === "engine";
       return {
-        risk: good.risk,
-        fetched_at: new Date(good.at).toISOString(),
-        age_seconds: Math.round((Date.now() - good.at) / 10) / 100,
+        risk: s.state,
+        units: RISK_UNITS,
+        served_from: s.from,
+        fetched_at: fromEngine ? iso(s.at) : null,
+        age_seconds: fromEngine ? secondsSince(s.at) : null,
+        file_modified_at: fromEngine ? null : iso(s.at),
+        file_age_seconds: fromEngine ? null : secondsSince(s.at),
+        engine_updated_at: iso(engineMs(s.state)),
+        engine_age_seconds: secondsSince(engineMs(s.state)),
         stale: !figures.reachable,
         last_error: figures.last_error,
         source: endpoint,
+        state_file: stateFile.state().path,
       };
     },
-    state: () => ({ ...figures }),
+    refresh,
+    state: () => ({ url: endpoint, ...figures, serving: served()?.from ?? "none", state_file: stateFile.state() }),
     lastGood: () => good,
+    served,
+    close: () => stateFile.close(),
   };
 }

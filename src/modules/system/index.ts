@@ -1,15 +1,16 @@
 // Routes of the service itself: GET /, /health, /status.
 import { Elysia } from "elysia";
 import { markStart } from "../../http/access-log";
+import type { RouteTable } from "../../http/routes";
 import { pageResponse, wantsPage } from "../../web";
 import { Health, ServiceInfo, Status } from "./model";
 import type { SystemService } from "./service";
 
 // GET / negotiates (browsers get the page) in its own handler, not in a global hook, so
 // no other route pays for it.
-export function systemRoutes(system: SystemService, endpoints: () => string[]) {
+export function systemRoutes(system: SystemService, routes: () => RouteTable) {
   return new Elysia({ name: "system" })
-    .get("/", ({ request }) => (wantsPage(request) ? pageResponse() : system.info(endpoints())), {
+    .get("/", ({ request }) => (wantsPage(request) ? pageResponse() : system.info(routes())), {
       response: { 200: ServiceInfo },
       detail: {
         tags: ["service"],

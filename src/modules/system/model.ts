@@ -1,6 +1,8 @@
 // Schemas of the service's own routes: GET /, /health, /status.
 import { Type as t } from "@sinclair/typebox";
+import { FileSource } from "../agent-files/model";
 import { MetricsStatus, SourceStaleness } from "../metrics/model";
+import { RiskSource } from "../risk/model";
 
 const Uptime = t.String({ pattern: "^\\d+h\\d+m$", description: "<h>h<m>m, e.g. 0h0m, 1h23m, 49h5m" });
 
@@ -17,23 +19,15 @@ export const ServiceInfo = t.Object({
   version: t.String(),
   status: t.Literal("running"),
   uptime: Uptime,
-  endpoints: t.Array(t.String(), { description: "METHOD /path of every documented route" }),
+  endpoints: t.Array(t.String(), {
+    description:
+      "Bare paths, as the Go original listed them: its six first (/health, /status, /meta/metrics, /meta/performance, /meta/regime, /governor/allocations), then the newer ones",
+  }),
+  methods: t.Record(t.String(), t.Array(t.String()), {
+    description: "path -> the methods it answers (a GET path answers HEAD too)",
+  }),
 });
 export type ServiceInfo = typeof ServiceInfo.static;
-
-const FileSource = t.Object({
-  name: t.String(),
-  path: t.String(),
-  present: t.Boolean(),
-  serving: t.Union([t.Literal("file"), t.Literal("last_good"), t.Literal("none")]),
-  last_good_read: t.Union([t.String(), t.Null()]),
-  last_change: t.Union([t.String(), t.Null()]),
-  last_good_change: t.Union([t.String(), t.Null()], {
-    description: "mtime of the last valid version: when its writer last wrote a good document",
-  }),
-  parse_errors: t.Integer(),
-  last_error: t.Union([t.String(), t.Null()]),
-});
 
 export const Status = t.Object(
   {
@@ -77,7 +71,7 @@ export const Status = t.Object(
     persistence: t.Object({}, { additionalProperties: true }),
     sources: t.Object({
       files: t.Array(FileSource),
-      risk_engine: t.Object({}, { additionalProperties: true }),
+      risk_engine: RiskSource,
     }),
     live: t.Object(
       {},

@@ -41,7 +41,7 @@ export interface SystemDeps {
 
 export interface SystemService {
   health(): Health;
-  info(endpoints: string[]): ServiceInfo;
+  info(routes: Pick<ServiceInfo, "endpoints" | "methods">): ServiceInfo;
   /** Measures now; CPU is the average since the previous call (or since start-up). */
   status(): Promise<Status>;
 }
@@ -65,12 +65,13 @@ export function createSystemService(deps: SystemDeps): SystemService {
       version: VERSION,
       timestamp: new Date().toISOString(),
     }),
-    info: (endpoints) => ({
+    info: ({ endpoints, methods }) => ({
       service: "neolight-dashboard",
       version: VERSION,
       status: "running",
       uptime: formatUptime(uptimeSeconds()),
       endpoints,
+      methods,
     }),
     async status() {
       const now = performance.now();

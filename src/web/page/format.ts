@@ -14,6 +14,12 @@ export function money(v: unknown): string {
   return v > 0 ? `+${text}` : v < 0 ? `-${text}` : text;
 }
 
+/** An amount of money that is not a gain or loss (VaR, CVaR): `$1,250.48`, `-$3.00`; `—` when missing. */
+export function amount(v: unknown): string {
+  if (!isNum(v)) return "—";
+  return `${v < 0 ? "-" : ""}$${money2.format(Math.abs(v))}`;
+}
+
 /** A 0..1 ratio as percent: 0.574 -> `57.4%`. */
 export function ratioPct(v: unknown, digits = 1): string {
   return isNum(v) ? `${fixed(digits).format(v * 100)}%` : "—";

@@ -6,9 +6,10 @@
 // fresh snapshot, so after a service restart the page is whole again without a reload.
 import "./style.css";
 import type { HistoryAnswer } from "../../modules/history/model";
+import type { RiskStatus } from "../../modules/risk/model";
 import { Charts, REGIME_COLOURS } from "./charts";
 import { byId, fact, fill, h, setText } from "./dom";
-import { ago, duration, int, isNum, money, moneyShort, num, pct, ratioPct, signClass, stamp } from "./format";
+import { ago, amount, duration, int, isNum, money, moneyShort, num, pct, ratioPct, signClass, stamp } from "./format";
 import { SortableTable } from "./tables";
 
 type Json = Record<string, unknown>;
@@ -205,24 +206,35 @@ function renderRisk(): void {
     );
     return;
   }
-  const body = state.risk.body;
-  const r = obj(body.risk);
+  // The service's own answer, checked against this schema before it was sent.
+  const body = state.risk.body as unknown as RiskStatus;
+  const r = body.risk;
+  const fromFile = body.served_from === "file";
   const stale = body.stale === true;
+  const since = (seconds: unknown) => (isNum(seconds) ? `${duration(seconds)} ago` : "—");
   fill(
     el,
-    h("span", { class: `badge ${stale ? "warn" : "ok"}` }, stale ? "STALE" : str(r.status, "OK").toUpperCase()),
+    h(
+      "span",
+      { class: `badge ${stale ? "warn" : "ok"}`, "data-served-from": body.served_from },
+      fromFile ? "FROM FILE" : stale ? "STALE" : "LIVE",
+    ),
     h(
       "dl",
       { class: "facts" },
-      fact("Age", isNum(body.age_seconds) ? duration(body.age_seconds) : "—", stale ? "warn" : ""),
-      ...["var_95", "cvar_95", "cvar_99"]
-        .filter((k) => isNum(r[k]))
-        .map((k) => fact(k.toUpperCase().replace("_", " "), ratioPct(r[k], 2), signClass(r[k]))),
-      ...["gross_exposure", "net_exposure"]
-        .filter((k) => isNum(r[k]))
-        .map((k) => fact(k === "gross_exposure" ? "Gross exposure" : "Net exposure", ratioPct(r[k], 0))),
+      fact("VaR", amount(r.var)),
+      fact("CVaR", amount(r.cvar)),
+      fact("Drawdown", pct(r.drawdown, 2), isNum(r.drawdown) && r.drawdown > 0 ? "neg" : ""),
+      fact("Exposure", isNum(r.total_exposure) ? `${ratioPct(r.total_exposure, 1)} of portfolio` : "—"),
+      fact("Positions", int(r.active_positions)),
+      // The engine's own clock (when it last computed) next to ours (when we last heard it).
+      fact("Engine update", since(body.engine_age_seconds)),
+      fromFile
+        ? fact("File written", since(body.file_age_seconds), "warn")
+        : fact("Fetched", since(body.age_seconds), stale ? "warn" : ""),
     ),
-    stale && h("p", { class: "muted small" }, str(body.last_error, "")),
+    stale &&
+      h("p", { class: "muted small" }, fromFile ? `read from ${body.state_file}: ` : "", str(body.last_error, "")),
   );
 }
 

@@ -24,6 +24,8 @@ export interface Scrape {
   /** The one value of an unlabelled family, or of the series with these labels. */
   value(name: string, labels?: Record<string, string>): number | undefined;
   names(): string[];
+  /** The HELP text of a family (where units are said). */
+  help(name: string): string | undefined;
 }
 
 const num = (s: string) => (s === "+Inf" ? Infinity : s === "-Inf" ? -Infinity : Number(s));
@@ -61,6 +63,7 @@ export function parseScrape(text: string): Scrape {
       return family(name).find((s) => JSON.stringify(s.labels) === JSON.stringify(labels))?.value;
     },
     names: () => [...byName.keys()],
+    help: (name) => families.find((f) => f.name === name)?.help,
   };
 }
 

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { MAX_SERIES_PER_FAMILY } from "../../../src/modules/metrics/exposition";
 import type { Persistence } from "../../../src/store/store";
 import { fixture, fixtureText, get, type Json, logged, post, startApp, waitFor } from "../../helpers";
+import { standInEngine } from "../../risk-engine";
 import { type Scrape, type Series, scrape } from "./prom";
 
 type Figures = Record<string, Record<string, number>>;
@@ -175,33 +176,55 @@ describe("GET /metrics", () => {
     ]);
   });
 
-  test("the risk engine's numeric fields from its last good answer; none before one", async () => {
-    const answer = fixture("risk_status");
-    let up = true;
-    const engine = Bun.serve({
-      port: 0,
-      hostname: "127.0.0.1",
-      fetch: () => (up ? Response.json(answer) : new Response("down", { status: 500 })),
-    });
-    try {
-      await using t = await startApp({ env: { NEOLIGHT_RISK_URL: `http://127.0.0.1:${engine.port}` } });
-      await waitFor(() => t.services.risk.lastGood(), "the background probe's first answer");
-      let s = await scrape(t.app);
-      expect(s.value("neolight_risk_engine_up")).toBe(1);
-      const numeric = Object.entries(answer).filter((e): e is [string, number] => typeof e[1] === "number");
-      expect(numeric.length).toBeGreaterThan(3);
-      expect(s.family("neolight_risk_figure")).toEqual(numeric.map(([field, value]) => ({ labels: { field }, value })));
+  test("the risk engine's fields with their units: its answer, else its own file; none before either", async () => {
+    const state = fixture("risk_state");
+    using engine = standInEngine(state);
+    const riskFamilies = (s: Scrape) =>
+      Object.fromEntries(
+        s
+          .names()
+          .filter((n) => n.startsWith("neolight_risk_"))
+          .map((n) => [n, s.family(n).map((x) => x.value)]),
+      );
+    await using t = await startApp({ env: { NEOLIGHT_RISK_URL: engine.url, NEOLIGHT_STALE_RISK_S: "0" } });
+    // Nothing good yet: the engine's up flag only, no invented figure.
+    expect(riskFamilies(await scrape(t.app))).toEqual({ neolight_risk_engine_up: [0] });
 
-      // Down: the last good answer stays, marked by engine_up 0.
-      up = false;
-      // The client asks at most once per RISK_REFRESH_MS (1 s); /risk/status asks when due.
-      await waitFor(async () => (await get(t.app, "/risk/status")).body.stale === true, "the engine seen down");
-      s = await scrape(t.app);
-      expect(s.value("neolight_risk_engine_up")).toBe(0);
-      expect(s.family("neolight_risk_figure")).toHaveLength(numeric.length);
-    } finally {
-      engine.stop(true);
-    }
+    await t.services.risk.refresh();
+    const fromEngine = {
+      neolight_risk_engine_up: [1],
+      neolight_risk_state_from_file: [0],
+      neolight_risk_total_exposure_ratio: [0.4213],
+      neolight_risk_active_positions: [3],
+      neolight_risk_var: [1250.48],
+      neolight_risk_cvar: [1580.27],
+      neolight_risk_drawdown_percent: [2.14],
+      neolight_risk_last_update_timestamp_seconds: [1762207198],
+    };
+    let s = await scrape(t.app);
+    expect(riskFamilies(s)).toEqual(fromEngine);
+    expect(s.help("neolight_risk_var")).toContain("money");
+    expect(s.help("neolight_risk_drawdown_percent")).toContain("percent");
+    expect(s.help("neolight_risk_total_exposure_ratio")).toContain("ratio of the portfolio");
+
+    // Down: the last good answer stays, marked by engine_up 0.
+    engine.mode = "error";
+    await t.services.risk.refresh();
+    expect(riskFamilies(await scrape(t.app))).toEqual({ ...fromEngine, neolight_risk_engine_up: [0] });
+
+    // The engine's own file, newer than its last answer, is what is served and exposed.
+    const newer = { ...state, var: 990.5, last_update: "1762207258" };
+    writeFileSync(join(t.home, "state", "risk_state.json"), JSON.stringify(newer));
+    await t.services.risk.refresh();
+    s = await scrape(t.app);
+    expect(riskFamilies(s)).toEqual({
+      ...fromEngine,
+      neolight_risk_engine_up: [0],
+      neolight_risk_state_from_file: [1],
+      neolight_risk_var: [990.5],
+      neolight_risk_last_update_timestamp_seconds: [1762207258],
+    });
+    expect((await get(t.app, "/risk/status")).body).toMatchObject({ served_from: "file", risk: newer });
   });
 
   test("refused writes count as unauthorised or rate_limited; live-stream viewers are a gauge", async () => {

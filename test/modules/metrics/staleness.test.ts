@@ -8,6 +8,7 @@ import { createMemoryLogger } from "../../../src/log/logger";
 import type { SourceStaleness } from "../../../src/modules/metrics/model";
 import { startStalenessMonitor } from "../../../src/modules/metrics/staleness";
 import { fixture, fixtureText, get, logged, post, startApp, waitFor } from "../../helpers";
+import { standInEngine } from "../../risk-engine";
 import { scrape } from "./prom";
 
 /** Every source off but the ones a test names (their lines would only be noise). */
@@ -205,17 +206,22 @@ describe("staleness in the service", () => {
     expect(await entry(t.app, "allocations_override")).toMatchObject({ expected_interval_s: 0, stale: false });
   });
 
-  test("the risk engine is probed in the background: its last good answer is its last update", async () => {
-    const engine = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => Response.json(fixture("risk_status")) });
-    try {
-      await using t = await startApp({
-        env: { ...QUIET, NEOLIGHT_STALE_RISK_S: "30", NEOLIGHT_RISK_URL: `http://127.0.0.1:${engine.port}` },
-      });
-      // Nobody asked /risk/status: the probe did.
-      const good = await waitFor(() => t.services.risk.state().last_good_at, "the probe's answer");
-      expect(await entry(t.app, "risk_engine")).toMatchObject({ last_update: good, stale: false });
-    } finally {
-      engine.stop(true);
-    }
+  test("the risk engine is probed in the background: its last good answer at /risk/state is its last update", async () => {
+    using engine = standInEngine();
+    await using t = await startApp({
+      env: { ...QUIET, NEOLIGHT_STALE_RISK_S: "30", NEOLIGHT_RISK_URL: engine.url },
+    });
+    // Nobody asked /risk/status: the probe did.
+    const good = await waitFor(() => t.services.risk.state().last_good_at, "the probe's answer");
+    expect(await entry(t.app, "risk_engine")).toMatchObject({ last_update: good, stale: false });
+    // A malformed answer is no sign of life, nor is the engine's file, even a newer one.
+    engine.body = { ...fixture("risk_state"), var: "not a number" };
+    writeFileSync(
+      join(t.home, "state", "risk_state.json"),
+      JSON.stringify({ ...fixture("risk_state"), last_update: "1762207300" }),
+    );
+    await t.services.risk.refresh();
+    expect(t.services.risk.state()).toMatchObject({ reachable: false, serving: "file", last_good_at: good });
+    expect(await entry(t.app, "risk_engine")).toMatchObject({ last_update: good });
   });
 });
