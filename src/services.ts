@@ -8,7 +8,13 @@ import type { Logger } from "./log/logger";
 import { type AgentFiles, watchAgentFiles } from "./modules/agent-files/service";
 import { logGuardianTransitions } from "./modules/guardian/transitions";
 import { createHistory, type History, type HistoryOptions } from "./modules/history/service";
-import { createMetaService, type MetaService, pauseAfterCorruption, servedDocument } from "./modules/meta/service";
+import {
+  createMetaService,
+  type MetaService,
+  pauseAfterCorruption,
+  restoreDocument,
+  servedDocument,
+} from "./modules/meta/service";
 import { createWriteTiming } from "./modules/metrics/persistence";
 import { type MetricsService, startMetrics } from "./modules/metrics/service";
 import { createRiskClient, type RiskClient } from "./modules/risk/service";
@@ -41,8 +47,9 @@ export interface Services {
   metrics: MetricsService;
   /**
    * Closes the channel, waits until every accepted update is settled (persisted or
-   * answered 503), ends the live streams, writes the last history samples, and stops
-   * watching files (the risk engine's too). Idempotent.
+   * answered 503), tries once more to write what the store holds unsaved, ends the live
+   * streams, writes the last history samples, and stops watching files (the risk engine's
+   * too). Idempotent.
    */
   close(): Promise<void>;
 }
@@ -63,11 +70,14 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
   const writeTiming = createWriteTiming();
   const store = logGuardianTransitions(
     await openStore({
-      persistence: writeTiming.wrap(overrides.persistence ?? createJsonFilePersistence(config.metricsPath, log)),
+      persistence: writeTiming.wrap(overrides.persistence ?? createJsonFilePersistence(config.metricsPath)),
+      log,
+      // The state file is held to a POST's schemas; a corrupt one is served as paused at once.
+      restore: restoreDocument(log),
+      failSafe: pauseAfterCorruption(log),
     }),
     log,
   );
-  await pauseAfterCorruption(store, log);
   const channel = createChannel<Envelope>(config.queueCapacity);
   const processor = startProcessor(channel, store, log);
   const meta = createMetaService({ channel, store, log });
@@ -154,6 +164,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
       closing ??= (async () => {
         channel.close();
         await processor.done;
+        await store.close();
         hub.close();
         await history.close();
         files.close();

@@ -1,8 +1,13 @@
 // Reading a JSON-object request body with limits, for every write route.
 // Why not Elysia's default parser: it answers invalid JSON with its own shape and has no
 // size, depth or key-count limits; a writer that gates trading needs all of those.
+// And why it coerces instead of refusing: a body is accepted or refused whole, so refusing
+// a hive snapshot for one agent's `sharpe_30d: NaN` (what Python's json writes by default)
+// dropped the paused guardian in the same body on every retry (issue 15). Only the safety
+// keys a route names are strict; any other value that breaks the schema is stored as null
+// and its path is listed in the answer.
 import type { TSchema } from "@sinclair/typebox";
-import { TypeCompiler, type ValueError } from "@sinclair/typebox/compiler";
+import { type TypeCheck, TypeCompiler, type ValueError } from "@sinclair/typebox/compiler";
 import {
   BadRequestError,
   PayloadTooLargeError,
@@ -34,6 +39,11 @@ function isJsonType(contentType: string | null): boolean {
  */
 export const FORBIDDEN_KEYS: readonly string[] = ["__proto__", "constructor", "prototype"];
 const [FORBIDDEN_A, FORBIDDEN_B, FORBIDDEN_C] = FORBIDDEN_KEYS as [string, string, string];
+
+/** "per_agent/a~1b/pnl_1d": a JSON pointer without its leading slash, as TypeBox's error paths (and so the 422s) spell it. */
+function pointer(segments: readonly string[]): string {
+  return segments.map((s) => s.replaceAll("~", "~0").replaceAll("/", "~1")).join("/");
+}
 
 /** The first node `match` accepts and its "guardian/is_paused" style path (slow path: errors only). */
 function find(root: unknown, match: (key: string, value: unknown) => boolean): { key: string; path: string } | null {
@@ -118,10 +128,11 @@ function findDuplicate(text: string): { key: string; path: string } | null {
 /**
  * Throws when the parsed body breaks a limit or cannot be stored faithfully: nesting deeper
  * than MAX_DEPTH or more than MAX_NODES (400), a key repeated in one object (400: which one
- * the poster meant is unknowable), a FORBIDDEN_KEYS key (400), a number JSON.parse turned
- * into Infinity (422: 1e400 would be served back as null).
+ * the poster meant is unknowable), a FORBIDDEN_KEYS key (400). A number JSON.parse turned
+ * into ±Infinity (1e400) is replaced by null in place, and its path returned: JSON cannot
+ * carry it, and it is no more a figure than NaN.
  */
-function checkShape(root: Record<string, unknown>, text: string): void {
+function checkShape(root: Record<string, unknown>, text: string): string[] {
   let nodes = 0;
   let objectKeys = 0;
   let forbidden = false;
@@ -164,19 +175,86 @@ function checkShape(root: Record<string, unknown>, text: string): void {
       `key ${JSON.stringify(at?.key)} at ${at?.path} is not accepted (${FORBIDDEN_KEYS.join(", ")} are refused at any depth)`,
     );
   }
-  if (infinite) {
-    const at = find(root, (_key, v) => typeof v === "number" && !Number.isFinite(v));
-    throw new UnprocessableError(`number out of range at ${at?.path}: not a finite double`);
+  return infinite ? nullInfinite(root) : [];
+}
+
+/** Replaces every non-finite number under `root` by null; their paths (slow path: only when there are some). */
+function nullInfinite(root: Record<string, unknown>): string[] {
+  const paths: string[] = [];
+  const walk = (value: Record<string, unknown> | unknown[], path: string[]) => {
+    for (const [key, child] of Object.entries(value)) {
+      if (typeof child === "number" && !Number.isFinite(child)) {
+        (value as Record<string, unknown>)[key] = null;
+        paths.push(pointer([...path, key]));
+      } else if (typeof child === "object" && child !== null) walk(child as Record<string, unknown>, [...path, key]);
+    }
+  };
+  walk(root, []);
+  return paths;
+}
+
+/** The tokens Python's json.dumps writes for non-finite floats (allow_nan=True, its default). */
+const NON_FINITE_TOKENS = ["NaN", "Infinity", "-Infinity"] as const;
+
+/**
+ * `text` (which JSON.parse refused) with every NaN, Infinity and -Infinity token outside a
+ * string replaced by null, and the paths of those values; null when it holds none or is
+ * broken in another way that stops the scan. Slow path: runs only after a failed parse.
+ */
+function nullNonFiniteTokens(text: string): { text: string; paths: string[] } | null {
+  interface Frame {
+    keys: boolean;
+    name: string;
+    index: number;
+    last: string;
   }
+  const stack: Frame[] = [];
+  const paths: string[] = [];
+  let out = "";
+  let copied = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    const top = stack[stack.length - 1];
+    if (c === 34) {
+      // ? stringEnd assumes valid JSON: in broken text the closing quote may be missing.
+      const end = text.indexOf('"', i + 1) === -1 ? -1 : stringEnd(text, i);
+      if (end < 0) return null;
+      if (top?.keys && text.charCodeAt(skipSpace(text, end + 1)) === 58) {
+        const raw = text.slice(i + 1, end);
+        try {
+          top.last = raw.includes("\\") ? (JSON.parse(`"${raw}"`) as string) : raw;
+        } catch {
+          return null;
+        }
+      }
+      i = end;
+    } else if (c === 123 || c === 91) {
+      const name = top === undefined ? "" : top.keys ? top.last : String(top.index);
+      stack.push({ keys: c === 123, name, index: 0, last: "" });
+    } else if (c === 125 || c === 93) stack.pop();
+    else if (c === 44 && top && !top.keys) top.index++;
+    else if (c === 78 || c === 73 || c === 45) {
+      const token = NON_FINITE_TOKENS.find((t) => text.startsWith(t, i));
+      if (token === undefined || top === undefined) continue;
+      out += `${text.slice(copied, i)}null`;
+      copied = i + token.length;
+      paths.push(pointer([...stack.slice(1).map((f) => f.name), top.keys ? top.last : String(top.index)]));
+      i = copied - 1;
+    }
+  }
+  return paths.length === 0 ? null : { text: out + text.slice(copied), paths };
 }
 
 /**
  * Reads `request`'s body as one JSON object. Throws 413 over MAX_BODY_BYTES, 408 when the
  * body never arrives whole, 400 for invalid UTF-8, invalid JSON or a non-object (whatever
  * the content type), 415 for a JSON object not labelled as JSON, 400 for what checkShape
- * refuses.
+ * refuses. NaN, Infinity and -Infinity tokens (not JSON, but what Python writes) and
+ * numbers beyond a double are read as null: `nonFinite` lists their paths.
  */
-export async function readJsonObject(request: Request): Promise<Record<string, unknown>> {
+export async function readJsonObject(
+  request: Request,
+): Promise<{ body: Record<string, unknown>; nonFinite: string[] }> {
   const length = request.headers.get("content-length");
   if (length !== null && Number(length) > MAX_BODY_BYTES) throw new PayloadTooLargeError(MAX_BODY_BYTES);
   // ? With a declared length the server already bounds the body: read it in one go (the
@@ -197,10 +275,20 @@ export async function readJsonObject(request: Request): Promise<Record<string, u
     throw new BadRequestError("request body is not valid UTF-8");
   }
   let value: unknown;
+  let tokens: string[] = [];
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new BadRequestError(`request body is not valid JSON: ${(err as Error).message}`);
+    // ? Only a body JSON.parse refused pays for the scan: the hot path is unchanged.
+    const nulled = nullNonFiniteTokens(text);
+    try {
+      if (nulled === null) throw err;
+      value = JSON.parse(nulled.text);
+    } catch {
+      throw new BadRequestError(`request body is not valid JSON: ${(err as Error).message}`);
+    }
+    text = nulled.text;
+    tokens = nulled.paths;
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new BadRequestError(
@@ -211,8 +299,9 @@ export async function readJsonObject(request: Request): Promise<Record<string, u
   // object gets 400 whatever it was labelled; a JSON object sent without saying so is 415.
   const contentType = request.headers.get("content-type");
   if (!isJsonType(contentType)) throw new UnsupportedMediaTypeError(contentType);
-  checkShape(value as Record<string, unknown>, text);
-  return value as Record<string, unknown>;
+  const body = value as Record<string, unknown>;
+  const overflowed = checkShape(body, text);
+  return { body, nonFinite: overflowed.length === 0 ? tokens : [...tokens, ...overflowed] };
 }
 
 /** Reads at most `limit` bytes; a chunked body that grows past it is cut off with 413. */
@@ -244,30 +333,119 @@ async function readLimited(request: Request, limit: number): Promise<Uint8Array>
 /** How many schema problems one 422 lists; the first few are what a poster needs. */
 const MAX_LISTED_PROBLEMS = 3;
 
-/** "guardian/is_paused: Expected boolean; ..." (the same words as app.ts's describeValidation). */
-function describeProblems(errors: Iterable<ValueError>): string {
+/** "guardian/is_paused: Expected boolean; ..." (the same words as app.ts's describeValidation), the first few. */
+export function describeProblems(errors: Iterable<ValueError>, nonFinite: ReadonlySet<string> = new Set()): string {
   const problems: string[] = [];
   for (const e of errors) {
-    problems.push(`${e.path.slice(1) || "body"}: ${e.message}`);
+    const path = e.path.slice(1);
+    const message = nonFinite.has(path) ? "Expected a finite number (not NaN, Infinity or out of range)" : e.message;
+    problems.push(`${path || "body"}: ${message}`);
     if (problems.length === MAX_LISTED_PROBLEMS) break;
   }
-  return `invalid body: ${problems.join("; ")}`;
+  return problems.join("; ");
+}
+
+/** Sets `root` at JSON pointer `path` (TypeBox's, with its leading slash) to null; false when a parent is not a container. */
+function setNull(root: Record<string, unknown>, path: string): boolean {
+  const segments = path
+    .slice(1)
+    .split("/")
+    .map((s) => s.replaceAll("~1", "/").replaceAll("~0", "~"));
+  let at: unknown = root;
+  for (const segment of segments.slice(0, -1)) {
+    if (typeof at !== "object" || at === null) return false;
+    at = (at as Record<string, unknown>)[segment];
+  }
+  if (typeof at !== "object" || at === null) return false;
+  Object.defineProperty(at, segments[segments.length - 1] as string, {
+    value: null,
+    enumerable: true,
+    writable: true,
+    configurable: true,
+  });
+  return true;
+}
+
+/** What coerce() made of a value that failed its schema. */
+export interface Coerced {
+  /** Paths ("per_agent/alpha/sharpe_30d") now holding null, shallowest first. */
+  coerced: string[];
+  /** Schema problems under a strict key: the value cannot be taken (nothing was changed under those keys). */
+  refused: ValueError[];
 }
 
 /**
- * A parse hook for a write route: readJsonObject, then `schema`, answered with our own 422.
- * ? Elysia validates the body against the route's schema again afterwards, but a body that
- * fails there makes Elysia build its ValidationError, which interpolates the offending value
- * into a string: a value like {"toString": 1} in a string field throws a TypeError there
- * and the client gets a 500 (found by the fuzz test). Checking first means Elysia's check
- * only ever sees valid bodies. The extra Check is ~1 us on the hive snapshot.
+ * Makes `value` (a fresh object: it is changed in place) fit `check`'s schema where it may:
+ * every problem under a top-level key not in `strict` becomes null at its path (a value of
+ * the wrong type, a missing required figure, a number that was NaN). Problems under a
+ * `strict` key are returned, not fixed: those keys gate trading, and a guessed value there
+ * is worse than a refusal. Used for POST bodies and for the state file at start-up alike.
  */
-export function jsonObjectParser(schema: TSchema): (request: Request) => Promise<Record<string, unknown>> {
+export function coerce(
+  check: TypeCheck<TSchema>,
+  value: Record<string, unknown>,
+  strict: ReadonlySet<string>,
+): Coerced {
+  const refused: ValueError[] = [];
+  const paths = new Set<string>();
+  for (const error of check.Errors(value)) {
+    const top = (error.path.split("/")[1] ?? "").replaceAll("~1", "/").replaceAll("~0", "~");
+    if (error.path === "" || strict.has(top)) refused.push(error);
+    else paths.add(error.path);
+  }
+  const coerced: string[] = [];
+  if (refused.length > 0) return { coerced, refused };
+  // ? Shallowest first: once a parent is null its children's problems are gone with it.
+  for (const path of [...paths].sort((a, b) => a.length - b.length)) {
+    if (coerced.some((done) => path.startsWith(`/${done}/`))) continue;
+    if (setNull(value, path)) coerced.push(path.slice(1));
+  }
+  return { coerced, refused };
+}
+
+/** Paths the parser stored as null, per parsed body (coercedPaths). */
+const coercedByBody = new WeakMap<object, readonly string[]>();
+
+/** The paths of `body` (as jsonObjectParser returned it) that hold null because the poster's value could not be used. */
+export function coercedPaths(body: object): readonly string[] {
+  return coercedByBody.get(body) ?? [];
+}
+
+/**
+ * `schema` for a route's `body:` when its parse hook is jsonObjectParser: the same schema
+ * (types, OpenAPI) with Elysia's own second check turned off. The parser has checked the
+ * body already, and its coerced nulls would fail the strict schema again.
+ */
+export function parsedBodySchema<T extends TSchema>(schema: T): T {
+  return { ...schema, noValidate: true };
+}
+
+/**
+ * A parse hook for a write route: readJsonObject, then `schema`: problems under `strict`
+ * keys are our own 422, any other is coerced to null (coerce(), coercedPaths()).
+ * ? Elysia would validate the body against the route's schema again afterwards, but a body
+ * that fails there makes Elysia build its ValidationError, which interpolates the offending
+ * value into a string: a value like {"toString": 1} in a string field throws a TypeError
+ * there and the client gets a 500 (found by the fuzz test). So routes turn Elysia's check
+ * off (parsedBodySchema) and this is the one check.
+ */
+export function jsonObjectParser(
+  schema: TSchema,
+  strict: readonly string[] = [],
+): (request: Request) => Promise<Record<string, unknown>> {
   const check = TypeCompiler.Compile(schema);
+  const strictKeys = new Set(strict);
   return async (request) => {
-    const value = await readJsonObject(request);
-    if (!check.Check(value)) throw new UnprocessableError(describeProblems(check.Errors(value)));
-    return value;
+    const { body, nonFinite } = await readJsonObject(request);
+    if (check.Check(body)) {
+      if (nonFinite.length > 0) coercedByBody.set(body, nonFinite);
+      return body;
+    }
+    const { coerced, refused } = coerce(check, body, strictKeys);
+    if (refused.length > 0)
+      throw new UnprocessableError(`invalid body: ${describeProblems(refused, new Set(nonFinite))}`);
+    coercedByBody.set(body, [...new Set([...nonFinite, ...coerced])]);
+    return body;
   };
 }
 

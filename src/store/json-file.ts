@@ -1,9 +1,9 @@
 // The JSON-file backend of the document store: state/meta_metrics.json.
 // Safe writes (STYLE rule 5): temp file in the same directory, fsync, rename, fsync the
 // directory. A crash at any point leaves either the old or the new file, never a torn one.
-import { open, readdir, readFile, rename, unlink } from "node:fs/promises";
+import { constants } from "node:fs";
+import { copyFile, link, open, readdir, readFile, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import type { Logger } from "../log/logger";
 import { type JsonObject, type LoadResult, type Persistence, UnconfirmedWriteError } from "./store";
 
 /** The key under which the file records when its state was committed (served as-is). */
@@ -21,7 +21,7 @@ export function asidePath(path: string, date = new Date()): string {
   return `${path}.corrupt-${date.toISOString().replace(/[-:.]/g, "")}`;
 }
 
-export function createJsonFilePersistence(path: string, log: Logger): Persistence {
+export function createJsonFilePersistence(path: string): Persistence {
   const dir = dirname(path);
   // ? One temp name per process: saves are serialised by the store. Temp files left by
   // crashed runs (other pids) are removed at load: they never hold acknowledged state.
@@ -51,7 +51,7 @@ export function createJsonFilePersistence(path: string, log: Logger): Persistenc
       try {
         text = await readFile(path, "utf8");
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === "ENOENT") return { state: null, corruptMovedTo: null };
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") return { state: null, corrupt: null };
         throw err;
       }
       let parsed: unknown;
@@ -61,16 +61,36 @@ export function createJsonFilePersistence(path: string, log: Logger): Persistenc
         parsed = undefined;
       }
       if (!isObject(parsed)) {
-        // ? Never overwrite or delete what we cannot read: an operator may need it to
-        // reconstruct the guardian state. Move it aside and start from the default.
-        const aside = asidePath(path);
-        await rename(path, aside);
-        await fsyncDir();
-        log.error("persisted state corrupt, moved aside", { path, moved_to: aside, bytes: text.length });
-        return { state: null, corruptMovedTo: aside };
+        // ? Never overwrite or delete what we cannot read (an operator may need it to
+        // reconstruct the guardian state), and leave it at its path until a write can
+        // replace it (keepAside): moved away first, a restart would find no file, take it
+        // for a first start and serve "not paused". The words never quote the content.
+        const corrupt = `${parsed === undefined ? "not valid JSON" : "not a JSON object"} (${text.length} bytes)`;
+        return { state: null, corrupt };
       }
       const { [CACHE_TIMESTAMP_KEY]: stamp, ...doc } = parsed;
-      return { state: { doc, updatedAt: typeof stamp === "string" ? stamp : null }, corruptMovedTo: null };
+      return { state: { doc, updatedAt: typeof stamp === "string" ? stamp : null }, corrupt: null };
+    },
+    async keepAside() {
+      const aside = asidePath(path);
+      try {
+        // ? A second name for the same file: needs no space for its content (the disk may
+        // be full, which is often why we are here), and `path` keeps it meanwhile.
+        await link(path, aside);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP") throw err;
+        // A filesystem without hard links: a copy, made durable.
+        await copyFile(path, aside, constants.COPYFILE_EXCL);
+        const handle = await open(aside, "r+");
+        try {
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+      }
+      await fsyncDir();
+      return aside;
     },
     async save(state) {
       const text = JSON.stringify({ ...state.doc, [CACHE_TIMESTAMP_KEY]: state.updatedAt });

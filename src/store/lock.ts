@@ -132,8 +132,17 @@ export function lockDirectory(directory: string, loadTryLock: () => TryLock = fl
     throw new DirectoryLockedError(directory, lockFile, holderPid(lockFile));
   }
   // ? Only the holder writes, so truncating cannot clobber another's pid; a stale pid of a
-  // killed holder is replaced here.
-  step(() => writeFileSync(lockFile, `${process.pid}\n`), fd);
+  // killed holder is replaced here. The pid is for the refusal's log line only: a full disk
+  // must not keep the service from starting and serving its fail-safe pause (issue 15), so
+  // no space for it leaves the file empty (the refusal then says "pid unknown").
+  step(() => {
+    try {
+      writeFileSync(lockFile, `${process.pid}\n`);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== "ENOSPC" && code !== "EDQUOT") throw err;
+    }
+  }, fd);
   let open = true;
   return {
     directory,

@@ -1,15 +1,18 @@
 // Seeded fuzz of the write routes through app.handle: the fixtures mutated structurally
 // (types flipped, keys deleted and inserted, deep nesting, extreme numbers, odd unicode)
 // and as text (truncated, random bytes, repeated keys, out-of-range literals). After every
-// case: no 5xx, the served document validates against its schema, guardian.is_paused is a
-// boolean, and the document equals the merge of exactly the bodies that were answered 200.
+// case: no 5xx, the served safety keys (guardian, breakers, mode) validate against their
+// schemas, guardian.is_paused is a boolean, and the document equals the merge of exactly the
+// bodies that were answered 200, with null at the paths their answers listed as coerced
+// (issue 15: outside the safety keys a bad value is stored as null, no longer refused).
 // A failure prints the seed; NEOLIGHT_FUZZ_SEED=<seed> replays the same cases.
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Type } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
-import { MetaMetricsDocument } from "../../src/modules/meta/model";
+import { Breakers, Guardian, MetaMetricsDocument } from "../../src/modules/meta/model";
 import { fixture, type Json, startApp } from "../helpers";
 
 const CASES = Number(process.env.NEOLIGHT_FUZZ_CASES ?? 10_000);
@@ -111,6 +114,14 @@ function setOwn(target: Json | unknown[], key: string | number, value: unknown) 
   Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
+/** Sets null at a `coerced` path ("per_agent/a~1b/pnl_1d", JSON-pointer escaped) of `root`. */
+function setNullAt(root: Json, path: string): void {
+  const keys = path.split("/").map((k) => k.replaceAll("~1", "/").replaceAll("~0", "~"));
+  let at = root;
+  for (const key of keys.slice(0, -1)) at = at[key] as Json;
+  setOwn(at, keys[keys.length - 1] as string, null);
+}
+
 /** One structural mutation of `doc` (in place). */
 function mutate(rng: Rng, doc: Json): void {
   const sites = containers(doc);
@@ -162,8 +173,8 @@ function mutateText(rng: Rng, text: string): string | Uint8Array<ArrayBuffer> {
       const after = text.slice(at + 1);
       return `${text.slice(0, at + 1)}"${key}": 1, "${key}": 2${after.trimStart().startsWith("}") ? "" : ","}${after}`;
     }
-    case 3: // a number literal no double can hold
-      return text.replace(/-?\d+(\.\d+)?(?=[,}\]])/, rng.pick(["1e400", "-1e999", "1e-400"]));
+    case 3: // a number literal no double can hold, or a token Python's json writes for one
+      return text.replace(/-?\d+(\.\d+)?(?=[,}\]])/, rng.pick(["1e400", "-1e999", "1e-400", "NaN", "-Infinity"]));
     default: // odd whitespace, a BOM, or trailing garbage
       return rng.pick([`\ufeff${text}`, `${text}\n\n`, `${text}x`, ` \t${text}`]);
   }
@@ -177,7 +188,11 @@ describe("fuzz: write routes", () => {
     try {
       await using t = await startApp({ home });
       const rng = prng(SEED);
-      const check = TypeCompiler.Compile(MetaMetricsDocument);
+      // The safety keys as the router reads them; everything else may hold coerced nulls.
+      const check = TypeCompiler.Compile(
+        Type.Object({ guardian: Guardian, breakers: Breakers, mode: MetaMetricsDocument.properties.mode }),
+      );
+      let coercedAnswers = 0;
       const sources: [string, Json][] = [
         ["/meta/metrics", fixture("meta_metrics_post")],
         ["/meta/metrics", fixture("meta_metrics_paused_post")],
@@ -206,7 +221,12 @@ describe("fuzz: write routes", () => {
           );
           if (res.status === 200) {
             text = typeof body === "string" ? body : new TextDecoder().decode(body);
-            const accepted = JSON.parse(text.replace(/^\ufeff/, "")) as Json;
+            // The service reads a NaN or -Infinity token as null (listed in coerced): so does the model.
+            const json = text.replace(/^\ufeff/, "").replace(/(?<=[:,[]\s*)(NaN|-Infinity)(?=[,}\]])/, "null");
+            const accepted = JSON.parse(json) as Json;
+            const coerced = (answer.coerced as string[] | undefined) ?? [];
+            if (coerced.length > 0) coercedAnswers++;
+            for (const path of coerced) setNullAt(accepted, path);
             if (route === "/atlas/update") model.atlas = accepted;
             else for (const key of Object.keys(accepted)) setOwn(model, key, accepted[key]);
           } else {
@@ -228,6 +248,7 @@ describe("fuzz: write routes", () => {
       }
       // The mutations reach every kind of answer, not just one.
       for (const status of [200, 400, 422]) expect(statuses.get(status) ?? 0).toBeGreaterThan(CASES / 50);
+      expect(coercedAnswers).toBeGreaterThan(CASES / 50);
     } finally {
       rmSync(home, { recursive: true, force: true });
     }

@@ -92,7 +92,7 @@ describe("through the routes", () => {
 /** A store on a real temporary file, wrapped, with its log. */
 async function wrappedStore(dir: string, persistence?: Persistence) {
   const log = createMemoryLogger();
-  const real = persistence ?? createJsonFilePersistence(join(dir, "meta_metrics.json"), log);
+  const real = persistence ?? createJsonFilePersistence(join(dir, "meta_metrics.json"));
   return { log, store: logGuardianTransitions(await openStore({ persistence: real }), log) };
 }
 
@@ -134,7 +134,8 @@ describe("per committed batch", () => {
     let failure: Error | null = new Error("ENOSPC");
     const persistence: Persistence = {
       path: join(dir.path, "meta_metrics.json"),
-      load: async () => ({ state: null, corruptMovedTo: null }),
+      load: async () => ({ state: null, corrupt: null }),
+      keepAside: async () => join(dir.path, "aside"),
       save: async () => {
         if (failure) throw failure;
       },

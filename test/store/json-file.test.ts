@@ -1,9 +1,9 @@
-// The JSON-file store: durable saves, restore on restart, and a corrupt file moved aside
-// (never overwritten or deleted). Real files in a real temporary directory.
+// The JSON-file store: durable saves, restore on restart, and a corrupt file kept aside
+// (never overwritten or deleted). Real files in a real temporary directory. The fail-safe
+// pause on a failing disk and schema-breaking files: corrupt-state.test.ts.
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createMemoryLogger } from "../../src/log/logger";
 import { createJsonFilePersistence } from "../../src/store/json-file";
 import { openStore } from "../../src/store/store";
 import { fixture, get, logged, post, startApp, tempDir } from "../helpers";
@@ -11,8 +11,8 @@ import { fixture, get, logged, post, startApp, tempDir } from "../helpers";
 describe("JSON-file persistence", () => {
   test("a missing file is empty state", async () => {
     using dir = tempDir();
-    const p = createJsonFilePersistence(join(dir.path, "m.json"), createMemoryLogger());
-    expect(await p.load()).toEqual({ state: null, corruptMovedTo: null });
+    const p = createJsonFilePersistence(join(dir.path, "m.json"));
+    expect(await p.load()).toEqual({ state: null, corrupt: null });
   });
 
   test("temp files left by crashed runs are removed at load", async () => {
@@ -20,7 +20,7 @@ describe("JSON-file persistence", () => {
     const path = join(dir.path, "m.json");
     writeFileSync(join(dir.path, ".m.json.tmp-123456"), '{"half": ');
     writeFileSync(path, '{"mode": "LIVE_MODE"}');
-    const loaded = await createJsonFilePersistence(path, createMemoryLogger()).load();
+    const loaded = await createJsonFilePersistence(path).load();
     expect(loaded.state?.doc).toEqual({ mode: "LIVE_MODE" });
     expect(readdirSync(dir.path)).toEqual(["m.json"]);
   });
@@ -28,7 +28,7 @@ describe("JSON-file persistence", () => {
   test("save then load gives the same document and commit time; no temp file is left", async () => {
     using dir = tempDir();
     const path = join(dir.path, "m.json");
-    const p = createJsonFilePersistence(path, createMemoryLogger());
+    const p = createJsonFilePersistence(path);
     const doc = { ...fixture("meta_metrics_post"), __proto__: { polluted: true } };
     await p.save({ doc, updatedAt: "2025-11-03T22:00:00.000Z" });
     expect(readdirSync(dir.path)).toEqual(["m.json"]);
@@ -38,30 +38,37 @@ describe("JSON-file persistence", () => {
   });
 
   test.each([
-    ["truncated JSON", '{"guardian": {"is_pa'],
-    ["an empty file", ""],
-    ["a JSON array", "[1,2,3]"],
-  ])("%s is moved aside, reported as ERROR, and start-up begins from the default", async (_name, content) => {
-    using dir = tempDir();
-    const path = join(dir.path, "m.json");
-    writeFileSync(path, content);
-    const log = createMemoryLogger();
-    const loaded = await createJsonFilePersistence(path, log).load();
-    expect(loaded.state).toBeNull();
-    expect(loaded.corruptMovedTo).toStartWith(`${path}.corrupt-`);
-    expect(existsSync(path)).toBe(false);
-    expect(readFileSync(loaded.corruptMovedTo as string, "utf8")).toBe(content);
-    expect(logged(log, "persisted state corrupt, moved aside")).toEqual([
-      expect.objectContaining({ level: "ERROR", path, moved_to: loaded.corruptMovedTo }),
-    ]);
-  });
+    ["truncated JSON", '{"guardian": {"is_pa', /^not valid JSON \(20 bytes\)$/],
+    ["an empty file", "", /^not valid JSON \(0 bytes\)$/],
+    ["a JSON array", "[1,2,3]", /^not a JSON object \(7 bytes\)$/],
+  ])(
+    "%s is reported corrupt (never quoted), left in place, and keepAside keeps a copy",
+    async (_name, content, why) => {
+      using dir = tempDir();
+      const path = join(dir.path, "m.json");
+      writeFileSync(path, content);
+      const p = createJsonFilePersistence(path);
+      const loaded = await p.load();
+      expect(loaded).toEqual({ state: null, corrupt: expect.stringMatching(why) });
+      // Still there: a restart before the first write must find it again (issue 15).
+      expect(readFileSync(path, "utf8")).toBe(content);
+      const aside = await p.keepAside();
+      expect(aside).toStartWith(`${path}.corrupt-`);
+      expect(readFileSync(aside, "utf8")).toBe(content);
+      expect(readFileSync(path, "utf8")).toBe(content);
+      // The next save replaces the path; the kept copy stays.
+      await p.save({ doc: { mode: "X" }, updatedAt: null });
+      expect(readFileSync(aside, "utf8")).toBe(content);
+      expect(JSON.parse(readFileSync(path, "utf8"))).toEqual({ mode: "X", cache_timestamp: null });
+    },
+  );
 
   test("a file that cannot be read for another reason stops start-up instead of hiding the guardian", async () => {
     using dir = tempDir();
     // A directory where the file should be: EISDIR, not corruption.
     const path = join(dir.path, "m.json");
     mkdirSync(path);
-    await expect(createJsonFilePersistence(path, createMemoryLogger()).load()).rejects.toThrow();
+    await expect(createJsonFilePersistence(path).load()).rejects.toThrow();
   });
 });
 
@@ -70,7 +77,8 @@ describe("the store", () => {
     const store = await openStore({
       persistence: {
         path: "/nowhere",
-        load: async () => ({ state: { doc: { mode: "TEST_MODE" }, updatedAt: null }, corruptMovedTo: null }),
+        load: async () => ({ state: { doc: { mode: "TEST_MODE" }, updatedAt: null }, corrupt: null }),
+        keepAside: async () => "/nowhere.corrupt",
         save: async () => {
           throw new Error("ENOSPC: no space left on device");
         },
@@ -88,7 +96,7 @@ describe("the store", () => {
   test("a posted __proto__ key stays plain data and never reaches the prototype", async () => {
     using dir = tempDir();
     const store = await openStore({
-      persistence: createJsonFilePersistence(join(dir.path, "m.json"), createMemoryLogger()),
+      persistence: createJsonFilePersistence(join(dir.path, "m.json")),
     });
     const set = JSON.parse('{"__proto__": {"is_paused": true}, "mode": "X"}') as Record<string, unknown>;
     const state = await store.commit([{ seq: 1, set, source: "hive" }]);
@@ -127,8 +135,11 @@ describe("restart in process", () => {
       mode: "TEST_MODE",
       guardian: { is_paused: true, drawdown: 0, reason: expect.stringContaining("persisted state was corrupt") },
     });
+    expect(logged(t.log, "persisted state corrupt")).toEqual([
+      expect.objectContaining({ level: "ERROR", problem: "not valid JSON (29 bytes)" }),
+    ]);
     expect(logged(t.log, "persisted state corrupt, moved aside")).toEqual([
-      expect.objectContaining({ level: "ERROR" }),
+      expect.objectContaining({ level: "WARN", moved_to: expect.stringContaining(".corrupt-") }),
     ]);
     expect(logged(t.log, "guardian paused until it reports: persisted state was corrupt")).toHaveLength(1);
     const aside = readdirSync(join(dir.path, "state")).filter((f) => f.includes(".corrupt-"));

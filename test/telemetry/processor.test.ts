@@ -3,18 +3,18 @@
 import { describe, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createMemoryLogger } from "../../src/log/logger";
 import { createJsonFilePersistence } from "../../src/store/json-file";
 import { type DocumentUpdate, type Persistence, UnconfirmedWriteError } from "../../src/store/store";
 import { fixture, get, logged, post, startApp, tempDir, waitFor } from "../helpers";
 
 /** The real JSON-file persistence, recording what each save held. */
 function recording(path: string): Persistence & { saves: number } {
-  const real = createJsonFilePersistence(path, createMemoryLogger());
+  const real = createJsonFilePersistence(path);
   const wrapper = {
     path,
     saves: 0,
     load: () => real.load(),
+    keepAside: () => real.keepAside(),
     async save(state: Parameters<Persistence["save"]>[0]) {
       wrapper.saves++;
       await real.save(state);
@@ -56,7 +56,7 @@ describe("ordering", () => {
 describe("a full channel", () => {
   test("answers 503 with Retry-After at once; everything accepted is applied", async () => {
     using dir = tempDir();
-    const real = createJsonFilePersistence(join(dir.path, "state", "meta_metrics.json"), createMemoryLogger());
+    const real = createJsonFilePersistence(join(dir.path, "state", "meta_metrics.json"));
     let release!: () => void;
     const gate = new Promise<void>((r) => {
       release = r;
@@ -64,6 +64,7 @@ describe("a full channel", () => {
     const persistence: Persistence = {
       path: real.path,
       load: () => real.load(),
+      keepAside: () => real.keepAside(),
       save: async (s) => {
         await gate;
         await real.save(s);
@@ -132,12 +133,13 @@ describe("a write that replaced the file but could not confirm durability", () =
   test("answers 503 saying so, and memory, disk and a restart agree on the new state", async () => {
     using dir = tempDir();
     const path = join(dir.path, "state", "meta_metrics.json");
-    const real = createJsonFilePersistence(path, createMemoryLogger());
+    const real = createJsonFilePersistence(path);
     let unconfirmed = false;
     // The real file write, then the directory fsync "fails" (what EMFILE or EIO there does).
     const persistence: Persistence = {
       path,
       load: () => real.load(),
+      keepAside: () => real.keepAside(),
       async save(state) {
         await real.save(state);
         if (unconfirmed) throw new UnconfirmedWriteError("directory fsync failed after rename: EIO", null);

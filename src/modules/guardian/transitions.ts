@@ -5,7 +5,7 @@
 // at what drawdown, and which source said so.
 //
 // It wraps the store rather than listening to the processor: the fail-safe pause after a
-// corrupt state file is committed at start-up, before the processor runs, and a batch whose
+// corrupt state file is in the store before the processor runs (logged when wrapped), and a batch whose
 // file was replaced but not confirmed durable changes the served state too. Every change of
 // the document goes through commit(), so comparing the state before and after each commit
 // sees each transition exactly once: a repeated identical post, or a post that does not
@@ -46,6 +46,19 @@ export function logGuardianTransitions(store: DocumentStore, log: Logger): Docum
   let pausedAt: number | null = null;
   /** The reason of the pause in force, for the resume line. */
   let pausedReason: unknown = isPaused(store.current().doc) ? servedGuardian(store.current().doc).reason : null;
+  // ? The fail-safe pause after a corrupt state file is in the store's state from the start
+  // (issue 15: served before and whatever the disk allows, not committed): it is this
+  // process's transition all the same, caused by the corrupt file.
+  if (store.status().corrupt_found !== null && isPaused(store.current().doc)) {
+    pausedAt = Date.now();
+    const guardian = servedGuardian(store.current().doc);
+    log.warn("guardian paused", {
+      reason: guardian.reason,
+      drawdown: guardian.drawdown,
+      source: "corrupt_state",
+      seq: 0,
+    });
+  }
 
   function report(before: DocumentState, after: DocumentState, updates: readonly DocumentUpdate[]): void {
     const paused = isPaused(after.doc);
@@ -73,6 +86,7 @@ export function logGuardianTransitions(store: DocumentStore, log: Logger): Docum
   return {
     current: () => store.current(),
     status: () => store.status(),
+    close: () => store.close(),
     async commit(updates) {
       const before = store.current();
       try {

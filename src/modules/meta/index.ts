@@ -1,9 +1,9 @@
 // Routes of the meta-metrics feature: GET/POST /meta/metrics and POST /atlas/update.
 import { Elysia } from "elysia";
 import { markStart } from "../../http/access-log";
-import { jsonBodyHooks, jsonObjectParser } from "../../http/json-body";
+import { coercedPaths, jsonBodyHooks, jsonObjectParser, parsedBodySchema } from "../../http/json-body";
 import { ErrorResponse, jsonResponse } from "../../http/respond";
-import { Accepted, AtlasUpdate, MetaMetricsDocument, MetaMetricsUpdate } from "./model";
+import { Accepted, AtlasUpdate, MetaMetricsDocument, MetaMetricsUpdate, SAFETY_KEYS } from "./model";
 import type { MetaService } from "./service";
 
 // ? Only the answer of this feature: the processor's queue answers 503 (Retry-After) when
@@ -11,12 +11,28 @@ import type { MetaService } from "./service";
 // 408, 413, 415, 422, 429) are added to the document where those rules live (openapi.ts).
 const writeErrors = { 503: ErrorResponse };
 
+/** The 200 answer: `coerced` only when some value was stored as null. */
+function accepted(seq: number, state: { updatedAt: string | null }, coerced: readonly string[]) {
+  return {
+    status: "ok" as const,
+    timestamp: state.updatedAt as string,
+    seq,
+    ...(coerced.length > 0 ? { coerced: [...coerced] } : {}),
+  };
+}
+
 /**
  * Write routes read their body with limits and check it, timing the request from here
  * (access log). `beforeBody` runs first and may refuse the request (auth.ts: who may write).
+ * `strict`: the keys refused with 422 when they break the schema; any other value that does is
+ * stored as null and listed in the answer's `coerced`.
  */
-function parseBody(schema: Parameters<typeof jsonObjectParser>[0], beforeBody: (request: Request) => void) {
-  const parse = jsonObjectParser(schema);
+function parseBody(
+  schema: Parameters<typeof jsonObjectParser>[0],
+  strict: readonly string[],
+  beforeBody: (request: Request) => void,
+) {
+  const parse = jsonObjectParser(schema, strict);
   return jsonBodyHooks(({ request }) => {
     markStart(request);
     beforeBody(request);
@@ -38,12 +54,13 @@ export function metaRoutes(meta: MetaService, beforeBody: (request: Request) => 
     .post(
       "/meta/metrics",
       async ({ body }) => {
-        const { seq, state } = await meta.submit(body, "hive");
-        return { status: "ok" as const, timestamp: state.updatedAt as string, seq };
+        const coerced = coercedPaths(body);
+        const { seq, state } = await meta.submit(body, "hive", coerced);
+        return accepted(seq, state, coerced);
       },
       {
-        parse: parseBody(MetaMetricsUpdate, beforeBody),
-        body: MetaMetricsUpdate,
+        parse: parseBody(MetaMetricsUpdate, SAFETY_KEYS, beforeBody),
+        body: parsedBodySchema(MetaMetricsUpdate),
         response: { 200: Accepted, ...writeErrors },
         detail: {
           tags: ["telemetry"],
@@ -56,12 +73,18 @@ export function metaRoutes(meta: MetaService, beforeBody: (request: Request) => 
     .post(
       "/atlas/update",
       async ({ body }) => {
-        const { seq, state } = await meta.submit({ atlas: body }, "atlas");
-        return { status: "ok" as const, timestamp: state.updatedAt as string, seq };
+        const coerced = coercedPaths(body);
+        const { seq, state } = await meta.submit(
+          { atlas: body },
+          "atlas",
+          coerced.map((p) => `atlas/${p}`),
+        );
+        return accepted(seq, state, coerced);
       },
       {
-        parse: parseBody(AtlasUpdate, beforeBody),
-        body: AtlasUpdate,
+        // ? No safety key: the atlas bridge's figures are all coerced, never refused.
+        parse: parseBody(AtlasUpdate, [], beforeBody),
+        body: parsedBodySchema(AtlasUpdate),
         response: { 200: Accepted, ...writeErrors },
         detail: {
           tags: ["telemetry"],

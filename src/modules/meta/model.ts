@@ -124,6 +124,15 @@ const sections = {
 };
 
 /**
+ * The top-level keys that gate trading: the execution router reads `guardian`, and
+ * `breakers` and `mode` say whether and how it may trade. A value under them that breaks
+ * its schema refuses the whole POST (422), and makes a state file corrupt at start-up.
+ * Every other value that breaks its schema is stored as null and listed in the answer's
+ * `coerced` (issue 15: a refused snapshot took its paused guardian with it).
+ */
+export const SAFETY_KEYS = ["guardian", "breakers", "mode"] as const;
+
+/**
  * A POST /meta/metrics body: any subset of the sections plus any other keys. Each key it
  * carries replaces the stored one; keys it does not carry are left untouched.
  */
@@ -145,7 +154,11 @@ export const MetaMetricsDocument = t.Object(
       description: "when the last update was applied (RFC 3339 UTC); null before any",
     }),
   },
-  open,
+  {
+    ...open,
+    description:
+      "guardian, breakers and mode always hold these shapes; any other value is null where a poster's value broke its schema (the POST's answer listed it in coerced)",
+  },
 );
 export type MetaMetricsDocument = typeof MetaMetricsDocument.static;
 
@@ -164,5 +177,11 @@ export const Accepted = t.Object({
   status: t.Literal("ok"),
   timestamp: t.String({ description: "when the update was made durable (RFC 3339 UTC)" }),
   seq: t.Integer({ description: "acceptance order of this update in this process" }),
+  coerced: t.Optional(
+    t.Array(t.String(), {
+      description:
+        "only when some were: paths in the body (per_agent/alpha/sharpe_30d) stored as null because their value broke the schema (null, a wrong type, NaN, Infinity, a number beyond a double). Never a safety key: those are refused with 422",
+    }),
+  ),
 });
 export type Accepted = typeof Accepted.static;

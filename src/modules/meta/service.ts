@@ -1,7 +1,9 @@
 // The meta-metrics feature: accepting updates into the channel and serving the merged
 // document. Plain logic, no Elysia: routes in index.ts call this.
 
+import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { UnavailableError, UnprocessableError } from "../../http/errors";
+import { coerce, describeProblems } from "../../http/json-body";
 import type { Logger } from "../../log/logger";
 import { CACHE_TIMESTAMP_KEY } from "../../store/json-file";
 import {
@@ -9,10 +11,12 @@ import {
   type DocumentStore,
   type JsonObject,
   PersistenceError,
+  type Restored,
   type UpdateSource,
 } from "../../store/store";
 import { type Channel, ChannelClosedError } from "../../telemetry/channel";
 import type { Envelope } from "../../telemetry/processor";
+import { MetaMetricsUpdate, SAFETY_KEYS } from "./model";
 
 /** Seconds a client is told to wait after a 503 for a full channel: one batch is milliseconds. */
 export const QUEUE_FULL_RETRY_AFTER_S = 1;
@@ -20,6 +24,12 @@ export const QUEUE_FULL_RETRY_AFTER_S = 1;
 export const PERSIST_FAILED_RETRY_AFTER_S = 5;
 /** At most one "telemetry queue full" WARN per this many ms; the count of the rest is in it. */
 const FULL_WARN_INTERVAL_MS = 1000;
+/** At most one "posted values stored as null" WARN per this many ms (paths not listed are listed later). */
+const COERCED_WARN_INTERVAL_MS = 1000;
+/** Paths one such line lists; the rest of that post's new paths are counted in `more`. */
+const MAX_LISTED_COERCED_PATHS = 20;
+/** Paths remembered as warned about (each is warned once); past this the memory starts over. */
+const MAX_WARNED_COERCED_PATHS = 10_000;
 
 /** CONTRACT section 3: what GET /meta/metrics serves before any data. */
 export function defaultDocument(now: Date): JsonObject {
@@ -40,27 +50,55 @@ export function servedDocument(state: DocumentState, now: Date): JsonObject {
 }
 
 /**
- * After a corrupt state file was moved aside, the guardian's last state is unknown. The
- * contract's default says "not paused", and a wrong "not paused" lets a paused system trade
- * (CONTRACT section 2): so the service records a pause, with the reason, which the hive's
- * next snapshot (every 300 s) replaces with the real state. A missing file (a first start)
- * keeps the default. If even this cannot be written, the failure is logged and start-up
- * goes on: refusing to start would serve nothing at all.
+ * StoreOptions.failSafe: after a corrupt state file the guardian's last state is unknown.
+ * The contract's default says "not paused", and a wrong "not paused" lets a paused system
+ * trade (CONTRACT section 2): so the store serves a pause, with the reason, from the start
+ * and whatever the disk allows, until the hive's next snapshot (every 300 s) replaces it
+ * with the real state. A missing file (a first start) keeps the default.
+ * ? Hook for commit listeners (guardian transition logging): the pause is in the store's
+ * state from version 0 on, so the first commit's "previous guardian" is this pause.
  */
-export async function pauseAfterCorruption(store: DocumentStore, log: Logger): Promise<void> {
-  const movedTo = store.status().corrupt_moved_to;
-  if (movedTo === null) return;
-  const guardian = {
-    is_paused: true,
-    drawdown: 0,
-    reason: `persisted state was corrupt (kept at ${movedTo}): paused until the guardian reports`,
+export function pauseAfterCorruption(log: Logger): (problem: string) => JsonObject {
+  return (problem) => {
+    log.warn("guardian paused until it reports: persisted state was corrupt", { problem });
+    return {
+      guardian: {
+        is_paused: true,
+        drawdown: 0,
+        reason: `persisted state was corrupt (${problem}): paused until the guardian reports`,
+      },
+    };
   };
-  try {
-    await store.commit([{ seq: 0, set: { guardian }, source: "corrupt_state" }]);
-    log.warn("guardian paused until it reports: persisted state was corrupt", { moved_to: movedTo });
-  } catch (err) {
-    log.error("could not record the pause after a corrupt state", { moved_to: movedTo, error: err });
-  }
+}
+
+const restoreCheck = TypeCompiler.Compile(MetaMetricsUpdate);
+const SAFETY = new Set<string>(SAFETY_KEYS);
+
+/**
+ * StoreOptions.restore: the state file is checked with the schema of a POST, by the same
+ * rule. A safety key that breaks it (the Go original's `{"guardian": {"drawdown": 9}}`, a
+ * hand edit's `"is_paused": "true"`) makes the file corrupt: that key is dropped, the
+ * rest is kept, the file is kept aside and the guardian paused (pauseAfterCorruption).
+ * Any other value that breaks it is served as null (WARN with the paths), as a POST's would.
+ */
+export function restoreDocument(log: Logger): (doc: JsonObject) => Restored {
+  return (doc) => {
+    if (restoreCheck.Check(doc)) return { doc, problem: null };
+    let problem: string | null = null;
+    let { coerced, refused } = coerce(restoreCheck, doc, SAFETY);
+    if (refused.length > 0) {
+      problem = `schema: ${describeProblems(refused)}`;
+      for (const error of refused) delete doc[error.path.split("/")[1] as string];
+      ({ coerced } = coerce(restoreCheck, doc, SAFETY));
+    }
+    if (coerced.length > 0) {
+      log.warn("persisted values stored as null", {
+        paths: coerced.slice(0, MAX_LISTED_COERCED_PATHS),
+        more: Math.max(0, coerced.length - MAX_LISTED_COERCED_PATHS),
+      });
+    }
+    return { doc, problem };
+  };
 }
 
 export interface QueueStats {
@@ -78,8 +116,14 @@ export interface MetaService {
    * Rejects at once with UnavailableError (503, Retry-After) when the channel is full or
    * closed, and later with UnavailableError when the batch could not be persisted: in
    * every rejected case nothing of `set` is visible or stored. `source` says who sent it.
+   * `coerced`: paths of `set` the parser stored as null; each is warned about once
+   * (rate-bounded), when accepted.
    */
-  submit(set: JsonObject, source: UpdateSource): Promise<{ seq: number; state: DocumentState }>;
+  submit(
+    set: JsonObject,
+    source: UpdateSource,
+    coerced?: readonly string[],
+  ): Promise<{ seq: number; state: DocumentState }>;
   /** The served document as JSON text, rebuilt only when the store's version changes. */
   documentJson(): string;
   stats(): QueueStats;
@@ -97,6 +141,8 @@ export function createMetaService({ channel, store, log, now = () => new Date() 
   const counts = { accepted: 0, applied: 0, rejected_full: 0, rejected_unpersisted: 0 };
   let fullSinceWarn = 0;
   let lastFullWarn = 0;
+  const warnedCoerced = new Set<string>();
+  let lastCoercedWarn = Number.NEGATIVE_INFINITY;
   let cache: { version: number; json: string } | undefined;
 
   function render(state: DocumentState): string {
@@ -118,8 +164,23 @@ export function createMetaService({ channel, store, log, now = () => new Date() 
     );
   }
 
+  /** One WARN for the paths not warned about yet; skipped (and so warned later) within the interval. */
+  function warnCoerced(paths: readonly string[], seq: number): void {
+    const fresh = paths.filter((p) => !warnedCoerced.has(p));
+    const t = now().getTime();
+    if (fresh.length === 0 || t - lastCoercedWarn < COERCED_WARN_INTERVAL_MS) return;
+    lastCoercedWarn = t;
+    if (warnedCoerced.size + fresh.length > MAX_WARNED_COERCED_PATHS) warnedCoerced.clear();
+    for (const p of fresh) warnedCoerced.add(p);
+    log.warn("posted values stored as null", {
+      seq,
+      paths: fresh.slice(0, MAX_LISTED_COERCED_PATHS),
+      more: Math.max(0, fresh.length - MAX_LISTED_COERCED_PATHS),
+    });
+  }
+
   return {
-    submit(set, source) {
+    submit(set, source, coerced = []) {
       if (Object.hasOwn(set, CACHE_TIMESTAMP_KEY)) {
         return Promise.reject(
           new UnprocessableError(`${CACHE_TIMESTAMP_KEY} is set by the service and cannot be posted`),
@@ -163,6 +224,7 @@ export function createMetaService({ channel, store, log, now = () => new Date() 
         }
         seq = update.seq;
         counts.accepted++;
+        if (coerced.length > 0) warnCoerced(coerced, update.seq);
       });
     },
     documentJson() {

@@ -10,7 +10,7 @@ export const WRITE_BUCKETS: Buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025
 export interface WriteTiming {
   /** Durations of successful saves, seconds. */
   readonly latency: Histogram;
-  /** `persistence` with each successful save() timed; load() and failures pass through untouched. */
+  /** `persistence` with each successful save() timed; load(), keepAside() and failures pass through untouched. */
   wrap(persistence: Persistence): Persistence;
 }
 
@@ -21,6 +21,7 @@ export function createWriteTiming(): WriteTiming {
     wrap: (persistence) => ({
       path: persistence.path,
       load: () => persistence.load(),
+      keepAside: () => persistence.keepAside(),
       async save(state) {
         const started = performance.now();
         await persistence.save(state);

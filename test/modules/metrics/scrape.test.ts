@@ -286,7 +286,8 @@ describe("GET /metrics", () => {
     let failing = true;
     const persistence: Persistence = {
       path: "/nowhere/meta_metrics.json",
-      load: async () => ({ state: null, corruptMovedTo: null }),
+      load: async () => ({ state: null, corrupt: null }),
+      keepAside: async () => "/nowhere/aside",
       save: async () => {
         if (failing) throw new Error("EIO: disk on fire");
       },
