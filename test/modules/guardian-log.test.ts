@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createMemoryLogger } from "../../src/log/logger";
+import { clip, createMemoryLogger, MAX_LOGGED_BYTES } from "../../src/log/logger";
 import { logGuardianTransitions } from "../../src/modules/guardian/transitions";
 import { createJsonFilePersistence } from "../../src/store/json-file";
 import { type DocumentUpdate, openStore, type Persistence, UnconfirmedWriteError } from "../../src/store/store";
@@ -48,6 +48,18 @@ describe("through the routes", () => {
         paused_for_s: expect.any(Number),
       },
     ]);
+  });
+
+  test("a posted reason reaches the log cut like every client string; the served reason is whole", async () => {
+    await using t = await startApp();
+    const reason = `drawdown ${"x".repeat(20_000)}`;
+    const guardian = { ...paused.guardian, reason };
+    expect((await post(t.app, "/meta/metrics", { guardian })).status).toBe(200);
+    await post(t.app, "/meta/metrics", { guardian: { ...running.guardian, reason: "ok" } });
+    const [pauseLine, resumeLine] = transitions(t.log.lines);
+    expect(pauseLine?.reason).toBe(clip(reason));
+    expect(resumeLine?.paused_reason).toBe(clip(reason));
+    expect(Buffer.byteLength(String(pauseLine?.reason))).toBeLessThan(MAX_LOGGED_BYTES + 40);
   });
 
   test("the fail-safe pause after a corrupt state file is a transition with its own source", async () => {

@@ -10,7 +10,7 @@
 // the document goes through commit(), so comparing the state before and after each commit
 // sees each transition exactly once: a repeated identical post, or a post that does not
 // touch the guardian, changes nothing here.
-import type { Logger } from "../../log/logger";
+import { clip, type Logger } from "../../log/logger";
 import type { DocumentState, DocumentStore, DocumentUpdate, JsonObject } from "../../store/store";
 
 /** The guardian as GET /meta/metrics serves it: the stored one, else the contract's default. */
@@ -41,6 +41,11 @@ function guardianUpdate(updates: readonly DocumentUpdate[]): DocumentUpdate {
  * served guardian.is_paused that the commit published (also when it then rejects with a
  * PersistenceError that says `published`).
  */
+/** A reason as the log shows it: posted text, so cut like every client string (log/logger.ts). */
+function logged(reason: unknown): unknown {
+  return typeof reason === "string" ? clip(reason) : reason;
+}
+
 export function logGuardianTransitions(store: DocumentStore, log: Logger): DocumentStore {
   /** When this process saw the current pause begin; null when it was restored paused. */
   let pausedAt: number | null = null;
@@ -53,7 +58,7 @@ export function logGuardianTransitions(store: DocumentStore, log: Logger): Docum
     pausedAt = Date.now();
     const guardian = servedGuardian(store.current().doc);
     log.warn("guardian paused", {
-      reason: guardian.reason,
+      reason: logged(guardian.reason),
       drawdown: guardian.drawdown,
       source: "corrupt_state",
       seq: 0,
@@ -69,13 +74,13 @@ export function logGuardianTransitions(store: DocumentStore, log: Logger): Docum
     if (paused) {
       pausedAt = Date.now();
       pausedReason = guardian.reason;
-      log.warn("guardian paused", { reason: guardian.reason, drawdown: guardian.drawdown, ...cause });
+      log.warn("guardian paused", { reason: logged(guardian.reason), drawdown: guardian.drawdown, ...cause });
     } else {
       log.info("guardian resumed", {
-        reason: guardian.reason,
+        reason: logged(guardian.reason),
         drawdown: guardian.drawdown,
         ...cause,
-        paused_reason: pausedReason,
+        paused_reason: logged(pausedReason),
         paused_for_s: pausedAt === null ? null : Math.round((Date.now() - pausedAt) / 1000),
       });
       pausedAt = null;

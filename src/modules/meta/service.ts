@@ -4,7 +4,7 @@
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { UnavailableError, UnprocessableError } from "../../http/errors";
 import { coerce, describeProblems } from "../../http/json-body";
-import type { Logger } from "../../log/logger";
+import { clip, type Logger } from "../../log/logger";
 import { CACHE_TIMESTAMP_KEY } from "../../store/json-file";
 import {
   type DocumentState,
@@ -93,7 +93,7 @@ export function restoreDocument(log: Logger): (doc: JsonObject) => Restored {
     }
     if (coerced.length > 0) {
       log.warn("persisted values stored as null", {
-        paths: coerced.slice(0, MAX_LISTED_COERCED_PATHS),
+        paths: coerced.slice(0, MAX_LISTED_COERCED_PATHS).map(clip),
         more: Math.max(0, coerced.length - MAX_LISTED_COERCED_PATHS),
       });
     }
@@ -174,7 +174,7 @@ export function createMetaService({ channel, store, log, now = () => new Date() 
     for (const p of fresh) warnedCoerced.add(p);
     log.warn("posted values stored as null", {
       seq,
-      paths: fresh.slice(0, MAX_LISTED_COERCED_PATHS),
+      paths: fresh.slice(0, MAX_LISTED_COERCED_PATHS).map(clip),
       more: Math.max(0, fresh.length - MAX_LISTED_COERCED_PATHS),
     });
   }
