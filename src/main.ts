@@ -51,10 +51,14 @@ function listenFailure(err: unknown): { code: string | null; reason: string } {
 
 /** Creates the directories the service writes to and proves they are writable. */
 function prepareDirectories(config: Config): void {
-  for (const [variable, dir] of [
+  const dirs: [string, string][] = [
     ["METRICS_PATH", dirname(config.metricsPath)],
     ["LOG_PATH", dirname(config.logPath)],
-  ] as const) {
+  ];
+  // ? history.db lives in $NEOLIGHT_HOME/state even when METRICS_PATH points elsewhere:
+  // made here, so that it is there to be locked (lockState) before the history opens it.
+  if (config.historyDays > 0) dirs.push(["NEOLIGHT_HOME", join(config.home, "state")]);
+  for (const [variable, dir] of dirs) {
     try {
       mkdirSync(dir, { recursive: true });
       accessSync(dir, constants.W_OK);

@@ -116,7 +116,20 @@ export function spawnHistoryThread(options: { entry?: string; onStop?: (reason: 
       p.reject(new HistoryThreadError(`history thread stopped: ${reason}`));
     }
     pending.clear();
+    worker.unref();
     if (!expected) options.onStop?.(reason);
+  }
+
+  /**
+   * ? An idle thread must not keep the process alive (shutdown closes it explicitly, and a
+   * test that forgets to must still end), but one that owes an answer must: otherwise a
+   * start-up awaiting its first answer, with nothing else holding the event loop yet (a
+   * METRICS_PATH outside $NEOLIGHT_HOME/state, so no watched directory), ends the process
+   * with exit 0 before the answer comes.
+   */
+  function holdWhilePending(): void {
+    if (pending.size > 0) worker.ref();
+    else worker.unref();
   }
 
   worker.onmessage = (event: MessageEvent<HistoryReply>) => {
@@ -124,6 +137,7 @@ export function spawnHistoryThread(options: { entry?: string; onStop?: (reason: 
     const p = pending.get(reply.id);
     if (p === undefined) return;
     pending.delete(reply.id);
+    holdWhilePending();
     clearTimeout(p.timer);
     if (reply.ok) p.resolve(reply.result);
     else p.reject(new HistoryThreadError(reply.error.message, reply.error.corrupt, reply.error.outdated));
@@ -133,8 +147,6 @@ export function spawnHistoryThread(options: { entry?: string; onStop?: (reason: 
     stop(event.message || "uncaught error", false);
   };
   worker.addEventListener("close", () => stop("exited", stopping));
-  // ? The thread must not keep the process alive by itself: shutdown closes it
-  // explicitly, and a test that forgets to must still end.
   worker.unref();
 
   return {
@@ -150,11 +162,13 @@ export function spawnHistoryThread(options: { entry?: string; onStop?: (reason: 
         if (timeoutMs !== undefined) {
           entry.timer = setTimeout(() => {
             pending.delete(id);
+            holdWhilePending();
             reject(new HistoryTimeoutError(op, timeoutMs));
             stop(`${op} timed out`, false);
           }, timeoutMs);
         }
         pending.set(id, entry);
+        holdWhilePending();
         if (op === "close") stopping = true;
         worker.postMessage({ id, op, args } as HistoryRequest);
       });
