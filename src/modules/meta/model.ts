@@ -185,3 +185,14 @@ export const Accepted = t.Object({
   ),
 });
 export type Accepted = typeof Accepted.static;
+
+/** /status `queue`: the telemetry channel between the POST routes and the processor. */
+export const QueueStats = t.Object({
+  depth: t.Integer({ description: "updates waiting in the channel now" }),
+  capacity: t.Integer({ description: "updates the channel holds at most; a POST beyond it gets 503" }),
+  accepted: t.Integer({ description: "updates queued since start-up" }),
+  applied: t.Integer({ description: "updates applied and made durable since start-up" }),
+  rejected_full: t.Integer({ description: "POSTs answered 503 because the channel was full" }),
+  rejected_unpersisted: t.Integer({ description: "updates answered 503 because they could not be made durable" }),
+});
+export type QueueStats = typeof QueueStats.static;
