@@ -68,3 +68,21 @@ describe("OpenAPI documents every shape", () => {
     expect(Object.keys(events.update?.properties?.set?.properties ?? {})).toContain("guardian");
   });
 });
+
+describe("stress_last has a schema (it was an open {} the page and /metrics read fields of)", () => {
+  test("a field of the wrong type is stored as null and listed in coerced; the rest as sent", async () => {
+    await using t = await startApp();
+    const stress = { passed: "yes", worst_case_pnl: -12.5, scenarios: { crash: { pnl: "a lot", survived: true } } };
+    const res = await post(t.app, "/meta/metrics", { stress_last: stress });
+    expect(res.status).toBe(200);
+    expect((res.body as { coerced?: string[] }).coerced?.sort()).toEqual([
+      "stress_last/passed",
+      "stress_last/scenarios/crash/pnl",
+    ]);
+    expect((await get(t.app, "/meta/metrics")).body.stress_last).toEqual({
+      passed: null,
+      worst_case_pnl: -12.5,
+      scenarios: { crash: { pnl: null, survived: true } },
+    });
+  });
+});
