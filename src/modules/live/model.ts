@@ -1,7 +1,7 @@
 // Schemas of the live stream GET /events: the data of its two event types, and what
 // /status shows of the stream. The stream itself is text/event-stream; the hub
 // (telemetry/hub.ts) builds each `data:` line from a value of these types, and OpenAPI
-// documents them (components.schemas, referenced from the /events answer).
+// documents them (under `x-events` of the /events answer).
 import { Type as t } from "@sinclair/typebox";
 import { MetaMetricsDocument, MetaMetricsUpdate } from "../meta/model";
 

@@ -352,8 +352,8 @@ function renderDoc(): void {
 async function getJson<T>(path: string): Promise<Answer<T> | null> {
   try {
     const res = await fetch(path, { headers: { accept: "application/json" }, cache: "no-store" });
-    // ? The service checks its answers against these schemas (Elysia's response check, or
-    // values its own checks made); the page does not check them again.
+    // ? Not checked again here: the service builds each answer to its route's schema (an
+    // agent file is served only once it passed it), and the renderers check each figure.
     return { ok: res.ok, body: await res.json() } as Answer<T>;
   } catch {
     return null; // the service is restarting: keep what is shown, the next poll retries
