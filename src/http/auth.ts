@@ -24,7 +24,8 @@ import type { Server } from "bun";
 import { Elysia } from "elysia";
 import { clip, type Logger } from "../log/logger";
 import { HttpError } from "./errors";
-import { createRateLimiter, type RateLimiter, type RateLimitStats } from "./rate-limit";
+import type { AccessStats } from "./model";
+import { createRateLimiter, type RateLimiter } from "./rate-limit";
 
 /** The realm browsers show in their credentials prompt and clients see in 401s. */
 const REALM = "neolight-dashboard";
@@ -103,16 +104,6 @@ export class TooManyRequestsError extends HttpError {
       "retry-after": String(retryAfterSeconds),
     });
   }
-}
-
-export interface AccessStats {
-  /** "token" when writes need the token, else "loopback". */
-  writes: "token" | "loopback";
-  /** "token" when non-loopback reads need the read token, else "open". */
-  reads: "token" | "open";
-  unauthorized: number;
-  forbidden: number;
-  rate_limit: RateLimitStats;
 }
 
 export interface AccessPolicy {

@@ -2,24 +2,13 @@
 // take(address) on every write and answers 429 with Retry-After when it says wait.
 // Why per address and not global: one runaway writer must not starve the others; NeoLight's
 // own agents all post from 127.0.0.1, so they share one bucket sized for all of them.
+import type { RateLimitStats } from "./model";
 
 /**
  * Most buckets kept at once. Each is two numbers (~100 bytes with its key), so 10,000 is
  * ~1 MiB; a scan from more addresses than that evicts idle buckets first, then the oldest.
  */
 export const MAX_RATE_BUCKETS = 10_000;
-
-export interface RateLimitStats {
-  /** Sustained writes per second per address; 0 when the limiter is off. */
-  rate: number;
-  burst: number;
-  buckets: number;
-  max_buckets: number;
-  /** Writes answered 429 since start-up. */
-  limited: number;
-  /** Buckets dropped while still refilling because MAX_RATE_BUCKETS was reached. */
-  evicted_busy: number;
-}
 
 export interface RateLimiter {
   /**

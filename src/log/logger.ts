@@ -15,6 +15,7 @@
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, renameSync, statfsSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import type { LogLevel } from "../config";
+import type { LogStats } from "./model";
 import { createLineSampler, type LineSampler } from "./sampler";
 
 const RANK: Record<LogLevel, number> = { DEBUG: 10, INFO: 20, WARN: 30, ERROR: 40 };
@@ -54,20 +55,6 @@ export function clip(value: string): string {
   // encodeInto stops before the first character that does not fit: never half of one.
   const { read } = encoder.encodeInto(value, clipBuffer);
   return `${value.slice(0, read)}…[cut, ${bytes} bytes]`;
-}
-
-/** What the logger did to keep its file bounded (GET /status). */
-export interface LogStats {
-  /** Rotation size; null: never rotated by the service. */
-  max_bytes: number | null;
-  rotated_files: number;
-  rotations: number;
-  /** Free-space floor of the log's filesystem; 0: none. */
-  min_free_bytes: number;
-  /** Whether INFO lines are kept out of the file now because free space is under the floor. */
-  low_space: boolean;
-  /** INFO and DEBUG lines kept out of the file under the floor, since start-up (stdout got them). */
-  dropped_low_space: number;
 }
 
 export interface Logger {

@@ -2,6 +2,7 @@
 // and the contract of its persistence. Interface first; the JSON-file backend lives in
 // json-file.ts. The store never sees HTTP: it takes plain top-level key sets.
 import type { Logger } from "../log/logger";
+import type { PersistenceStatus } from "./model";
 
 /** A JSON object as it arrived; the store only ever looks at its top-level keys. */
 export type JsonObject = Record<string, unknown>;
@@ -71,32 +72,6 @@ export class UnconfirmedWriteError extends Error {
     super(message);
     this.name = "UnconfirmedWriteError";
   }
-}
-
-export interface PersistenceStatus {
-  path: string;
-  /** RFC 3339 time of the last durable write; null before any. */
-  last_write_at: string | null;
-  /** Duration of the last durable write (write + fsync + rename + dir fsync). */
-  last_write_ms: number | null;
-  writes: number;
-  failures: number;
-  /** The last failure's message while writes are failing; null once a write succeeds again. */
-  last_error: string | null;
-  last_error_at: string | null;
-  /** Whether the state at start-up came from disk (a file that parsed, even if a safety key broke its schema). */
-  restored: boolean;
-  /** Why the state file found at start-up could not be trusted (never its content); null when it could or there was none. */
-  corrupt_found: string | null;
-  /**
-   * Where that corrupt file was kept, once the first write replaced it; null before (the
-   * file is still at `path`, so a restart finds it again and pauses again) and when none was found.
-   */
-  corrupt_moved_to: string | null;
-  /** Top-level keys served from memory that are not on disk yet (the fail-safe pause); empty when the disk holds what is served. */
-  unsaved_keys: string[];
-  /** Milliseconds between attempts to write them (UNSAVED_RETRY_MS) while any are unsaved. */
-  unsaved_retry_ms: number;
 }
 
 /** What a backend found at start-up. */

@@ -9,7 +9,10 @@
 // prefixed by an id of this process. A client reconnecting with Last-Event-ID from this
 // process gets exactly the events it missed from a ring of recent ones; an id from
 // another process (a restart) or older than the ring gets a full snapshot first.
-import type { DocumentState, DocumentUpdate, JsonObject } from "../store/store";
+// ? Types only: the live feature's schemas say what each event's data holds (and OpenAPI
+// documents them from there); the hub itself stays plain logic.
+import type { LiveEvents, LiveStats, SnapshotEvent, UpdateEvent } from "../modules/live/model";
+import type { DocumentState, DocumentUpdate } from "../store/store";
 import { assignOwn } from "../store/store";
 
 /** Frames one subscriber may fall behind before it is dropped: ~1 min of heavy posting. */
@@ -49,19 +52,6 @@ export interface Subscription {
   close(): void;
 }
 
-export interface HubStats {
-  subscribers: number;
-  max_subscribers: number;
-  queue_capacity: number;
-  /** Subscribers ever dropped because their queue was full. */
-  dropped: number;
-  events: number;
-  /** id of the latest event, what a client that is up to date sent as Last-Event-ID. */
-  last_event_id: string;
-  snapshots_sent: number;
-  resumed: number;
-}
-
 export interface Hub {
   /**
    * Called with each committed state and the batch that made it, in commit order (the
@@ -75,7 +65,7 @@ export interface Hub {
    * when MAX_SUBSCRIBERS are connected or after close().
    */
   subscribe(lastEventId?: string | null): Subscription;
-  stats(): HubStats;
+  stats(): LiveStats;
   /** Ends every subscription and stops the heartbeat. Later subscribe() calls throw. */
   close(): void;
 }
@@ -84,7 +74,7 @@ export interface HubOptions {
   /** The state before the first publish (the store's state at start-up). */
   initial: DocumentState;
   /** The document as GET /meta/metrics serves it (with defaults), for snapshot events. */
-  render(state: DocumentState): JsonObject;
+  render(state: DocumentState): SnapshotEvent["doc"];
   /** Called once per dropped subscriber (the hub has no logger of its own). */
   onDrop?(info: { subscriber: number; queued: number; capacity: number }): void;
   /** Default: SUBSCRIBER_QUEUE. */
@@ -104,7 +94,7 @@ interface RingEntry {
   frame: Uint8Array;
 }
 
-function frame(id: string, event: string, data: unknown): Uint8Array {
+function frame<E extends keyof LiveEvents>(id: string, event: E, data: LiveEvents[E]): Uint8Array {
   // JSON.stringify never emits a raw line break, so `data:` is always one line.
   return encoder.encode(`id: ${id}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
 }
@@ -214,7 +204,7 @@ export function createHub(options: HubOptions): Hub {
     publish(state, batch) {
       if (closed || state.version <= latest.version) return;
       latest = state;
-      const set: JsonObject = {};
+      const set: UpdateEvent["set"] = {};
       for (const update of batch) assignOwn(set, update.set);
       const f = frame(idOf(state.version), "update", { version: state.version, updated_at: state.updatedAt, set });
       ring.push({ version: state.version, frame: f });

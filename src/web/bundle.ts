@@ -1,5 +1,5 @@
 // Bundles the dashboard page (src/web/page/) into one script and one stylesheet. It runs
-// as a Bun macro (imported `with { type: "macro" }` by assets.ts): at `bun build
+// as a Bun macro (imported `with { type: "macro" }` by web/index.ts): at `bun build
 // --compile` the result is inlined into the binary as string literals, and when the
 // service runs from source the same happens as the file is loaded. One code path for
 // both, nothing read from disk at run time, and the compiled binary needs no files.

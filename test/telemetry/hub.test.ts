@@ -1,6 +1,7 @@
 // The live-stream hub: fan-out, a slow subscriber dropped without holding anyone up,
 // Last-Event-ID resume without gaps, snapshots when resuming is impossible, heartbeats.
 import { describe, expect, test } from "bun:test";
+import type { SnapshotEvent } from "../../src/modules/live/model";
 import type { DocumentState } from "../../src/store/store";
 import {
   createHub,
@@ -56,7 +57,9 @@ function state(version: number, doc: Record<string, unknown> = {}): DocumentStat
 }
 
 function hub(options: Partial<HubOptions> = {}): Hub & Disposable {
-  const h = createHub({ initial: state(0), render: (s) => ({ ...s.doc }), boot: "b1", ...options });
+  // A stand-in document: the hub passes it through without looking at it.
+  const render = (s: DocumentState) => ({ ...s.doc }) as SnapshotEvent["doc"];
+  const h = createHub({ initial: state(0), render, boot: "b1", ...options });
   return Object.assign(h, { [Symbol.dispose]: () => h.close() });
 }
 

@@ -16,15 +16,12 @@ export const MAX_AGENT_FILE_BYTES = 16 * 1024 * 1024;
 /** Change events come in bursts while an agent writes; coalesce them for this long. */
 const EVENT_DEBOUNCE_MS = 20;
 
-/** What /status shows of a watched file (the FileSource schema). */
-export type FileSourceState = FileSource;
-
 export interface WatchedFile {
   /** The last valid content as JSON text, or null when the file does not exist or never was valid. */
   json(): string | null;
   /** The last valid content as a value (shared: callers must not mutate it). */
   value(): unknown;
-  state(): FileSourceState;
+  state(): FileSource;
   /** Checks the file now; resolves when any change has been taken in. Never rejects. */
   refresh(): Promise<void>;
   /** Stops watching and polling. */
@@ -49,7 +46,7 @@ export function watchJsonFile({ name, path, validate, pollMs, log }: WatchOption
   let again = false;
   let debounce: ReturnType<typeof setTimeout> | undefined;
   let watcher: FSWatcher | undefined;
-  const figures: FileSourceState = {
+  const figures: FileSource = {
     name,
     path,
     present: false,

@@ -54,3 +54,20 @@ export const HistoryAnswer = t.Object(
   { description: "Time series of the recorded figures, downsampled" },
 );
 export type HistoryAnswer = typeof HistoryAnswer.static;
+
+/** /status `history`: the history database's state. */
+export const HistoryStatus = t.Object({
+  enabled: t.Boolean({ description: "history is recorded and GET /meta/history answers" }),
+  path: t.String({ description: "state/history.db" }),
+  retention_days: t.Integer(),
+  disabled_reason: t.Union([t.String(), t.Null()], { description: "why history is off, when it is" }),
+  series: t.Integer({ description: "series recorded" }),
+  points_written: t.Integer({ description: "points written since start-up" }),
+  flushes: t.Integer(),
+  failures: t.Integer(),
+  last_error: t.Union([t.String(), t.Null()]),
+  last_flush_at: t.Union([t.String(), t.Null()], { description: "RFC 3339 UTC" }),
+  corrupt_moved_to: t.Union([t.String(), t.Null()], { description: "where an unreadable history file was moved" }),
+  pruned: t.Integer({ description: "points older than the retention removed since start-up" }),
+});
+export type HistoryStatus = typeof HistoryStatus.static;

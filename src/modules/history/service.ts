@@ -19,7 +19,7 @@ import {
 } from "../../store/history-thread";
 import type { DocumentState, DocumentUpdate, JsonObject } from "../../store/store";
 import type { WatchedFile } from "../agent-files/service";
-import { type HistoryQuery, RANGES, type RangeName } from "./model";
+import { type HistoryQuery, type HistoryStatus, RANGES, type RangeName } from "./model";
 
 /** Samples are written at most this often: one transaction per tick (the samples kept follow SAMPLE_MS). */
 export const FLUSH_MS = 1000;
@@ -71,23 +71,6 @@ const DAY_MS = 86_400_000;
 
 /** Breaker states as numbers for the chart: OPEN is the alarming top. */
 const BREAKER_CODE: Record<string, number> = { CLOSED: 0, HALF_OPEN: 0.5, OPEN: 1 };
-
-export interface HistoryStatus {
-  enabled: boolean;
-  path: string;
-  retention_days: number;
-  /** Why history is off, when it is. */
-  disabled_reason: string | null;
-  series: number;
-  points_written: number;
-  flushes: number;
-  failures: number;
-  last_error: string | null;
-  last_flush_at: string | null;
-  /** Where an unreadable history file was moved; null when none was. */
-  corrupt_moved_to: string | null;
-  pruned: number;
-}
 
 export interface History {
   /** The processor's onCommit listener: notes what changed; the write happens later. Never blocks. */

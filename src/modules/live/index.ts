@@ -5,7 +5,7 @@ import { Elysia } from "elysia";
 import { UnavailableError } from "../../http/errors";
 import { ErrorResponse } from "../../http/respond";
 import { type Hub, HubUnavailableError, type Subscription } from "../../telemetry/hub";
-import { SnapshotEvent, UpdateEvent } from "./model";
+import { LiveEvents, SnapshotEvent, UpdateEvent } from "./model";
 
 const SSE_HEADERS = {
   "content-type": "text/event-stream; charset=utf-8",
@@ -70,8 +70,12 @@ export function liveRoutes(hub: Hub) {
               "text/event-stream": {
                 schema: {
                   type: "string",
-                  description: `SSE frames: id, event, data (one JSON line). snapshot data: ${describe(SnapshotEvent)}. update data: ${describe(UpdateEvent)}.`,
+                  description: `SSE frames: id, event, data (one JSON line). snapshot data: ${describe(SnapshotEvent)}. update data: ${describe(UpdateEvent)}. x-events holds the schema of each event's data.`,
                 },
+                // ? An extension, as OpenAPI 3.1 has no field for the items of a stream
+                // (3.2's itemSchema): event name -> the schema of its data line. `as object`:
+                // the plugin's typings do not list x- fields, which OpenAPI allows anywhere.
+                ...({ "x-events": LiveEvents } as object),
                 examples: {
                   update: {
                     value:

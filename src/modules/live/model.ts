@@ -1,21 +1,43 @@
-// Schemas of the live stream GET /events: the data of its two event types. The stream
-// itself is text/event-stream; these document what each `data:` line holds.
+// Schemas of the live stream GET /events: the data of its two event types, and what
+// /status shows of the stream. The stream itself is text/event-stream; the hub
+// (telemetry/hub.ts) builds each `data:` line from a value of these types, and OpenAPI
+// documents them (under `x-events` of the /events answer).
 import { Type as t } from "@sinclair/typebox";
+import { MetaMetricsDocument, MetaMetricsUpdate } from "../meta/model";
 
 export const SnapshotEvent = t.Object(
   {
     version: t.Integer({ description: "the store's version; the event id is `<boot>.<version>`" }),
     updated_at: t.Union([t.String(), t.Null()], { description: "cache_timestamp of this state" }),
-    doc: t.Object({}, { additionalProperties: true, description: "the document as GET /meta/metrics serves it" }),
+    doc: MetaMetricsDocument,
   },
   { description: "event: snapshot. The whole document: first event of a stream that cannot resume" },
 );
+export type SnapshotEvent = typeof SnapshotEvent.static;
 
 export const UpdateEvent = t.Object(
   {
-    version: t.Integer(),
-    updated_at: t.Union([t.String(), t.Null()]),
-    set: t.Object({}, { additionalProperties: true, description: "the top-level keys this commit replaced" }),
+    version: t.Integer({ description: "the store's version after this commit" }),
+    updated_at: t.Union([t.String(), t.Null()], { description: "cache_timestamp after this commit" }),
+    set: MetaMetricsUpdate,
   },
   { description: "event: update. Merge `set` into the document: its keys replace the stored ones" },
 );
+export type UpdateEvent = typeof UpdateEvent.static;
+
+/** The stream's events by name: what the `event:` line says, and the type of its data. */
+export const LiveEvents = { snapshot: SnapshotEvent, update: UpdateEvent } as const;
+export type LiveEvents = { [E in keyof typeof LiveEvents]: (typeof LiveEvents)[E]["static"] };
+
+/** /status `live`: the stream's viewers and drops. */
+export const LiveStats = t.Object({
+  subscribers: t.Integer({ description: "viewers connected now" }),
+  max_subscribers: t.Integer({ description: "viewers at most; one more gets 503" }),
+  queue_capacity: t.Integer({ description: "events one viewer may fall behind before it is dropped" }),
+  dropped: t.Integer({ description: "viewers dropped because their queue was full, since start-up" }),
+  events: t.Integer({ description: "update events published since start-up" }),
+  last_event_id: t.String({ description: "id of the latest event: what an up-to-date client sends as Last-Event-ID" }),
+  snapshots_sent: t.Integer({ description: "streams that started with a snapshot" }),
+  resumed: t.Integer({ description: "streams resumed from Last-Event-ID without a snapshot" }),
+});
+export type LiveStats = typeof LiveStats.static;

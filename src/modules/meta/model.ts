@@ -107,6 +107,41 @@ export const Summary = t.Object(
   open,
 );
 
+/** stress_last, as the stress runner posts it (the fixture stress_post.json). */
+export const StressResult = t.Object(
+  {
+    passed: t.Optional(t.Boolean({ description: "the book survived every scenario" })),
+    worst_case_pnl: t.Optional(Figure("P&L of the worst scenario")),
+    scenarios: t.Optional(
+      t.Record(
+        t.String(),
+        t.Object(
+          {
+            pnl: t.Optional(Figure("P&L under the scenario")),
+            max_dd_pct: t.Optional(Figure("maximum drawdown under the scenario, percent")),
+            survived: t.Optional(t.Boolean()),
+          },
+          open,
+        ),
+        { description: "result per scenario" },
+      ),
+    ),
+  },
+  { ...open, description: "latest stress-test result (stress runner)" },
+);
+export type StressResult = typeof StressResult.static;
+
+/** A POST /atlas/update body: stored whole under the document's `atlas` key. */
+export const AtlasUpdate = t.Object(
+  {
+    brain: t.Optional(t.Object({}, { ...open, description: "the atlas brain's state" })),
+    allocations: t.Optional(t.Record(t.String(), t.Number(), { description: "weights per agent" })),
+    timestamp: t.Optional(Stamp("when the bridge sent it")),
+  },
+  { ...open, description: "Stored whole under the document's `atlas` key" },
+);
+export type AtlasUpdate = typeof AtlasUpdate.static;
+
 /** The contract's top-level sections; the same fields in an update and in the document. */
 const sections = {
   timestamp: Stamp("when the poster took the snapshot (ISO 8601, as sent)"),
@@ -119,7 +154,7 @@ const sections = {
     description: "the regime document, or {}",
   }),
   summary: Summary,
-  stress_last: t.Object({}, { ...open, description: "latest stress-test result (stress runner)" }),
+  stress_last: StressResult,
   stress_timestamp: Stamp("when the stress test ran"),
 };
 
@@ -149,7 +184,7 @@ export const MetaMetricsDocument = t.Object(
     market_regime: t.Optional(sections.market_regime),
     stress_last: t.Optional(sections.stress_last),
     stress_timestamp: t.Optional(sections.stress_timestamp),
-    atlas: t.Optional(t.Object({}, { ...open, description: "the last POST /atlas/update body" })),
+    atlas: t.Optional(AtlasUpdate),
     cache_timestamp: t.Union([t.String(), t.Null()], {
       description: "when the last update was applied (RFC 3339 UTC); null before any",
     }),
@@ -161,17 +196,6 @@ export const MetaMetricsDocument = t.Object(
   },
 );
 export type MetaMetricsDocument = typeof MetaMetricsDocument.static;
-
-/** A POST /atlas/update body: stored whole under the document's `atlas` key. */
-export const AtlasUpdate = t.Object(
-  {
-    brain: t.Optional(t.Object({}, { ...open, description: "the atlas brain's state" })),
-    allocations: t.Optional(t.Record(t.String(), t.Number(), { description: "weights per agent" })),
-    timestamp: t.Optional(Stamp("when the bridge sent it")),
-  },
-  { ...open, description: "Stored whole under the document's `atlas` key" },
-);
-export type AtlasUpdate = typeof AtlasUpdate.static;
 
 export const Accepted = t.Object({
   status: t.Literal("ok"),
@@ -185,3 +209,14 @@ export const Accepted = t.Object({
   ),
 });
 export type Accepted = typeof Accepted.static;
+
+/** /status `queue`: the telemetry channel between the POST routes and the processor. */
+export const QueueStats = t.Object({
+  depth: t.Integer({ description: "updates waiting in the channel now" }),
+  capacity: t.Integer({ description: "updates the channel holds at most; a POST beyond it gets 503" }),
+  accepted: t.Integer({ description: "updates queued since start-up" }),
+  applied: t.Integer({ description: "updates applied and made durable since start-up" }),
+  rejected_full: t.Integer({ description: "POSTs answered 503 because the channel was full" }),
+  rejected_unpersisted: t.Integer({ description: "updates answered 503 because they could not be made durable" }),
+});
+export type QueueStats = typeof QueueStats.static;

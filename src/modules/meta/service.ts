@@ -16,7 +16,7 @@ import {
 } from "../../store/store";
 import { type Channel, ChannelClosedError } from "../../telemetry/channel";
 import type { Envelope } from "../../telemetry/processor";
-import { MetaMetricsUpdate, SAFETY_KEYS } from "./model";
+import { type MetaMetricsDocument, MetaMetricsUpdate, type QueueStats, SAFETY_KEYS } from "./model";
 
 /** Seconds a client is told to wait after a 503 for a full channel: one batch is milliseconds. */
 export const QUEUE_FULL_RETRY_AFTER_S = 1;
@@ -44,9 +44,14 @@ export function defaultDocument(now: Date): JsonObject {
   };
 }
 
-/** The served document: the defaults, then every stored key, then cache_timestamp. */
-export function servedDocument(state: DocumentState, now: Date): JsonObject {
-  return { ...defaultDocument(now), ...state.doc, [CACHE_TIMESTAMP_KEY]: state.updatedAt };
+/**
+ * The served document: the defaults, then every stored key, then cache_timestamp.
+ * ? Typed as the schema says: the defaults hold every required section, and the store only
+ * holds what passed MetaMetricsUpdate, except values a poster broke, which are null (the
+ * schema's description says so): readers still check a figure before they use it.
+ */
+export function servedDocument(state: DocumentState, now: Date): MetaMetricsDocument {
+  return { ...defaultDocument(now), ...state.doc, [CACHE_TIMESTAMP_KEY]: state.updatedAt } as MetaMetricsDocument;
 }
 
 /**
@@ -99,15 +104,6 @@ export function restoreDocument(log: Logger): (doc: JsonObject) => Restored {
     }
     return { doc, problem };
   };
-}
-
-export interface QueueStats {
-  depth: number;
-  capacity: number;
-  accepted: number;
-  applied: number;
-  rejected_full: number;
-  rejected_unpersisted: number;
 }
 
 export interface MetaService {

@@ -1,6 +1,12 @@
 // Schemas of the service's own routes: GET /, /health, /status.
 import { Type as t } from "@sinclair/typebox";
+import { AccessStats } from "../../http/model";
+import { LogFile } from "../../log/model";
+import { PersistenceStatus } from "../../store/model";
 import { FileSource } from "../agent-files/model";
+import { HistoryStatus } from "../history/model";
+import { LiveStats } from "../live/model";
+import { QueueStats } from "../meta/model";
 import { MetricsStatus, SourceStaleness } from "../metrics/model";
 import { RiskSource } from "../risk/model";
 
@@ -54,48 +60,21 @@ export const Status = t.Object(
       ),
     }),
     guardian: t.Object({
-      logs: t.Object({}, { additionalProperties: true, description: "the service's log file and its size" }),
+      logs: t.Object({ service: LogFile }, { description: "the service's log file, its size and rotation" }),
       agents: t.Array(t.String(), { description: "agents in the document's per_agent" }),
       is_paused: t.Boolean(),
       reason: t.Union([t.String(), t.Null()]),
     }),
-    queue: t.Object({
-      depth: t.Integer(),
-      capacity: t.Integer(),
-      accepted: t.Integer(),
-      applied: t.Integer(),
-      rejected_full: t.Integer(),
-      rejected_unpersisted: t.Integer(),
-    }),
+    queue: QueueStats,
     last_update: t.Union([t.String(), t.Null()], { description: "cache_timestamp of the document" }),
-    persistence: t.Object({}, { additionalProperties: true }),
+    persistence: PersistenceStatus,
     sources: t.Object({
       files: t.Array(FileSource),
       risk_engine: RiskSource,
     }),
-    live: t.Object(
-      {},
-      { additionalProperties: true, description: "the live stream (GET /events): viewers, drops, last event id" },
-    ),
-    history: t.Object(
-      {},
-      { additionalProperties: true, description: "state/history.db: enabled, path, points written, last error" },
-    ),
-    security: t.Object(
-      {
-        writes: t.Union([t.Literal("token"), t.Literal("loopback")], {
-          description: "token: writes need the token; loopback: writes only from this host",
-        }),
-        reads: t.Union([t.Literal("token"), t.Literal("open")]),
-        unauthorized: t.Integer({ description: "requests answered 401 since start-up" }),
-        forbidden: t.Integer({ description: "requests answered 403 since start-up" }),
-        rate_limit: t.Object(
-          {},
-          { additionalProperties: true, description: "write rate limiter: rate, burst, buckets, limited" },
-        ),
-      },
-      { additionalProperties: true },
-    ),
+    live: LiveStats,
+    history: HistoryStatus,
+    security: AccessStats,
     staleness: t.Array(SourceStaleness, {
       description:
         "Every source with its last good update, expected interval and age; stale = silent for more than twice the interval",

@@ -11,6 +11,7 @@ import type { DocumentStore } from "../../store/store";
 import type { Hub } from "../../telemetry/hub";
 import type { AgentFiles } from "../agent-files/service";
 import type { History } from "../history/service";
+import type { Guardian } from "../meta/model";
 import type { MetaService } from "../meta/service";
 import type { MetricsService } from "../metrics/service";
 import type { RiskClient } from "../risk/service";
@@ -90,7 +91,8 @@ export function createSystemService(deps: SystemDeps): SystemService {
       const used = fs ? (fs.blocks - fs.bfree) * fs.bsize : 0;
       const logBytes = (await stat(deps.logPath).catch(() => ({ size: 0 }))).size;
       const state = deps.store.current();
-      const guardian = state.doc.guardian as { is_paused?: unknown; reason?: unknown } | undefined;
+      // ? Partial: before the first POST the store may hold no guardian at all.
+      const guardian = state.doc.guardian as Partial<Guardian> | undefined;
       const perAgent = state.doc.per_agent;
       return {
         system: {

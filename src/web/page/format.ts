@@ -1,4 +1,4 @@
-// Number and time formatting for the page. Pure functions (no DOM): test/web/format.test.ts
+// Number and time formatting for the page. Pure functions (no DOM): test/web/page.test.ts
 // runs them under bun test.
 
 const money2 = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });

@@ -4,16 +4,33 @@
 // GET /meta/history and refresh after updates. EventSource reconnects by itself (the
 // server asks for 1 s), and the server answers a reconnect with the missed events or a
 // fresh snapshot, so after a service restart the page is whole again without a reload.
+//
+// Every answer is typed by the server's own schemas (imported as types only: nothing of the
+// server is bundled). The service checks what it stores against them, except that a value a
+// poster broke is stored as null (the POST's `coerced`): so figures are still checked
+// (isNum, str) before they are shown, and nested objects read with `?.`.
 import "./style.css";
-import type { HistoryAnswer } from "../../modules/history/model";
+import type { Allocations, PerformanceAttribution } from "../../modules/agent-files/model";
+import type { HistoryAnswer, RangeName } from "../../modules/history/model";
+import type { SnapshotEvent, UpdateEvent } from "../../modules/live/model";
+import type { MetaMetricsDocument, RegimeDocument } from "../../modules/meta/model";
 import type { RiskStatus } from "../../modules/risk/model";
+import type { Status } from "../../modules/system/model";
 import { Charts, REGIME_COLOURS } from "./charts";
+import { figureColumns } from "./columns";
 import { byId, fact, fill, h, setText } from "./dom";
 import { ago, amount, duration, int, isNum, money, moneyShort, num, pct, ratioPct, signClass, stamp } from "./format";
+import { SOURCE_LABELS, sourceRows } from "./sources";
 import { SortableTable } from "./tables";
 
-type Json = Record<string, unknown>;
-const obj = (v: unknown): Json => (typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Json) : {});
+/**
+ * A JSON answer of the service: its 2xx body, or its error.
+ * ? The error is CONTRACT section 4's `{error, code}` (ErrorResponse in http/respond.ts),
+ * read loosely: that file is server code the page's type-check cannot include, and a proxy's
+ * error page may not be JSON of ours at all.
+ */
+type Answer<T> = { ok: true; body: T } | { ok: false; body: { error?: unknown } };
+
 const str = (v: unknown, fallback = "—") => (typeof v === "string" && v !== "" ? v : fallback);
 
 /** Service panel, agent files and risk are re-read this often. */
@@ -26,33 +43,34 @@ const HISTORY_REFRESH_MS = 30_000;
 const STREAM_STALL_MS = 10_000;
 
 const state = {
-  doc: {} as Json,
+  /** The document from the stream; empty until its first snapshot. */
+  doc: {} as Partial<MetaMetricsDocument>,
   version: -1,
-  status: null as Json | null,
-  performance: null as Json | null,
-  regimeFile: null as Json | null,
-  governor: null as Json | null,
-  risk: null as { ok: boolean; body: Json } | null,
-  range: "1h",
+  status: null as Status | null,
+  performance: null as PerformanceAttribution | null,
+  regimeFile: null as RegimeDocument | null,
+  governor: null as Allocations | null,
+  risk: null as Answer<RiskStatus> | null,
+  range: "1h" as RangeName,
 };
 
 // ---------- rendering ----------
 
 function renderGuardian(): void {
-  const g = obj(state.doc.guardian);
-  const b = obj(state.doc.breakers);
-  const paused = g.is_paused === true;
-  const known = typeof g.is_paused === "boolean";
+  const g = state.doc.guardian;
+  const b = state.doc.breakers;
+  const paused = g?.is_paused === true;
+  const known = typeof g?.is_paused === "boolean";
   const banner = byId("guardian");
   banner.dataset.state = known ? (paused ? "paused" : "running") : "unknown";
   setText("g-state", known ? (paused ? "PAUSED" : "RUNNING") : "NO DATA");
-  setText("g-reason", str(g.reason, ""));
-  setText("g-drawdown", pct(g.drawdown));
+  setText("g-reason", str(g?.reason, ""));
+  setText("g-drawdown", pct(g?.drawdown));
   for (const [id, key] of [
     ["g-quote", "quote_state"],
     ["g-trade", "trade_state"],
   ] as const) {
-    const v = str(b[key]);
+    const v = str(b?.[key]);
     setText(id, v, `breaker breaker-${v.toLowerCase()}`);
   }
   setText("g-mode", str(state.doc.mode), str(state.doc.mode) === "LIVE_MODE" ? "mode-live" : "");
@@ -60,38 +78,38 @@ function renderGuardian(): void {
 }
 
 function renderRegime(): void {
-  const fromDoc = obj(state.doc.market_regime);
-  const r = typeof fromDoc.regime === "string" ? fromDoc : obj(state.regimeFile);
-  const label = str(r.regime, "UNKNOWN");
+  // The document's copy (the hive's), else the detector's file; `{}` when the hive has none.
+  const fromDoc = state.doc.market_regime;
+  const r = fromDoc && "regime" in fromDoc && typeof fromDoc.regime === "string" ? fromDoc : state.regimeFile;
+  const label = str(r?.regime, "UNKNOWN");
   const badge = h("span", { class: "regime-label", "data-regime": label }, label);
-  const strategy = obj(r.strategy);
   fill(
     byId("regime"),
     badge,
     h(
       "dl",
       { class: "facts" },
-      fact("Confidence", ratioPct(r.confidence, 0)),
-      fact("Risk multiplier", isNum(r.risk_multiplier) ? `×${num(r.risk_multiplier)}` : "—"),
-      isNum(r.volatility) && fact("Volatility", ratioPct(r.volatility, 2)),
-      typeof strategy.position_sizing === "string" && fact("Sizing", strategy.position_sizing),
-      fact("Detected", ago(r.timestamp, Date.now())),
+      fact("Confidence", ratioPct(r?.confidence, 0)),
+      fact("Risk multiplier", isNum(r?.risk_multiplier) ? `×${num(r.risk_multiplier)}` : "—"),
+      isNum(r?.volatility) && fact("Volatility", ratioPct(r.volatility, 2)),
+      typeof r?.strategy?.position_sizing === "string" && fact("Sizing", r.strategy.position_sizing),
+      fact("Detected", ago(r?.timestamp, Date.now())),
     ),
-    h("p", { class: "muted" }, str(r.description, "")),
+    h("p", { class: "muted" }, str(r?.description, "")),
   );
   byId("regime").style.setProperty("--regime", REGIME_COLOURS[label] ?? "#495057");
 }
 
 function renderAllocations(): void {
-  const gov = obj(state.governor);
-  let weights = obj(gov.allocations);
-  let source = str(gov.source, "capital governor");
+  const gov = state.governor;
+  let weights: Readonly<Record<string, unknown>> = gov?.allocations ?? {};
+  let source = str(gov?.source, "capital governor");
   if (Object.keys(weights).length === 0) {
-    weights = obj(obj(state.doc.atlas).allocations);
+    weights = state.doc.atlas?.allocations ?? {};
     source = "atlas bridge";
   }
-  const min = isNum(gov.min_allocation) ? gov.min_allocation : null;
-  const max = isNum(gov.max_allocation) ? gov.max_allocation : null;
+  const min = isNum(gov?.min_allocation) ? gov.min_allocation : null;
+  const max = isNum(gov?.max_allocation) ? gov.max_allocation : null;
   const rows = Object.entries(weights)
     .filter((e): e is [string, number] => isNum(e[1]))
     .sort((a, b) => b[1] - a[1]);
@@ -136,14 +154,14 @@ function renderAllocations(): void {
 }
 
 function renderStress(): void {
-  const s = obj(state.doc.stress_last);
+  const s = state.doc.stress_last;
   const el = byId("stress");
-  if (Object.keys(s).length === 0) {
+  if (!s || Object.keys(s).length === 0) {
     fill(el, h("p", { class: "muted" }, "no stress test reported yet"));
     return;
   }
   const passed = s.passed === true ? "PASSED" : s.passed === false ? "FAILED" : "—";
-  const scenarios = Object.entries(obj(s.scenarios));
+  const scenarios = Object.entries(s.scenarios ?? {});
   fill(
     el,
     h("span", { class: `badge ${s.passed === true ? "ok" : s.passed === false ? "bad" : ""}` }, passed),
@@ -174,16 +192,15 @@ function renderStress(): void {
           h(
             "tbody",
             null,
-            ...scenarios.map(([name, v]) => {
-              const sc = obj(v);
+            ...scenarios.map(([name, sc]) => {
               // A scenario the book did not survive is the line to read: red, and said so.
-              const failed = sc.survived === false;
+              const failed = sc?.survived === false;
               return h(
                 "tr",
                 null,
                 h("th", { scope: "row", class: failed ? "neg" : undefined }, failed ? `${name} (not survived)` : name),
-                h("td", { class: `num ${signClass(sc.pnl)}` }, money(sc.pnl)),
-                h("td", { class: "num" }, pct(sc.max_dd_pct, 1)),
+                h("td", { class: `num ${signClass(sc?.pnl)}` }, money(sc?.pnl)),
+                h("td", { class: "num" }, pct(sc?.max_dd_pct, 1)),
               );
             }),
           ),
@@ -206,8 +223,7 @@ function renderRisk(): void {
     );
     return;
   }
-  // The service's own answer, checked against this schema before it was sent.
-  const body = state.risk.body as unknown as RiskStatus;
+  const body = state.risk.body;
   const r = body.risk;
   const fromFile = body.served_from === "file";
   const stale = body.stale === true;
@@ -238,39 +254,22 @@ function renderRisk(): void {
   );
 }
 
-/** Sources from /status, read defensively: an array or a map of objects, any extra fields. */
-function sourceRows(status: Json): HTMLElement[] {
-  const sources = obj(status.sources);
-  const rows: HTMLElement[] = [];
-  const add = (name: string, s: Json) => {
-    const absent = s.present === false;
-    const stale = s.stale === true || s.state === "stale" || s.serving === "last_good" || s.reachable === false;
-    const label = absent ? "absent" : stale ? (s.reachable === false ? "unreachable" : "stale") : "ok";
-    const when = s.last_change ?? s.last_good_at ?? s.last_good_read ?? s.last_update;
-    rows.push(
+/** The Service card's source list (sources.ts decides each state). */
+function sourceList(status: Status): HTMLElement {
+  const now = Date.now();
+  return h(
+    "ul",
+    { class: "sources" },
+    ...sourceRows(status).map((s) =>
       h(
         "li",
-        { class: `source source-${label}`, "data-source": name },
-        h("span", { class: "source-name" }, name),
-        h("span", { class: "source-state" }, label),
-        h("span", { class: "muted small" }, typeof when === "string" ? ago(when, Date.now()) : ""),
+        { class: `source source-${s.state}`, "data-source": s.source, title: s.problem ?? undefined },
+        h("span", { class: "source-name" }, s.source),
+        h("span", { class: "source-state" }, SOURCE_LABELS[s.state]),
+        h("span", { class: "muted small" }, s.lastUpdate === null ? "" : ago(s.lastUpdate, now)),
       ),
-    );
-  };
-  for (const [key, value] of Object.entries(sources)) {
-    if (Array.isArray(value)) for (const s of value) add(str(obj(s).name, key), obj(s));
-    else if (typeof value === "object" && value !== null) {
-      const o = obj(value);
-      // Either one source ({url, reachable, ...}) or a map of them.
-      if (
-        Object.values(o).every((v) => typeof v === "object" && v !== null && !Array.isArray(v)) &&
-        Object.keys(o).length > 0
-      ) {
-        for (const [name, s] of Object.entries(o)) add(name, obj(s));
-      } else add(key, o);
-    }
-  }
-  return rows;
+    ),
+  );
 }
 
 function renderService(): void {
@@ -285,10 +284,7 @@ function renderService(): void {
     );
     return;
   }
-  const s = state.status;
-  const sys = obj(s.system);
-  const q = obj(s.queue);
-  const live = obj(s.live);
+  const { system: sys, queue: q, live } = state.status;
   fill(
     el,
     h(
@@ -296,25 +292,19 @@ function renderService(): void {
       { class: "facts" },
       fact("Uptime", str(sys.uptime)),
       fact("Last update", typeof updated === "string" ? `${ago(updated, now)}` : "none yet"),
-      fact(
-        "Queue",
-        `${int(q.depth)} / ${int(q.capacity)}`,
-        isNum(q.depth) && isNum(q.capacity) && q.depth >= q.capacity ? "neg" : "",
-      ),
-      fact("CPU", isNum(sys.cpu) ? `${num(sys.cpu, 1)}%` : "—"),
-      fact("Memory", isNum(sys.memory) ? `${num(sys.memory, 0)} MiB` : "—"),
-      fact("Disk", isNum(sys.disk) ? `${num(sys.disk, 0)}%` : "—"),
-      isNum(live.subscribers) && fact("Viewers", int(live.subscribers)),
+      fact("Queue", `${int(q.depth)} / ${int(q.capacity)}`, q.depth >= q.capacity ? "neg" : ""),
+      fact("CPU", `${num(sys.cpu, 1)}%`),
+      fact("Memory", `${num(sys.memory, 0)} MiB`),
+      fact("Disk", `${num(sys.disk, 0)}%`),
+      fact("Viewers", int(live.subscribers)),
     ),
-    h("ul", { class: "sources" }, ...sourceRows(s)),
+    sourceList(state.status),
   );
 }
 
 function renderDecisions(): void {
-  const list = Array.isArray(state.performance?.decisions) ? (state.performance?.decisions as unknown[]) : [];
-  const recent = list
-    .map(obj)
-    .sort((a, b) => String(b.timestamp ?? "").localeCompare(String(a.timestamp ?? "")))
+  const recent = [...(state.performance?.decisions ?? [])]
+    .sort((a, b) => b.timestamp.localeCompare(a.timestamp))
     .slice(0, 10);
   const el = byId("decisions");
   if (recent.length === 0) {
@@ -342,30 +332,8 @@ function renderUpdated(): void {
   setText("updated", typeof t === "string" ? `updated ${ago(t, Date.now())}` : "no update yet");
 }
 
-const agents = new SortableTable(byId<HTMLTableElement>("agents"), "Agent", [
-  { key: "pnl_1d", label: "P&L 1d", format: money, cls: signClass },
-  { key: "pnl_7d", label: "P&L 7d", format: money, cls: signClass },
-  { key: "sharpe_30d", label: "Sharpe 30d", format: (v) => num(v), cls: signClass },
-  { key: "winrate_30d", label: "Win rate 30d", format: (v) => ratioPct(v) },
-  {
-    key: "max_dd_30d",
-    label: "Max DD 30d",
-    format: (v) => (isNum(v) ? money(-Math.abs(v)) : "—"),
-    cls: (v) => (isNum(v) && v !== 0 ? "neg" : "zero"),
-  },
-  { key: "total_decisions", label: "Decisions", format: int },
-  { key: "revenue_24h", label: "Revenue 24h", format: money, cls: signClass },
-  { key: "revenue_total", label: "Revenue total", format: money, cls: signClass },
-]);
-const strategies = new SortableTable(byId<HTMLTableElement>("strategies"), "Strategy", [
-  { key: "pnl_1d", label: "P&L 1d", format: money, cls: signClass },
-  { key: "pnl_7d", label: "P&L 7d", format: money, cls: signClass },
-  { key: "sharpe_30d", label: "Sharpe 30d", format: (v) => num(v), cls: signClass },
-  { key: "winrate_30d", label: "Win rate 30d", format: (v) => ratioPct(v) },
-  { key: "max_dd_30d", label: "Max DD 30d", format: (v) => num(v) },
-  { key: "trade_count", label: "Trades", format: int },
-  { key: "score", label: "Score", format: (v) => num(v, 3) },
-]);
+const agents = new SortableTable(byId<HTMLTableElement>("agents"), "Agent", figureColumns("agent"));
+const strategies = new SortableTable(byId<HTMLTableElement>("strategies"), "Strategy", figureColumns("strategy"));
 
 function renderDoc(): void {
   renderGuardian();
@@ -380,10 +348,13 @@ function renderDoc(): void {
 
 // ---------- data ----------
 
-async function getJson(path: string): Promise<{ ok: boolean; body: Json } | null> {
+/** GET `path`: its answer, whose 2xx body the caller names the schema of; null when unreachable. */
+async function getJson<T>(path: string): Promise<Answer<T> | null> {
   try {
     const res = await fetch(path, { headers: { accept: "application/json" }, cache: "no-store" });
-    return { ok: res.ok, body: obj(await res.json()) };
+    // ? Not checked again here: the service builds each answer to its route's schema (an
+    // agent file is served only once it passed it), and the renderers check each figure.
+    return { ok: res.ok, body: await res.json() } as Answer<T>;
   } catch {
     return null; // the service is restarting: keep what is shown, the next poll retries
   }
@@ -391,11 +362,11 @@ async function getJson(path: string): Promise<{ ok: boolean; body: Json } | null
 
 async function poll(): Promise<void> {
   const [status, perf, regime, gov, risk] = await Promise.all([
-    getJson("/status"),
-    getJson("/meta/performance"),
-    getJson("/meta/regime"),
-    getJson("/governor/allocations"),
-    getJson("/risk/status"),
+    getJson<Status>("/status"),
+    getJson<PerformanceAttribution>("/meta/performance"),
+    getJson<RegimeDocument>("/meta/regime"),
+    getJson<Allocations>("/governor/allocations"),
+    getJson<RiskStatus>("/risk/status"),
   ]);
   if (status?.ok) state.status = status.body;
   if (perf?.ok) state.performance = perf.body;
@@ -415,7 +386,7 @@ let historyTimer: ReturnType<typeof setTimeout> | undefined;
 async function loadHistory(): Promise<void> {
   clearTimeout(historyTimer);
   historyTimer = setTimeout(loadHistory, HISTORY_REFRESH_MS);
-  const res = await getJson(`/meta/history?range=${state.range}&points=300`);
+  const res = await getJson<HistoryAnswer>(`/meta/history?range=${state.range}&points=300`);
   const box = byId("charts");
   if (res === null || !res.ok) {
     box.dataset.history = "unavailable";
@@ -424,7 +395,7 @@ async function loadHistory(): Promise<void> {
   }
   box.dataset.history = "ok";
   setText("history-note", "");
-  charts.show(res.body as unknown as HistoryAnswer);
+  charts.show(res.body);
 }
 
 function historySoon(): void {
@@ -455,19 +426,18 @@ function connect(): void {
     void poll();
   });
   es.addEventListener("snapshot", (e) => {
-    const data = obj(JSON.parse((e as MessageEvent<string>).data));
-    state.doc = obj(data.doc);
-    state.version = isNum(data.version) ? data.version : -1;
+    const data: SnapshotEvent = JSON.parse((e as MessageEvent<string>).data);
+    state.doc = data.doc;
+    state.version = data.version;
     renderDoc();
     historySoon();
   });
   es.addEventListener("update", (e) => {
-    const data = obj(JSON.parse((e as MessageEvent<string>).data));
-    const version = isNum(data.version) ? data.version : Number.NaN;
+    const data: UpdateEvent = JSON.parse((e as MessageEvent<string>).data);
     // An event the page already has (a resume overlapping a snapshot) changes nothing.
-    if (version <= state.version) return;
-    state.doc = { ...state.doc, ...obj(data.set), cache_timestamp: data.updated_at };
-    state.version = version;
+    if (data.version <= state.version) return;
+    state.doc = { ...state.doc, ...data.set, cache_timestamp: data.updated_at };
+    state.version = data.version;
     renderDoc();
     historySoon();
   });
@@ -487,7 +457,8 @@ function connect(): void {
 
 for (const button of document.querySelectorAll<HTMLButtonElement>("#ranges button")) {
   button.addEventListener("click", () => {
-    state.range = button.dataset.range ?? "1h";
+    // The buttons' data-range values are RangeName's (index.html).
+    state.range = (button.dataset.range ?? "1h") as RangeName;
     for (const b of document.querySelectorAll<HTMLButtonElement>("#ranges button")) {
       b.setAttribute("aria-pressed", String(b === button));
     }

@@ -1,15 +1,8 @@
-// Sortable tables of the per-agent and per-strategy figures. Clicking a column header sorts
-// by it (again: the other way); the choice survives live updates.
+// Sortable tables of the per-agent and per-strategy figures (their columns: columns.ts).
+// Clicking a column header sorts by it (again: the other way); the choice survives live
+// updates.
+import type { Column } from "./columns";
 import { h } from "./dom";
-
-export interface Column {
-  key: string;
-  label: string;
-  /** Formats the cell; `cls` colours it. */
-  format(value: unknown): string;
-  cls?(value: unknown): string;
-  numeric?: boolean;
-}
 
 type Row = { name: string; figures: Record<string, unknown> };
 
