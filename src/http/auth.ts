@@ -23,11 +23,9 @@ import { networkInterfaces } from "node:os";
 import type { Server } from "bun";
 import { Elysia } from "elysia";
 import { clip, type Logger } from "../log/logger";
-import { HttpError } from "./errors";
+import { ForbiddenError, type HttpError, TooManyRequestsError, UnauthorizedError } from "./errors";
 import { createRateLimiter, type RateLimiter, type RateLimitStats } from "./rate-limit";
 
-/** The realm browsers show in their credentials prompt and clients see in 401s. */
-const REALM = "neolight-dashboard";
 /** Reads that never need a token: liveness probes must work without credentials. */
 export const OPEN_READ_PATHS: ReadonlySet<string> = new Set(["/health"]);
 
@@ -80,29 +78,6 @@ export function localAddressCheck(
     }
     return cached.has(address.startsWith("::ffff:") ? address.slice(7) : address);
   };
-}
-
-/** 401: no credentials. The header tells clients (and browsers, for reads) what to send. */
-export class UnauthorizedError extends HttpError {
-  constructor(message: string, scheme: "Bearer" | "Basic") {
-    super(401, message, {
-      "www-authenticate": scheme === "Basic" ? `Basic realm="${REALM}", charset="UTF-8"` : `Bearer realm="${REALM}"`,
-    });
-  }
-}
-
-export class ForbiddenError extends HttpError {
-  constructor(message: string) {
-    super(403, message);
-  }
-}
-
-export class TooManyRequestsError extends HttpError {
-  constructor(retryAfterSeconds: number, rate: number) {
-    super(429, `too many writes from this address (limit ${rate}/s); retry after ${retryAfterSeconds} s`, {
-      "retry-after": String(retryAfterSeconds),
-    });
-  }
 }
 
 export interface AccessStats {
