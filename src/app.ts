@@ -15,6 +15,7 @@ import {
 import { DOCS_PATHS, openapiDocs } from "./http/openapi";
 import { type RouteTable, routeTable } from "./http/routes";
 import { cors } from "./http/security";
+import { assertWriteRoutes, writeRoutes } from "./http/write-route";
 import { clip } from "./log/logger";
 import { agentFileRoutes } from "./modules/agent-files";
 import { historyRoutes } from "./modules/history";
@@ -37,6 +38,10 @@ export function createApp(services: Services) {
   const { log } = services;
   const access = accessControl(services.access, services.clientAddress);
   const accessLines = accessLog(log, services.metrics.requests, services.clientAddress);
+  const writeRoute = writeRoutes({
+    check: access.checkWrite,
+    onInvalid: () => services.metrics.countRejected("invalid"),
+  });
   let routes: RouteTable = routeTable([]);
   const app = new Elysia({ name: "neolight-dashboard", normalize: false })
     .use(accessLines.plugin)
@@ -76,13 +81,14 @@ export function createApp(services: Services) {
     })
     .use(openapiDocs(META_EXAMPLES))
     .use(systemRoutes(services.system, () => routes))
-    .use(metaRoutes(services.meta, access.beforeBody))
+    .use(metaRoutes(services.meta, writeRoute))
     .use(agentFileRoutes(services.files))
     .use(riskRoutes(services.risk))
     .use(liveRoutes(services.hub))
     .use(historyRoutes(services.history))
     .use(webRoutes())
     .use(metricsRoutes(services.metrics));
+  assertWriteRoutes(app.routes);
   routes = routeTable(app.routes, DOCS_PATHS);
   return app;
 }
