@@ -9,9 +9,10 @@
 // - onRequest / onTransform / onAfterResponse add a stage (and a macrotask) per request:
 //   -15 to -30 %. So the line is written in onAfterHandle (and by the error handler).
 // - a generic log.info line is 1.3 us; log.access builds the same JSON by hand in 0.2 us.
-// Durations: write routes stamp their start when their body is parsed (markStart), so
-// their line carries `ms` = parse + queue + durable write, the latency agents see. Reads
-// answered from memory carry none: their handler time is a microsecond and says nothing.
+// Durations: write routes stamp their start when their body is parsed (markStart, called by
+// write-route.ts for every writeRoute and timedRead), so their line carries `ms` = parse +
+// queue + durable write, the latency agents see. Reads answered from memory carry none:
+// their handler time is a microsecond and says nothing.
 // Each request is also counted for GET /metrics (issue 6): RequestStats.record, ~12 ns
 // (bench/metrics/record.ts), by route template, method and status; timed ones also by duration.
 // Refusals (4xx) carry the client's address, and are sampled per client (issue 15 item 9: a
