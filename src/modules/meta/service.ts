@@ -5,8 +5,8 @@ import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { describeProblems, UnavailableError, UnprocessableError } from "../../http/errors";
 import { coerce } from "../../http/json-body";
 import { clip, type Logger } from "../../log/logger";
-import { CACHE_TIMESTAMP_KEY } from "../../store/json-file";
 import {
+  CACHE_TIMESTAMP_KEY,
   type DocumentState,
   type DocumentStore,
   type JsonObject,
