@@ -6,7 +6,7 @@ import { Type as t } from "@sinclair/typebox";
 import { Elysia } from "elysia";
 import { UnprocessableError } from "../../src/http/errors";
 import { assertWriteRoutes, isWriteRoute, writeRoutes } from "../../src/http/write-route";
-import { fixture, post, startApp } from "../helpers";
+import { fixture, get, post, startApp } from "../helpers";
 
 /** neolight_telemetry_updates_rejected_total{reason} from one scrape. */
 function rejected(text: string, reason: string): number {
@@ -113,5 +113,18 @@ describe("writeRoute", () => {
       }),
     );
     expect(invalid).toBe(1);
+  });
+
+  test("timedRead: the reads that may wait are timed, the reads from memory are not", async () => {
+    await using t = await startApp();
+    for (const path of ["/status", "/risk/status", "/health", "/meta/metrics"]) await get(t.app, path);
+    await t.app.handle(new Request("http://localhost/metrics"));
+    const timed = t.services.metrics
+      .render()
+      .split("\n")
+      .filter((l) => l.startsWith("neolight_http_request_duration_seconds_count"))
+      .map((l) => l.match(/route="([^"]+)"/)?.[1])
+      .sort();
+    expect(timed).toEqual(["/metrics", "/risk/status", "/status"]);
   });
 });
