@@ -4,10 +4,18 @@
 import { Elysia, ValidationError } from "elysia";
 import { accessLog, elapsedMs } from "./http/access-log";
 import { accessControl } from "./http/auth";
-import { errorResponse, HttpError } from "./http/errors";
+import {
+  describeProblems,
+  errorResponse,
+  HttpError,
+  MethodNotAllowedError,
+  NotFoundError,
+  type Problem,
+} from "./http/errors";
 import { DOCS_PATHS, openapiDocs } from "./http/openapi";
 import { type RouteTable, routeTable } from "./http/routes";
 import { cors } from "./http/security";
+import { assertWriteRoutes, writeRoutes } from "./http/write-route";
 import { clip } from "./log/logger";
 import { agentFileRoutes } from "./modules/agent-files";
 import { historyRoutes } from "./modules/history";
@@ -20,22 +28,20 @@ import { systemRoutes } from "./modules/system";
 import type { Services } from "./services";
 import { webRoutes } from "./web";
 
-/** How many schema problems one 422 lists; the first few are what a poster needs. */
-const MAX_LISTED_PROBLEMS = 3;
-
-/** "guardian/is_paused: Expected boolean; ..." from a TypeBox validation failure. */
-export function describeValidation(error: ValidationError): string {
-  const problems = error.all
-    .filter((e) => "path" in e)
-    .slice(0, MAX_LISTED_PROBLEMS)
-    .map((e) => `${(e as { path: string }).path.slice(1) || "body"}: ${e.message}`);
-  return `invalid ${error.type}: ${problems.length > 0 ? problems.join("; ") : error.message}`;
+/** "invalid query: from: Expected string" from Elysia's check of a route's schema. */
+function describeValidation(error: ValidationError): string {
+  const problems = describeProblems(error.all.filter((e) => "path" in e) as Problem[]);
+  return `invalid ${error.type}: ${problems || error.message}`;
 }
 
 export function createApp(services: Services) {
   const { log } = services;
   const access = accessControl(services.access, services.clientAddress);
   const accessLines = accessLog(log, services.metrics.requests, services.clientAddress);
+  const writeRoute = writeRoutes({
+    check: access.checkWrite,
+    onInvalid: () => services.metrics.countRejected("invalid"),
+  });
   let routes: RouteTable = routeTable([]);
   const app = new Elysia({ name: "neolight-dashboard", normalize: false })
     .use(accessLines.plugin)
@@ -48,21 +54,19 @@ export function createApp(services: Services) {
     // throughput of GET /meta/metrics (measured).
     .onError({ as: "global" }, ({ code, error, request, path, route, set }) => {
       // ? Elysia wraps whatever a parse hook throws in its ParseError; ours carry a status.
-      const cause = code === "PARSE" ? (error as Error).cause : error;
+      let cause = code === "PARSE" ? (error as Error).cause : error;
+      if (code === "NOT_FOUND") {
+        const allowed = routes.allowed(path);
+        cause =
+          allowed === undefined
+            ? new NotFoundError(request.method, path)
+            : new MethodNotAllowedError(request.method, path, allowed);
+      }
       let status: number;
       let message: string;
       let headers: Record<string, string> | undefined;
       if (cause instanceof HttpError) [status, message, headers] = [cause.status, cause.message, cause.headers];
-      else if (code === "NOT_FOUND") {
-        // ? A known path with another method is a 405 naming what it does answer (RFC 9110
-        // 15.5.6), so `curl -X DELETE /meta/metrics` is told it is the method, not the path.
-        const allowed = routes.allowed(path);
-        if (allowed === undefined) [status, message] = [404, `no route for ${request.method} ${path}`];
-        else {
-          [status, message] = [405, `${request.method} is not allowed on ${path}; it answers ${allowed.join(", ")}`];
-          headers = { allow: allowed.join(", ") };
-        }
-      } else if (code === "PARSE") [status, message] = [400, "request body is not valid JSON"];
+      else if (code === "PARSE") [status, message] = [400, "request body is not valid JSON"];
       // ? A response that breaks its own schema is our bug, not the client's: 500 below.
       else if (error instanceof ValidationError && error.type !== "response") {
         [status, message] = [422, describeValidation(error)];
@@ -77,13 +81,14 @@ export function createApp(services: Services) {
     })
     .use(openapiDocs(META_EXAMPLES))
     .use(systemRoutes(services.system, () => routes))
-    .use(metaRoutes(services.meta, access.beforeBody))
+    .use(metaRoutes(services.meta, writeRoute))
     .use(agentFileRoutes(services.files))
     .use(riskRoutes(services.risk))
     .use(liveRoutes(services.hub))
     .use(historyRoutes(services.history))
     .use(webRoutes())
     .use(metricsRoutes(services.metrics));
+  assertWriteRoutes(app.routes);
   routes = routeTable(app.routes, DOCS_PATHS);
   return app;
 }

@@ -5,134 +5,31 @@ import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import pkg from "../package.json";
 import { gitCommit } from "./build-info" with { type: "macro" };
+import { LOG_LEVELS, type LogLevel } from "./log/logger";
 
 export const VERSION: string = pkg.version;
 /** The git commit this program was built from (build-info.ts): baked in by `bun build`. */
 export const COMMIT: string = gitCommit();
 
-export type LogLevel = "DEBUG" | "INFO" | "WARN" | "ERROR";
-const LOG_LEVELS: readonly LogLevel[] = ["DEBUG", "INFO", "WARN", "ERROR"];
+export type { LogLevel } from "./log/logger";
 
-/** Default bound of the telemetry channel: the Go original's buffered channel of 100. */
-export const DEFAULT_QUEUE_CAPACITY = 100;
 /** Upper bound on the channel capacity: a larger queue only hides an overloaded disk. */
-export const MAX_QUEUE_CAPACITY = 100_000;
-/**
- * NeoLight's Rust risk engine (risk_engine_rust) listens on its RISK_PORT, 8300 by default
- * (CONTRACT sections 2 and 5). 8301 is the GPU Monte-Carlo engine, which has no state route.
- */
-export const DEFAULT_RISK_URL = "http://localhost:8300";
-/** The risk engine is local; a slower answer than this means it is in trouble. Default: 1000 ms. */
-export const DEFAULT_RISK_TIMEOUT_MS = 1000;
-/** How often agent files are re-checked when no change event arrives. Default: 1000 ms. */
-export const DEFAULT_SOURCE_POLL_MS = 1000;
-/** Days of history kept in state/history.db (issue 4). Default: 30, the longest chart range. */
-export const DEFAULT_HISTORY_DAYS = 30;
-/**
- * Size at which the service rotates its log file (issue 15: a 404 flood wrote 1.59 GB in
- * 10 s). Default: 100 MB, with LOG_ROTATED_FILES (3) old files: at most 400 MB of log.
- * 0 leaves rotation to logrotate (and SIGHUP) alone.
- */
-export const DEFAULT_LOG_MAX_MB = 100;
-/**
- * Free space the log leaves on its filesystem for the state file: below it, INFO and DEBUG
- * lines stay out of the log file (WARN and ERROR are still written if they fit). Default:
- * 100 MB, many times the largest document write. 0: no floor.
- */
-export const DEFAULT_LOG_MIN_FREE_MB = 100;
-/** Upper bound on both: a petabyte is a typo. */
+const MAX_QUEUE_CAPACITY = 100_000;
+/** Upper bound on the log sizes: a petabyte is a typo. */
 const MAX_LOG_MB = 1_000_000;
 /** Upper bound on the history window: ten years of 1-second samples is already a large file. */
-export const MAX_HISTORY_DAYS = 3650;
-/**
- * Sustained writes per second one client address may make. Default: 100. NeoLight's agents
- * all post from 127.0.0.1 and share one bucket: the hive every 300 s, atlas every 30 s, the
- * stress runner now and then, so 100/s is two orders of magnitude of headroom while one
- * runaway or hostile writer can no longer grow the document and the disk traffic unboundedly.
- * 0 turns the limiter off (the load benchmarks set NEOLIGHT_WRITE_RATE themselves).
- */
-export const DEFAULT_WRITE_RATE = 100;
-/** Writes one client may make at once before the rate applies. Default: 200 (2 s of the rate). */
-export const DEFAULT_WRITE_BURST = 200;
-/**
- * Seconds a connection may sit idle, or take to deliver a request body, before Bun closes it.
- * Default: 10. A client that trickles its body is cut off after this (Bun rounds up to its
- * 4 s timer tick); headers have their own fixed ~10 s deadline in Bun that this does not change.
- * A long-lived stream must send something more often than this.
- */
-export const DEFAULT_IDLE_TIMEOUT_S = 10;
+const MAX_HISTORY_DAYS = 3650;
 /** Bun.serve's upper bound for idleTimeout. */
-export const MAX_IDLE_TIMEOUT_S = 255;
-/**
- * Expected reporting intervals of NeoLight's sources, in seconds (issue 6); a source silent
- * for more than twice its interval is stale. 0 turns the watch off for that source.
- * The hive posts every 300 s and the atlas bridge every 30 s (CONTRACT section 2).
- */
-export const DEFAULT_STALE_HIVE_S = 300;
-/** The stress runner has no fixed schedule in the contract; hourly is its usual cadence. */
-export const DEFAULT_STALE_STRESS_S = 3600;
-export const DEFAULT_STALE_ATLAS_S = 30;
-/** Agent files (regime, allocations, performance attribution): rewritten at least hourly. */
-export const DEFAULT_STALE_FILES_S = 3600;
-/** The risk engine is asked this often in the background, so its silence shows without readers. */
-export const DEFAULT_STALE_RISK_S = 30;
+const MAX_IDLE_TIMEOUT_S = 255;
 /** Longest expected interval: a week; anything slower is not watched but forgotten. */
-export const MAX_STALE_S = 7 * 24 * 3600;
-
-export interface Config {
-  /** TCP port. Default: 8100 (CONTRACT section 5). 0 picks a free port (tests). */
-  port: number;
-  /** Bind address. Default: 0.0.0.0, as the Go original listened on ":8100". */
-  host: string;
-  /** Root of NeoLight's files. Default: $HOME/neolight. */
-  home: string;
-  /** The persisted meta-metrics document. Default: $NEOLIGHT_HOME/state/meta_metrics.json. */
-  metricsPath: string;
-  /** JSON-lines log file. Default: $NEOLIGHT_HOME/logs/dashboard_go.log (name kept for log shippers). */
-  logPath: string;
-  /** Base URL of the Rust risk engine; its GET /risk/state is asked. Default: http://localhost:8300. */
-  riskUrl: string;
-  /** Timeout of one risk-engine request. Default: 1000 ms. */
-  riskTimeoutMs: number;
-  /** Lowest level written. Default: INFO. */
-  logLevel: LogLevel;
-  /** Log file size, MB, at which it is rotated to .1 (.2, .3 kept); 0: never. Default: 100. */
-  logMaxMb: number;
-  /** Free MB on the log's filesystem below which INFO lines stay out of the file; 0: none. Default: 100. */
-  logMinFreeMb: number;
-  /** Bound of the telemetry channel. Default: 100. */
-  queueCapacity: number;
-  /** Poll interval of agent-written files. Default: 1000 ms. */
-  sourcePollMs: number;
-  /** Days of history kept in $NEOLIGHT_HOME/state/history.db; 0 records none. Default: 30. */
-  historyDays: number;
-  /** Bearer token every write must carry. Default: none (writes from this host only, auth.ts). */
-  token: string | null;
-  /** File holding the write token, read once at start-up (loadSecrets). Default: none. */
-  tokenFile: string | null;
-  /** Bearer token reads from clients on other hosts must carry. Default: none (reads open). */
-  readToken: string | null;
-  /** File holding the read token, read once at start-up (loadSecrets). Default: none. */
-  readTokenFile: string | null;
-  /** Browser origins allowed cross-origin (exact match). Default: none (CORS off). */
-  corsOrigins: string[];
-  /** Sustained writes per second per client address; 0 = no limit. Default: 100. */
-  writeRate: number;
-  /** Burst of writes per client address. Default: 200. */
-  writeBurst: number;
-  /** Idle / slow-body timeout of a connection, seconds. Default: 10. */
-  idleTimeoutS: number;
-  /** Expected interval of the hive agent's posts (per_agent or guardian). Default: 300 s; 0: not watched. */
-  staleHiveS: number;
-  /** Expected interval of the stress runner's posts (stress_last). Default: 3600 s; 0: not watched. */
-  staleStressS: number;
-  /** Expected interval of POST /atlas/update. Default: 30 s; 0: not watched. */
-  staleAtlasS: number;
-  /** Expected interval between rewrites of each agent file. Default: 3600 s; 0: not watched. */
-  staleFilesS: number;
-  /** Interval of the background risk-engine probe and its staleness. Default: 30 s; 0: no probe. */
-  staleRiskS: number;
-}
+const MAX_STALE_S = 7 * 24 * 3600;
+/** Bounds of the millisecond timings: below 10 ms is a busy loop, above a minute is not a timeout. */
+const MIN_MS = 10;
+const MAX_MS = 60_000;
+/** Bound of the write rate and burst: a million per second per client is already no limit. */
+const MAX_WRITES = 1_000_000;
+/** Shortest accepted token: a guessable token is worse than none, because it looks safe. */
+export const MIN_TOKEN_LENGTH = 16;
 
 /** A configuration value that cannot be used: start-up stops with exit code 2. */
 export class ConfigError extends Error {
@@ -144,176 +41,43 @@ export class ConfigError extends Error {
   }
 }
 
-/** One option: its environment variable, its flag, and what it means (for --help). */
-interface OptionSpec {
+/** What a default may depend on: the user's home, and NEOLIGHT_HOME once it is known. */
+interface DefaultContext {
+  userHome: string;
+  home: string;
+}
+
+/** One option, declared once: everything else (Config, parsing, --help, README) is derived. */
+interface Option<T> {
+  /** Its environment variable. */
   env: string;
+  /** Its command-line flag, which wins over the variable. */
   flag: string;
+  /** The value when neither is given; a function when it depends on another value. */
+  default: T | ((at: DefaultContext) => T);
+  /** The default as --help and the README show it, when String(default) does not say it. */
+  shown?: string;
+  /** What it means, in --help's words (the default is appended). */
   help: string;
+  /** The value from its text; throws a ConfigError naming `name` (the flag or variable given). */
+  parse(value: string, name: string): T;
 }
 
-export const OPTIONS = {
-  port: { env: "NEOLIGHT_DASHBOARD_PORT", flag: "--port", help: "TCP port (default 8100)" },
-  host: { env: "NEOLIGHT_DASHBOARD_HOST", flag: "--host", help: "bind address (default 0.0.0.0)" },
-  home: { env: "NEOLIGHT_HOME", flag: "--home", help: "NeoLight root (default $HOME/neolight)" },
-  metricsPath: {
-    env: "METRICS_PATH",
-    flag: "--metrics-path",
-    help: "persisted document (default $NEOLIGHT_HOME/state/meta_metrics.json)",
-  },
-  logPath: {
-    env: "LOG_PATH",
-    flag: "--log-path",
-    help: "JSON-lines log (default $NEOLIGHT_HOME/logs/dashboard_go.log)",
-  },
-  riskUrl: {
-    env: "NEOLIGHT_RISK_URL",
-    flag: "--risk-url",
-    help: "Rust risk engine base URL, asked for /risk/state (default http://localhost:8300)",
-  },
-  riskTimeoutMs: {
-    env: "NEOLIGHT_RISK_TIMEOUT_MS",
-    flag: "--risk-timeout-ms",
-    help: "risk engine request timeout in ms (default 1000)",
-  },
-  logLevel: { env: "LOG_LEVEL", flag: "--log-level", help: "DEBUG, INFO, WARN or ERROR (default INFO)" },
-  logMaxMb: {
-    env: "NEOLIGHT_LOG_MAX_MB",
-    flag: "--log-max-mb",
-    help: "log file size in MB at which it is rotated, 3 old files kept, 0 = never (default 100)",
-  },
-  logMinFreeMb: {
-    env: "NEOLIGHT_LOG_MIN_FREE_MB",
-    flag: "--log-min-free-mb",
-    help: "free MB kept on the log's disk: below it INFO lines stay out of the file, 0 = none (default 100)",
-  },
-  queueCapacity: {
-    env: "NEOLIGHT_QUEUE_CAPACITY",
-    flag: "--queue-capacity",
-    help: "telemetry channel bound (default 100)",
-  },
-  sourcePollMs: {
-    env: "NEOLIGHT_SOURCE_POLL_MS",
-    flag: "--source-poll-ms",
-    help: "agent file re-check interval in ms (default 1000)",
-  },
-  historyDays: {
-    env: "NEOLIGHT_HISTORY_DAYS",
-    flag: "--history-days",
-    help: "days of chart history kept in state/history.db, 0 for none (default 30)",
-  },
-  token: {
-    env: "NEOLIGHT_DASHBOARD_TOKEN",
-    flag: "--token",
-    help: "bearer token required on every write (default none: writes from this host only; prefer the _FILE form)",
-  },
-  tokenFile: {
-    env: "NEOLIGHT_DASHBOARD_TOKEN_FILE",
-    flag: "--token-file",
-    help: "file holding the write token, read once at start-up",
-  },
-  readToken: {
-    env: "NEOLIGHT_DASHBOARD_READ_TOKEN",
-    flag: "--read-token",
-    help: "bearer token required on reads from clients on other hosts (default none: reads open)",
-  },
-  readTokenFile: {
-    env: "NEOLIGHT_DASHBOARD_READ_TOKEN_FILE",
-    flag: "--read-token-file",
-    help: "file holding the read token, read once at start-up",
-  },
-  corsOrigins: {
-    env: "NEOLIGHT_CORS_ORIGINS",
-    flag: "--cors-origins",
-    help: "comma-separated browser origins allowed cross-origin, exact match (default none: CORS off)",
-  },
-  writeRate: {
-    env: "NEOLIGHT_WRITE_RATE",
-    flag: "--write-rate",
-    help: "sustained writes per second per client address, 0 = unlimited (default 100)",
-  },
-  writeBurst: {
-    env: "NEOLIGHT_WRITE_BURST",
-    flag: "--write-burst",
-    help: "writes a client may make at once before the rate applies (default 200)",
-  },
-  idleTimeoutS: {
-    env: "NEOLIGHT_IDLE_TIMEOUT_S",
-    flag: "--idle-timeout-s",
-    help: "seconds before an idle or slow-sending connection is closed (default 10)",
-  },
-  staleHiveS: { env: "NEOLIGHT_STALE_HIVE_S", flag: "--stale-hive-s", help: "hive post interval, s (default 300)" },
-  staleStressS: {
-    env: "NEOLIGHT_STALE_STRESS_S",
-    flag: "--stale-stress-s",
-    help: "stress runner post interval, s (default 3600)",
-  },
-  staleAtlasS: {
-    env: "NEOLIGHT_STALE_ATLAS_S",
-    flag: "--stale-atlas-s",
-    help: "atlas bridge interval, s (default 30)",
-  },
-  staleFilesS: {
-    env: "NEOLIGHT_STALE_FILES_S",
-    flag: "--stale-files-s",
-    help: "agent file rewrite interval, s (default 3600)",
-  },
-  staleRiskS: {
-    env: "NEOLIGHT_STALE_RISK_S",
-    flag: "--stale-risk-s",
-    help: "risk engine probe interval, s (default 30)",
-  },
-} as const satisfies Record<keyof Config, OptionSpec>;
+/** Identity, so each entry's T is inferred from its default and parse. */
+const option = <T>(spec: Option<T>): Option<T> => spec;
 
-type Raw = Partial<Record<keyof Config, string>>;
-/**
- * Where each given value came from: its flag when the command line set it, else its
- * environment variable. Errors name that, so `--port abc` is not blamed on a variable the
- * operator never set.
- */
-type Sources = Partial<Record<keyof Config, string>>;
-
-/** What the command line asked for besides options. */
-export type Command = { kind: "run"; config: Config } | { kind: "help" } | { kind: "version" };
-
-/** Flags win over the environment; unknown flags are an error, not silently ignored. */
-function collect(
-  env: Record<string, string | undefined>,
-  argv: readonly string[],
-): { raw: Raw; from: Sources } | Command {
-  const raw: Raw = {};
-  const from: Sources = {};
-  for (const [key, spec] of Object.entries(OPTIONS) as [keyof Config, OptionSpec][]) {
-    const value = env[spec.env];
-    if (value !== undefined && value !== "") [raw[key], from[key]] = [value, spec.env];
-  }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    if (arg === "--help" || arg === "-h") return { kind: "help" };
-    if (arg === "--version" || arg === "-v") return { kind: "version" };
-    const eq = arg.indexOf("=");
-    const flag = eq === -1 ? arg : arg.slice(0, eq);
-    const entry = (Object.entries(OPTIONS) as [keyof Config, OptionSpec][]).find(([, s]) => s.flag === flag);
-    if (!entry) throw new ConfigError(flag, `unknown option ${JSON.stringify(flag)} (see --help)`);
-    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
-    if (value === undefined) throw new ConfigError(flag, `option ${flag} needs a value`);
-    [raw[entry[0]], from[entry[0]]] = [value, flag];
-  }
-  return { raw, from };
-}
-
-/** The name an error gives `key`: where its value came from (Sources), else its variable. */
-type Namer = (key: keyof Config) => string;
-
-function integer(name: string, value: string, min: number, max: number): number {
-  const n = /^\d+$/.test(value.trim()) ? Number(value.trim()) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) {
-    throw new ConfigError(name, `${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
-  }
-  return n;
+function integer(min: number, max: number): (value: string, name: string) => number {
+  return (value, name) => {
+    const n = /^\d+$/.test(value.trim()) ? Number(value.trim()) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      throw new ConfigError(name, `${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+    }
+    return n;
+  };
 }
 
 /** Seconds, decimals allowed (tests use 0.1); 0 turns a staleness watch off. */
-function seconds(name: string, value: string): number {
+function seconds(value: string, name: string): number {
   const n = /^\d+(\.\d+)?$/.test(value.trim()) ? Number(value.trim()) : Number.NaN;
   if (!Number.isFinite(n) || n > MAX_STALE_S) {
     throw new ConfigError(
@@ -328,12 +92,34 @@ function path(value: string): string {
   return isAbsolute(value) ? value : resolve(value);
 }
 
-/** Shortest accepted token: a guessable token is worse than none, because it looks safe. */
-export const MIN_TOKEN_LENGTH = 16;
+function logLevel(value: string, name: string): LogLevel {
+  const level = value.toUpperCase() as LogLevel;
+  if (!LOG_LEVELS.includes(level)) {
+    throw new ConfigError(name, `${name} must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(value)}`);
+  }
+  return level;
+}
+
+function httpUrl(value: string, name: string): string {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(value);
+  } catch {}
+  if (parsed?.protocol !== "http:" && parsed?.protocol !== "https:") {
+    throw new ConfigError(name, `${name} must be an http(s) URL, got ${JSON.stringify(value)}`);
+  }
+  return value.replace(/\/+$/, "");
+}
+
+function address(value: string, name: string): string {
+  if (!/^[A-Za-z0-9.:[\]-]+$/.test(value)) {
+    throw new ConfigError(name, `${name} is not an address: ${JSON.stringify(value)}`);
+  }
+  return value;
+}
 
 /** A token given directly (env or flag, named `name`): trailing newline trimmed, too short is an error. */
-function token(name: string, value: string | undefined): string | null {
-  if (value === undefined) return null;
+function token(value: string, name: string): string {
   return checkToken(name, value.replace(/\r?\n$/, ""));
 }
 
@@ -348,8 +134,7 @@ function checkToken(variable: string, value: string): string {
 }
 
 /** "https://ops.example:8443, http://localhost:3000" -> exact origins; "*" is refused. */
-function origins(name: string, value: string | undefined): string[] {
-  if (value === undefined) return [];
+function origins(value: string, name: string): string[] {
   const list = value
     .split(",")
     .map((o) => o.trim())
@@ -372,6 +157,301 @@ function origins(name: string, value: string | undefined): string[] {
 }
 
 /**
+ * Every option, in --help's and the README's order (defaults are CONTRACT section 5). `home`
+ * comes before the paths that default under it.
+ */
+export const OPTIONS = {
+  /** 0 picks a free port (tests). */
+  port: option({
+    env: "NEOLIGHT_DASHBOARD_PORT",
+    flag: "--port",
+    default: 8100,
+    help: "TCP port",
+    parse: integer(0, 65535),
+  }),
+  /** As the Go original listened on ":8100". */
+  host: option({
+    env: "NEOLIGHT_DASHBOARD_HOST",
+    flag: "--host",
+    default: "0.0.0.0",
+    help: "bind address",
+    parse: address,
+  }),
+  home: option({
+    env: "NEOLIGHT_HOME",
+    flag: "--home",
+    default: ({ userHome }) => join(userHome, "neolight"),
+    shown: "$HOME/neolight",
+    help: "NeoLight root",
+    parse: path,
+  }),
+  metricsPath: option({
+    env: "METRICS_PATH",
+    flag: "--metrics-path",
+    default: ({ home }) => join(home, "state", "meta_metrics.json"),
+    shown: "$NEOLIGHT_HOME/state/meta_metrics.json",
+    help: "persisted document",
+    parse: path,
+  }),
+  /** The Go original's file name, kept for log shippers. */
+  logPath: option({
+    env: "LOG_PATH",
+    flag: "--log-path",
+    default: ({ home }) => join(home, "logs", "dashboard_go.log"),
+    shown: "$NEOLIGHT_HOME/logs/dashboard_go.log",
+    help: "JSON-lines log",
+    parse: path,
+  }),
+  /**
+   * NeoLight's Rust risk engine (risk_engine_rust) listens on its RISK_PORT, 8300 by default
+   * (CONTRACT sections 2 and 5). 8301 is the GPU Monte-Carlo engine, which has no state route.
+   */
+  riskUrl: option({
+    env: "NEOLIGHT_RISK_URL",
+    flag: "--risk-url",
+    default: "http://localhost:8300",
+    help: "Rust risk engine base URL, asked for /risk/state",
+    parse: httpUrl,
+  }),
+  /** The risk engine is local; a slower answer than this means it is in trouble. */
+  riskTimeoutMs: option({
+    env: "NEOLIGHT_RISK_TIMEOUT_MS",
+    flag: "--risk-timeout-ms",
+    default: 1000,
+    help: "risk engine request timeout in ms",
+    parse: integer(MIN_MS, MAX_MS),
+  }),
+  logLevel: option<LogLevel>({
+    env: "LOG_LEVEL",
+    flag: "--log-level",
+    default: "INFO",
+    help: "DEBUG, INFO, WARN or ERROR",
+    parse: logLevel,
+  }),
+  /**
+   * Issue 15: a 404 flood wrote 1.59 GB in 10 s. With LOG_ROTATED_FILES (3) old files the
+   * default keeps at most 400 MB of log; 0 leaves rotation to logrotate (and SIGHUP) alone.
+   */
+  logMaxMb: option({
+    env: "NEOLIGHT_LOG_MAX_MB",
+    flag: "--log-max-mb",
+    default: 100,
+    help: "log file size in MB at which it is rotated, 3 old files kept, 0 = never",
+    parse: integer(0, MAX_LOG_MB),
+  }),
+  /**
+   * Free space the log leaves on its filesystem for the state file: below it, INFO and DEBUG
+   * lines stay out of the log file (WARN and ERROR are still written if they fit). The
+   * default is many times the largest document write.
+   */
+  logMinFreeMb: option({
+    env: "NEOLIGHT_LOG_MIN_FREE_MB",
+    flag: "--log-min-free-mb",
+    default: 100,
+    help: "free MB kept on the log's disk: below it INFO lines stay out of the file, 0 = none",
+    parse: integer(0, MAX_LOG_MB),
+  }),
+  /** The Go original's buffered channel of 100. */
+  queueCapacity: option({
+    env: "NEOLIGHT_QUEUE_CAPACITY",
+    flag: "--queue-capacity",
+    default: 100,
+    help: "telemetry channel bound",
+    parse: integer(1, MAX_QUEUE_CAPACITY),
+  }),
+  /** How often agent files are re-checked when no change event arrives. */
+  sourcePollMs: option({
+    env: "NEOLIGHT_SOURCE_POLL_MS",
+    flag: "--source-poll-ms",
+    default: 1000,
+    help: "agent file re-check interval in ms",
+    parse: integer(MIN_MS, MAX_MS),
+  }),
+  /** Issue 4: the longest chart range. */
+  historyDays: option({
+    env: "NEOLIGHT_HISTORY_DAYS",
+    flag: "--history-days",
+    default: 30,
+    help: "days of chart history kept in state/history.db, 0 for none",
+    parse: integer(0, MAX_HISTORY_DAYS),
+  }),
+  /** Without it, writes are accepted from this host only (auth.ts). */
+  token: option<string | null>({
+    env: "NEOLIGHT_DASHBOARD_TOKEN",
+    flag: "--token",
+    default: null,
+    shown: "none: writes from this host only",
+    help: "bearer token required on every write; prefer the _FILE form",
+    parse: token,
+  }),
+  /** Read once at start-up by loadSecrets. */
+  tokenFile: option<string | null>({
+    env: "NEOLIGHT_DASHBOARD_TOKEN_FILE",
+    flag: "--token-file",
+    default: null,
+    shown: "none",
+    help: "file holding the write token, read once at start-up",
+    parse: path,
+  }),
+  readToken: option<string | null>({
+    env: "NEOLIGHT_DASHBOARD_READ_TOKEN",
+    flag: "--read-token",
+    default: null,
+    shown: "none: reads open",
+    help: "bearer token required on reads from clients on other hosts",
+    parse: token,
+  }),
+  readTokenFile: option<string | null>({
+    env: "NEOLIGHT_DASHBOARD_READ_TOKEN_FILE",
+    flag: "--read-token-file",
+    default: null,
+    shown: "none",
+    help: "file holding the read token, read once at start-up",
+    parse: path,
+  }),
+  corsOrigins: option<string[]>({
+    env: "NEOLIGHT_CORS_ORIGINS",
+    flag: "--cors-origins",
+    default: () => [],
+    shown: "none: CORS off",
+    help: "comma-separated browser origins allowed cross-origin, exact match",
+    parse: origins,
+  }),
+  /**
+   * NeoLight's agents all post from 127.0.0.1 and share one bucket: the hive every 300 s,
+   * atlas every 30 s, the stress runner now and then, so 100/s is two orders of magnitude of
+   * headroom while one runaway or hostile writer can no longer grow the document and the disk
+   * traffic unboundedly. 0 turns the limiter off (the load benchmarks set it themselves).
+   */
+  writeRate: option({
+    env: "NEOLIGHT_WRITE_RATE",
+    flag: "--write-rate",
+    default: 100,
+    help: "sustained writes per second per client address, 0 = unlimited",
+    parse: integer(0, MAX_WRITES),
+  }),
+  /** Two seconds of the rate. */
+  writeBurst: option({
+    env: "NEOLIGHT_WRITE_BURST",
+    flag: "--write-burst",
+    default: 200,
+    help: "writes a client may make at once before the rate applies",
+    parse: integer(1, MAX_WRITES),
+  }),
+  /**
+   * A client that trickles its body is cut off after this (Bun rounds up to its 4 s timer
+   * tick); headers have their own fixed ~10 s deadline in Bun that this does not change. A
+   * long-lived stream must send something more often than this.
+   */
+  idleTimeoutS: option({
+    env: "NEOLIGHT_IDLE_TIMEOUT_S",
+    flag: "--idle-timeout-s",
+    default: 10,
+    help: "seconds before an idle or slow-sending connection is closed",
+    parse: integer(1, MAX_IDLE_TIMEOUT_S),
+  }),
+  /**
+   * Expected reporting intervals of NeoLight's sources (issue 6): a source silent for more
+   * than twice its interval is stale; 0 turns the watch off for that source. The hive posts
+   * every 300 s and the atlas bridge every 30 s (CONTRACT section 2).
+   */
+  staleHiveS: option({
+    env: "NEOLIGHT_STALE_HIVE_S",
+    flag: "--stale-hive-s",
+    default: 300,
+    help: "hive post interval, s",
+    parse: seconds,
+  }),
+  /** The stress runner has no fixed schedule in the contract; hourly is its usual cadence. */
+  staleStressS: option({
+    env: "NEOLIGHT_STALE_STRESS_S",
+    flag: "--stale-stress-s",
+    default: 3600,
+    help: "stress runner post interval, s",
+    parse: seconds,
+  }),
+  staleAtlasS: option({
+    env: "NEOLIGHT_STALE_ATLAS_S",
+    flag: "--stale-atlas-s",
+    default: 30,
+    help: "atlas bridge interval, s",
+    parse: seconds,
+  }),
+  /** Agent files (regime, allocations, performance attribution): rewritten at least hourly. */
+  staleFilesS: option({
+    env: "NEOLIGHT_STALE_FILES_S",
+    flag: "--stale-files-s",
+    default: 3600,
+    help: "agent file rewrite interval, s",
+    parse: seconds,
+  }),
+  /** The risk engine is asked this often in the background, so its silence shows without readers; 0: no probe. */
+  staleRiskS: option({
+    env: "NEOLIGHT_STALE_RISK_S",
+    flag: "--stale-risk-s",
+    default: 30,
+    help: "risk engine probe interval, s",
+    parse: seconds,
+  }),
+};
+
+type Options = typeof OPTIONS;
+type Key = keyof Options;
+
+/** The typed configuration: one field per option, of the type its parse returns. */
+export type Config = { [K in Key]: Options[K] extends Option<infer T> ? T : never };
+
+/** The default of `key` as --help and the README show it. */
+function shownDefault(key: Key): string {
+  const spec: Option<unknown> = OPTIONS[key];
+  return spec.shown ?? String(spec.default);
+}
+
+/** The --help description of `key`: its help text and its default. */
+function describe(key: Key): string {
+  return `${OPTIONS[key].help} (default ${shownDefault(key)})`;
+}
+
+type Raw = Partial<Record<Key, string>>;
+/**
+ * Where each given value came from: its flag when the command line set it, else its
+ * environment variable. Errors name that, so `--port abc` is not blamed on a variable the
+ * operator never set.
+ */
+type Sources = Partial<Record<Key, string>>;
+
+const KEYS = Object.keys(OPTIONS) as Key[];
+
+/** What the command line asked for besides options. */
+export type Command = { kind: "run"; config: Config } | { kind: "help" } | { kind: "version" };
+
+/** Flags win over the environment; unknown flags are an error, not silently ignored. */
+function collect(
+  env: Record<string, string | undefined>,
+  argv: readonly string[],
+): { raw: Raw; from: Sources } | Command {
+  const raw: Raw = {};
+  const from: Sources = {};
+  for (const key of KEYS) {
+    const value = env[OPTIONS[key].env];
+    if (value !== undefined && value !== "") [raw[key], from[key]] = [value, OPTIONS[key].env];
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === "--help" || arg === "-h") return { kind: "help" };
+    if (arg === "--version" || arg === "-v") return { kind: "version" };
+    const eq = arg.indexOf("=");
+    const flag = eq === -1 ? arg : arg.slice(0, eq);
+    const key = KEYS.find((k) => OPTIONS[k].flag === flag);
+    if (key === undefined) throw new ConfigError(flag, `unknown option ${JSON.stringify(flag)} (see --help)`);
+    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
+    if (value === undefined) throw new ConfigError(flag, `option ${flag} needs a value`);
+    [raw[key], from[key]] = [value, flag];
+  }
+  return { raw, from };
+}
+
+/**
  * Parses the environment and argv into a Config, or asks for --help/--version.
  * Pure: it reads nothing from disk; main.ts checks that the paths are writable.
  */
@@ -379,91 +459,37 @@ export function parseCommand(env: Record<string, string | undefined>, argv: read
   const collected = collect(env, argv);
   if ("kind" in collected) return collected;
   const { raw, from } = collected;
-  const name: Namer = (key) => from[key] ?? OPTIONS[key].env;
-  const home = path(raw.home ?? join(env.HOME || homedir(), "neolight"));
-  const logLevel = (raw.logLevel ?? "INFO").toUpperCase() as LogLevel;
-  if (!LOG_LEVELS.includes(logLevel)) {
-    throw new ConfigError(
-      name("logLevel"),
-      `${name("logLevel")} must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(raw.logLevel)}`,
-    );
-  }
-  const riskUrl = raw.riskUrl ?? DEFAULT_RISK_URL;
-  let parsedRisk: URL;
-  try {
-    parsedRisk = new URL(riskUrl);
-  } catch {
-    throw new ConfigError(name("riskUrl"), `${name("riskUrl")} must be an http(s) URL, got ${JSON.stringify(riskUrl)}`);
-  }
-  if (parsedRisk.protocol !== "http:" && parsedRisk.protocol !== "https:") {
-    throw new ConfigError(name("riskUrl"), `${name("riskUrl")} must be an http(s) URL, got ${JSON.stringify(riskUrl)}`);
-  }
-  const host = raw.host ?? "0.0.0.0";
-  if (!/^[A-Za-z0-9.:[\]-]+$/.test(host)) {
-    throw new ConfigError(name("host"), `${name("host")} is not an address: ${JSON.stringify(host)}`);
-  }
-  return {
-    kind: "run",
-    config: {
-      port: integer(name("port"), raw.port ?? "8100", 0, 65535),
-      host,
-      home,
-      metricsPath: path(raw.metricsPath ?? join(home, "state", "meta_metrics.json")),
-      logPath: path(raw.logPath ?? join(home, "logs", "dashboard_go.log")),
-      riskUrl: riskUrl.replace(/\/+$/, ""),
-      riskTimeoutMs: integer(name("riskTimeoutMs"), raw.riskTimeoutMs ?? String(DEFAULT_RISK_TIMEOUT_MS), 10, 60_000),
-      logLevel,
-      logMaxMb: integer("logMaxMb", raw.logMaxMb ?? String(DEFAULT_LOG_MAX_MB), 0, MAX_LOG_MB),
-      logMinFreeMb: integer("logMinFreeMb", raw.logMinFreeMb ?? String(DEFAULT_LOG_MIN_FREE_MB), 0, MAX_LOG_MB),
-      queueCapacity: integer(
-        name("queueCapacity"),
-        raw.queueCapacity ?? String(DEFAULT_QUEUE_CAPACITY),
-        1,
-        MAX_QUEUE_CAPACITY,
-      ),
-      sourcePollMs: integer(name("sourcePollMs"), raw.sourcePollMs ?? String(DEFAULT_SOURCE_POLL_MS), 10, 60_000),
-      historyDays: integer(name("historyDays"), raw.historyDays ?? String(DEFAULT_HISTORY_DAYS), 0, MAX_HISTORY_DAYS),
-      ...security(raw, name),
-      staleHiveS: seconds(name("staleHiveS"), raw.staleHiveS ?? String(DEFAULT_STALE_HIVE_S)),
-      staleStressS: seconds(name("staleStressS"), raw.staleStressS ?? String(DEFAULT_STALE_STRESS_S)),
-      staleAtlasS: seconds(name("staleAtlasS"), raw.staleAtlasS ?? String(DEFAULT_STALE_ATLAS_S)),
-      staleFilesS: seconds(name("staleFilesS"), raw.staleFilesS ?? String(DEFAULT_STALE_FILES_S)),
-      staleRiskS: seconds(name("staleRiskS"), raw.staleRiskS ?? String(DEFAULT_STALE_RISK_S)),
-    },
-  };
-}
-
-function security(raw: Raw, name: Namer) {
-  for (const [direct, file] of [
-    ["token", "tokenFile"],
-    ["readToken", "readTokenFile"],
-  ] as const) {
+  const name = (key: Key) => from[key] ?? OPTIONS[key].env;
+  for (const [direct, file] of TOKEN_PAIRS) {
     if (raw[direct] !== undefined && raw[file] !== undefined) {
       throw new ConfigError(name(file), `set ${name(direct)} or ${name(file)}, not both`);
     }
   }
-  const tokens = {
-    token: token(name("token"), raw.token),
-    tokenFile: raw.tokenFile === undefined ? null : path(raw.tokenFile),
-    readToken: token(name("readToken"), raw.readToken),
-    readTokenFile: raw.readTokenFile === undefined ? null : path(raw.readTokenFile),
-  };
-  if (tokens.token !== null && tokens.token === tokens.readToken) {
+  const at: DefaultContext = { userHome: env.HOME || homedir(), home: "" };
+  const config: Record<string, unknown> = {};
+  for (const key of KEYS) {
+    const spec: Option<unknown> = OPTIONS[key];
+    const value = raw[key];
+    config[key] =
+      value !== undefined
+        ? spec.parse(value, name(key))
+        : typeof spec.default === "function"
+          ? spec.default(at)
+          : spec.default;
+    if (key === "home") at.home = config[key] as string;
+  }
+  const parsed = config as Config;
+  if (parsed.token !== null && parsed.token === parsed.readToken) {
     throw new ConfigError(name("readToken"), "the read token must differ from the write token");
   }
-  return {
-    ...tokens,
-    corsOrigins: origins(name("corsOrigins"), raw.corsOrigins),
-    writeRate: integer(name("writeRate"), raw.writeRate ?? String(DEFAULT_WRITE_RATE), 0, 1_000_000),
-    writeBurst: integer(name("writeBurst"), raw.writeBurst ?? String(DEFAULT_WRITE_BURST), 1, 1_000_000),
-    idleTimeoutS: integer(
-      name("idleTimeoutS"),
-      raw.idleTimeoutS ?? String(DEFAULT_IDLE_TIMEOUT_S),
-      1,
-      MAX_IDLE_TIMEOUT_S,
-    ),
-  };
+  return { kind: "run", config: parsed };
 }
+
+/** Each token and the option naming a file that may hold it instead (one or the other). */
+const TOKEN_PAIRS = [
+  ["token", "tokenFile"],
+  ["readToken", "readTokenFile"],
+] as const;
 
 /**
  * Reads the token files named in `config` (once, at start-up) into token/readToken. An
@@ -472,10 +498,7 @@ function security(raw: Raw, name: Namer) {
  */
 export function loadSecrets(config: Config, read: (path: string) => string): Config {
   const out = { ...config };
-  for (const [key, file] of [
-    ["token", "tokenFile"],
-    ["readToken", "readTokenFile"],
-  ] as const) {
+  for (const [key, file] of TOKEN_PAIRS) {
     const at = config[file];
     if (at === null) continue;
     const variable = OPTIONS[file].env;
@@ -491,7 +514,7 @@ export function loadSecrets(config: Config, read: (path: string) => string): Con
     out[key] = checkToken(variable, value);
   }
   if (out.token !== null && out.token === out.readToken) {
-    throw new ConfigError("NEOLIGHT_DASHBOARD_READ_TOKEN", "the read token must differ from the write token");
+    throw new ConfigError(OPTIONS.readToken.env, "the read token must differ from the write token");
   }
   return out;
 }
@@ -514,7 +537,7 @@ const HELP_INDENT = 6;
  */
 export function helpText(): string {
   const rows: [string, string, string][] = [
-    ...Object.values(OPTIONS).map((spec): [string, string, string] => [`${spec.flag} <value>`, spec.env, spec.help]),
+    ...KEYS.map((key): [string, string, string] => [`${OPTIONS[key].flag} <value>`, OPTIONS[key].env, describe(key)]),
     ["-h, --help", "", "print this help"],
     ["-v, --version", "", "print the version, the commit it was built from and the Bun version"],
   ];
@@ -550,4 +573,24 @@ function wrap(text: string, width: number): string[] {
 /** --version: what an operator needs to say which build runs. */
 export function versionText(): string {
   return `neolight-dashboard ${VERSION} (commit ${COMMIT}, bun ${Bun.version})\n`;
+}
+
+/**
+ * The README's Configuration table, from OPTIONS (test/config.test.ts compares the two):
+ * columns padded to their widest cell, as a Markdown formatter leaves them.
+ */
+export function configurationTable(): string {
+  const code = (text: string) => `\`${text}\``;
+  const rows = [
+    ["variable", "flag", "default", "meaning"],
+    ...KEYS.map((key) => {
+      const shown = shownDefault(key);
+      // "none: reads open" is words; "8100" and "$HOME/neolight" are values to type.
+      const value = shown.startsWith("none") ? shown : code(shown);
+      return [code(OPTIONS[key].env), code(OPTIONS[key].flag), value, OPTIONS[key].help];
+    }),
+  ];
+  const widths = (rows[0] as string[]).map((_, i) => Math.max(...rows.map((r) => (r[i] as string).length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(" | ")} |`;
+  return [line(rows[0] as string[]), line(widths.map((w) => "-".repeat(w))), ...rows.slice(1).map(line)].join("\n");
 }

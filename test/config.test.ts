@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ConfigError, helpText, loadSecrets, OPTIONS, parseCommand } from "../src/config";
+import { ConfigError, configurationTable, helpText, loadSecrets, OPTIONS, parseCommand } from "../src/config";
 import { tempDir } from "./helpers";
 
 const run = (env: Record<string, string>, argv: string[] = []) => {
@@ -138,6 +138,8 @@ describe("config", () => {
     ["an idle timeout of 0", { NEOLIGHT_IDLE_TIMEOUT_S: "0" }, [], /NEOLIGHT_IDLE_TIMEOUT_S/],
     ["an idle timeout over Bun's limit", { NEOLIGHT_IDLE_TIMEOUT_S: "256" }, [], /1 to 255/],
     ["flag without value", {}, ["--port"], /needs a value/],
+    ["a log size of 1.5", { NEOLIGHT_LOG_MAX_MB: "1.5" }, [], /^NEOLIGHT_LOG_MAX_MB must be an integer/],
+    ["a log floor of abc", { NEOLIGHT_LOG_MIN_FREE_MB: "abc" }, [], /^NEOLIGHT_LOG_MIN_FREE_MB must be an integer/],
   ])("%s is a ConfigError naming the setting", (_name, env, argv, message) => {
     expect(() => parseCommand(env as Record<string, string>, argv as string[])).toThrow(ConfigError);
     expect(() => parseCommand(env as Record<string, string>, argv as string[])).toThrow(message);
@@ -169,6 +171,9 @@ describe("config", () => {
     ["token", ["--token", "short"], "--token"],
     ["CORS origins", ["--cors-origins", "*"], "--cors-origins"],
     ["stale interval", ["--stale-hive-s", "x"], "--stale-hive-s"],
+    // Issue 10: these two were parsed under their field names ("logMaxMb must be ...").
+    ["log size", ["--log-max-mb", "x"], "--log-max-mb"],
+    ["log floor", ["--log-min-free-mb", "x"], "--log-min-free-mb"],
   ])("a bad %s from its flag names the flag, not the variable", (_name, argv, flag) => {
     expect(() => parseCommand({}, argv)).toThrow(new RegExp(`^${flag} `));
   });
@@ -258,5 +263,27 @@ describe("security options", () => {
     ]) {
       expect(helpText()).toContain(name);
     }
+  });
+});
+
+describe("one table of options", () => {
+  // Issue 10: each default was stated three or four times and the copies drifted.
+  test("README's Configuration table is the one OPTIONS gives (paste configurationTable() when this fails)", () => {
+    const readme = readFileSync(join(import.meta.dir, "..", "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("## Configuration"));
+    const start = section.indexOf("| variable");
+    const table = section.slice(start, section.indexOf("\n\n", start));
+    expect(table).toBe(configurationTable());
+  });
+
+  test("every option is in --help with its default, and in the table, once", () => {
+    const help = helpText();
+    const table = configurationTable();
+    for (const spec of Object.values(OPTIONS)) {
+      expect(help.split(`  ${spec.flag} <value> `).length - 1).toBe(1);
+      expect(table.split(`| \`${spec.env}\` `).length - 1).toBe(1);
+    }
+    // Descriptions wrap: count in the text with its line breaks and indents folded.
+    expect(help.replace(/\s+/g, " ").split("(default ").length - 1).toBe(Object.keys(OPTIONS).length);
   });
 });

@@ -9,9 +9,10 @@
 // - onRequest / onTransform / onAfterResponse add a stage (and a macrotask) per request:
 //   -15 to -30 %. So the line is written in onAfterHandle (and by the error handler).
 // - a generic log.info line is 1.3 us; log.access builds the same JSON by hand in 0.2 us.
-// Durations: write routes stamp their start when their body is parsed (markStart), so
-// their line carries `ms` = parse + queue + durable write, the latency agents see. Reads
-// answered from memory carry none: their handler time is a microsecond and says nothing.
+// Durations: write routes stamp their start when their body is parsed (markStart, called by
+// write-route.ts for every writeRoute and timedRead), so their line carries `ms` = parse +
+// queue + durable write, the latency agents see. Reads answered from memory carry none:
+// their handler time is a microsecond and says nothing.
 // Each request is also counted for GET /metrics (issue 6): RequestStats.record, ~12 ns
 // (bench/metrics/record.ts), by route template, method and status; timed ones also by duration.
 // Refusals (4xx) carry the client's address, and are sampled per client (issue 15 item 9: a
@@ -20,7 +21,6 @@
 import type { Server } from "bun";
 import { Elysia } from "elysia";
 import type { Logger } from "../log/logger";
-import type { RequestStats } from "../modules/metrics/requests";
 import { type ClientAddress, clientKey } from "./auth";
 
 const started = new WeakMap<Request, number>();
@@ -34,6 +34,15 @@ export function markStart(request: Request): void {
 export function elapsedMs(request: Request): number | undefined {
   const t0 = started.get(request);
   return t0 === undefined ? undefined : Math.round((performance.now() - t0) * 1000) / 1000;
+}
+
+/**
+ * Counts answered requests (what /metrics' RequestStats offers; declared here so http/ knows
+ * no feature module). Called once per request; must not throw.
+ */
+export interface RequestCounter {
+  /** `route`: the matched route template, undefined when none matched; `ms` when timed (markStart). */
+  record(route: string | undefined, method: string, status: number, ms: number | undefined): void;
 }
 
 /** Writes the access line and the /metrics count of one answered request. */
@@ -56,7 +65,7 @@ export interface AccessLog {
 // /metrics label that a client cannot multiply with random URLs (issue 6).
 // ? The server is taken from onStart, as in auth.ts: naming `server` in a hook makes Elysia
 // define a getter on every request's context.
-export function accessLog(log: Logger, requests: RequestStats | undefined, clientAddress: ClientAddress): AccessLog {
+export function accessLog(log: Logger, requests: RequestCounter | undefined, clientAddress: ClientAddress): AccessLog {
   let server: Server<unknown> | null = null;
   const write: AccessWriter = (request, path, route, status, ms) => {
     if (status >= 400 && status < 500) {

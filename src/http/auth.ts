@@ -14,21 +14,19 @@
 // The client address is the TCP peer. X-Forwarded-For is never trusted: behind a reverse
 // proxy on this host every client looks like loopback, so put the token on the proxy.
 //
-// Cost: one global beforeHandle that returns at once for a GET without a read token (no
-// measurable cost on GET /meta/metrics), and a check the write routes make before reading
-// their body (accessControl below says why both).
+// Cost: with a read token, one global beforeHandle that returns at once for a GET from this
+// host; without one, none. Writes are checked by the write path before it reads their body
+// (write-route.ts), and createApp refuses a write route that is not declared there.
 
 import { createHash, timingSafeEqual } from "node:crypto";
 import { networkInterfaces } from "node:os";
 import type { Server } from "bun";
 import { Elysia } from "elysia";
 import { clip, type Logger } from "../log/logger";
-import { HttpError } from "./errors";
+import { ForbiddenError, type HttpError, TooManyRequestsError, UnauthorizedError } from "./errors";
 import type { AccessStats } from "./model";
 import { createRateLimiter, type RateLimiter } from "./rate-limit";
 
-/** The realm browsers show in their credentials prompt and clients see in 401s. */
-const REALM = "neolight-dashboard";
 /** Reads that never need a token: liveness probes must work without credentials. */
 export const OPEN_READ_PATHS: ReadonlySet<string> = new Set(["/health"]);
 
@@ -81,29 +79,6 @@ export function localAddressCheck(
     }
     return cached.has(address.startsWith("::ffff:") ? address.slice(7) : address);
   };
-}
-
-/** 401: no credentials. The header tells clients (and browsers, for reads) what to send. */
-export class UnauthorizedError extends HttpError {
-  constructor(message: string, scheme: "Bearer" | "Basic") {
-    super(401, message, {
-      "www-authenticate": scheme === "Basic" ? `Basic realm="${REALM}", charset="UTF-8"` : `Bearer realm="${REALM}"`,
-    });
-  }
-}
-
-export class ForbiddenError extends HttpError {
-  constructor(message: string) {
-    super(403, message);
-  }
-}
-
-export class TooManyRequestsError extends HttpError {
-  constructor(retryAfterSeconds: number, rate: number) {
-    super(429, `too many writes from this address (limit ${rate}/s); retry after ${retryAfterSeconds} s`, {
-      "retry-after": String(retryAfterSeconds),
-    });
-  }
 }
 
 export interface AccessPolicy {
@@ -279,50 +254,40 @@ function pathOf(url: string): string {
 
 export interface AccessControl {
   /**
-   * Global hooks applying the policy to every route registered after them: a write (any
-   * method but GET/HEAD/OPTIONS) is checked unless beforeBody already did, a GET/HEAD is
-   * checked when a read token is configured.
+   * Global hooks applying the read rule to every route registered after them, when a read
+   * token is configured (none otherwise: reads then cost nothing here).
    */
   hooks: Elysia;
   /**
-   * The same write check, for a write route to call before it reads its body, so a refused
-   * client cannot make the service read and parse a megabyte first, and a bad body without
-   * a token is a 401, not a 400. Throws the refusal; marks the request as checked.
+   * The write rule, for the write path to call before it reads a body (write-route.ts:
+   * WriteGate.check). Throws the refusal; returns when the write may proceed.
    */
-  beforeBody(request: Request): void;
+  checkWrite(request: Request): void;
 }
 
 /**
- * ? Why not one global parse hook, which would run before every body: Elysia then composes
- * every GET handler as an async function (a promise per request: +1-2 % CPU on GET
- * /meta/metrics, measured). A global beforeHandle that returns at once for GET costs no
- * measurable time, but runs after the body is parsed; hence beforeBody for the routes
- * that read one, and the beforeHandle as the rule that covers every route.
+ * ? Reads are checked in a global beforeHandle: it returns at once for a GET from this host
+ * and runs before the handler. Writes are checked by the write path before their body is
+ * read (write-route.ts says why not here).
  * The server is taken from onStart rather than from the context: naming `server` in a hook
  * makes Elysia define a getter on every request's context.
  */
 export function accessControl(policy: AccessPolicy, clientAddress: ClientAddress): AccessControl {
   let server: Server<unknown> | null = null;
-  const checked = new WeakSet<Request>();
-  const guardsReads = policy.guardsReads;
-  const hooks = new Elysia({ name: "access-control" })
-    .onStart((app) => {
-      server = (app.server as Server<unknown> | null) ?? null;
-    })
-    .onBeforeHandle({ as: "global" }, ({ request, path }) => {
+  const hooks = new Elysia({ name: "access-control" }).onStart((app) => {
+    server = (app.server as Server<unknown> | null) ?? null;
+  });
+  if (policy.guardsReads) {
+    hooks.onBeforeHandle({ as: "global" }, ({ request, path }) => {
       const method = request.method;
-      if (method === "GET" || method === "HEAD") {
-        if (guardsReads) policy.checkRead(request, clientAddress(request, server), path);
-      } else if (method !== "OPTIONS" && !checked.has(request)) {
-        policy.checkWrite(request, clientAddress(request, server), path);
-      }
+      if (method === "GET" || method === "HEAD") policy.checkRead(request, clientAddress(request, server), path);
     });
+  }
   return {
     hooks: hooks as unknown as Elysia,
-    beforeBody(request) {
+    checkWrite(request) {
       if (isSafe(request.method)) return;
       policy.checkWrite(request, clientAddress(request, server), pathOf(request.url));
-      checked.add(request);
     },
   };
 }

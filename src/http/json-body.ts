@@ -10,6 +10,7 @@ import type { TSchema } from "@sinclair/typebox";
 import { type TypeCheck, TypeCompiler, type ValueError } from "@sinclair/typebox/compiler";
 import {
   BadRequestError,
+  describeProblems,
   PayloadTooLargeError,
   RequestTimeoutError,
   UnprocessableError,
@@ -328,21 +329,6 @@ async function readLimited(request: Request, limit: number): Promise<Uint8Array>
     off += chunk.byteLength;
   }
   return out;
-}
-
-/** How many schema problems one 422 lists; the first few are what a poster needs. */
-const MAX_LISTED_PROBLEMS = 3;
-
-/** "guardian/is_paused: Expected boolean; ..." (the same words as app.ts's describeValidation), the first few. */
-export function describeProblems(errors: Iterable<ValueError>, nonFinite: ReadonlySet<string> = new Set()): string {
-  const problems: string[] = [];
-  for (const e of errors) {
-    const path = e.path.slice(1);
-    const message = nonFinite.has(path) ? "Expected a finite number (not NaN, Infinity or out of range)" : e.message;
-    problems.push(`${path || "body"}: ${message}`);
-    if (problems.length === MAX_LISTED_PROBLEMS) break;
-  }
-  return problems.join("; ");
 }
 
 /** Sets `root` at JSON pointer `path` (TypeBox's, with its leading slash) to null; false when a parent is not a container. */

@@ -3,6 +3,7 @@
 // Why a CSP without inline script: the page shows strings the agents posted (reasons,
 // agent names); if one ever reached the DOM as markup, no script of its own could run.
 import { Elysia } from "elysia";
+import { errorResponse } from "./errors";
 
 /** The policy of every HTML response: nothing but this origin, no inline script, no framing. */
 export const CONTENT_SECURITY_POLICY =
@@ -75,10 +76,7 @@ export function cors(origins: readonly string[]) {
       ({ request }) => {
         const origin = request.headers.get("origin");
         if (origin === null || !allowed.has(origin)) {
-          return new Response(JSON.stringify({ error: "origin not allowed", code: 403 }), {
-            status: 403,
-            headers: { "content-type": "application/json", "x-content-type-options": "nosniff" },
-          });
+          return errorResponse(403, "origin not allowed");
         }
         return new Response(null, {
           status: 204,

@@ -14,10 +14,12 @@
 //   written if they fit). stdout gets every line: journald has its own caps.
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, renameSync, statfsSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
-import type { LogLevel } from "../config";
 import type { LogStats } from "./model";
 import { createLineSampler, type LineSampler } from "./sampler";
 
+/** The levels, lowest first (LOG_LEVEL, config.ts). */
+export const LOG_LEVELS = ["DEBUG", "INFO", "WARN", "ERROR"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 const RANK: Record<LogLevel, number> = { DEBUG: 10, INFO: 20, WARN: 30, ERROR: 40 };
 /** Keys every line owns; a field of the same name is renamed so it cannot overwrite them. */
 const RESERVED = new Set(["timestamp", "level", "message"]);

@@ -4,10 +4,13 @@
 import { constants } from "node:fs";
 import { copyFile, link, open, readdir, readFile, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { type JsonObject, type LoadResult, type Persistence, UnconfirmedWriteError } from "./store";
-
-/** The key under which the file records when its state was committed (served as-is). */
-export const CACHE_TIMESTAMP_KEY = "cache_timestamp";
+import {
+  CACHE_TIMESTAMP_KEY,
+  type JsonObject,
+  type LoadResult,
+  type Persistence,
+  UnconfirmedWriteError,
+} from "./store";
 
 function isObject(value: unknown): value is JsonObject {
   return typeof value === "object" && value !== null && !Array.isArray(value);

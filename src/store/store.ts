@@ -63,6 +63,13 @@ export class PersistenceError extends Error {
   }
 }
 
+/**
+ * The key under which a state's commit time travels, in the persisted file and in the served
+ * document alike (the Go original's format): no document may hold it (MetaService refuses
+ * it in a POST), since the commit time would overwrite it.
+ */
+export const CACHE_TIMESTAMP_KEY = "cache_timestamp";
+
 /** From Persistence.save: the new state is in place on disk, its durability unconfirmed. */
 export class UnconfirmedWriteError extends Error {
   constructor(

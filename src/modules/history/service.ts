@@ -57,6 +57,12 @@ export const CACHE_MS = 5_000;
  * which Bun would close its connection.
  */
 export const MAX_QUEUED_QUERIES = 4;
+/** Retry-After of a 503 for a full query queue: the queries ahead finish within a second or two. */
+const BUSY_RETRY_AFTER_S = 1;
+/** Retry-After when a query timed out or the reader failed: a restarted reader needs a few seconds. */
+const READ_FAILED_RETRY_AFTER_S = 5;
+/** Retry-After while history is off or not open: that lasts until an operator acts. */
+const DISABLED_RETRY_AFTER_S = 60;
 /** Shutdown waits at most this for the writer to close the file (a WAL checkpoint). */
 const CLOSE_TIMEOUT_MS = 5_000;
 /** Old points are pruned this often, and at start-up. */
@@ -444,7 +450,7 @@ export async function createHistory(options: HistoryOptions): Promise<History> {
   function answer(from: number, to: number, points: number, q: HistoryQuery): Promise<HistoryBody> {
     // ? `queued` counts the running query too: one runs, MAX_QUEUED_QUERIES wait.
     if (queued > MAX_QUEUED_QUERIES) {
-      return Promise.reject(new UnavailableError(`history busy: ${queued - 1} queries waiting`, 1));
+      return Promise.reject(new UnavailableError(`history busy: ${queued - 1} queries waiting`, BUSY_RETRY_AFTER_S));
     }
     queued++;
     const run = queue.then(() => ask(from, to, points, q));
@@ -474,11 +480,11 @@ export async function createHistory(options: HistoryOptions): Promise<History> {
       if (err instanceof HistoryTimeoutError) {
         throw new UnavailableError(
           `history query took longer than ${queryTimeoutMs} ms and was stopped; ask for a shorter range or fewer kinds`,
-          5,
+          READ_FAILED_RETRY_AFTER_S,
         );
       }
       if (err instanceof HistoryThreadError && err.corrupt && writer !== null) void recover(writer, err);
-      throw new UnavailableError("history could not be read; see the log", 5);
+      throw new UnavailableError("history could not be read; see the log", READ_FAILED_RETRY_AFTER_S);
     }
   }
 
@@ -524,7 +530,10 @@ export async function createHistory(options: HistoryOptions): Promise<History> {
     flush,
     async query(q, now = Date.now()) {
       if (!figures.enabled) {
-        throw new UnavailableError(`history unavailable: ${figures.disabled_reason ?? "not open"}`, 60);
+        throw new UnavailableError(
+          `history unavailable: ${figures.disabled_reason ?? "not open"}`,
+          DISABLED_RETRY_AFTER_S,
+        );
       }
       const to = q.to === undefined ? now : parseTime("to", q.to);
       const range = (q.range ?? "24h") as RangeName;

@@ -42,6 +42,9 @@ function describe(schema: { properties: Record<string, unknown> }): string {
   return `{${Object.keys(schema.properties).join(", ")}}`;
 }
 
+/** Seconds a viewer waits when the stream is full or stopping: a viewer leaves, a restart ends, in seconds. */
+const LIVE_UNAVAILABLE_RETRY_AFTER_S = 5;
+
 export function liveRoutes(hub: Hub) {
   return new Elysia({ name: "live" }).get(
     "/events",
@@ -50,7 +53,7 @@ export function liveRoutes(hub: Hub) {
       try {
         sub = hub.subscribe(request.headers.get("last-event-id"));
       } catch (err) {
-        if (err instanceof HubUnavailableError) throw new UnavailableError(err.message, 5);
+        if (err instanceof HubUnavailableError) throw new UnavailableError(err.message, LIVE_UNAVAILABLE_RETRY_AFTER_S);
         throw err;
       }
       return eventStream(sub, request.signal);

@@ -1,8 +1,7 @@
 // Routes of the meta-metrics feature: GET/POST /meta/metrics and POST /atlas/update.
 import { Elysia } from "elysia";
-import { markStart } from "../../http/access-log";
-import { coercedPaths, jsonBodyHooks, jsonObjectParser, parsedBodySchema } from "../../http/json-body";
 import { ErrorResponse, jsonResponse } from "../../http/respond";
+import type { WriteRoute } from "../../http/write-route";
 import { Accepted, AtlasUpdate, MetaMetricsDocument, MetaMetricsUpdate, SAFETY_KEYS } from "./model";
 import type { MetaService } from "./service";
 
@@ -21,26 +20,8 @@ function accepted(seq: number, state: { updatedAt: string | null }, coerced: rea
   };
 }
 
-/**
- * Write routes read their body with limits and check it, timing the request from here
- * (access log). `beforeBody` runs first and may refuse the request (auth.ts: who may write).
- * `strict`: the keys refused with 422 when they break the schema; any other value that does is
- * stored as null and listed in the answer's `coerced`.
- */
-function parseBody(
-  schema: Parameters<typeof jsonObjectParser>[0],
-  strict: readonly string[],
-  beforeBody: (request: Request) => void,
-) {
-  const parse = jsonObjectParser(schema, strict);
-  return jsonBodyHooks(({ request }) => {
-    markStart(request);
-    beforeBody(request);
-    return parse(request);
-  });
-}
-
-export function metaRoutes(meta: MetaService, beforeBody: (request: Request) => void = () => {}) {
+/** `writeRoute`: the app's write path (who may write, the body's limits and schema, timing). */
+export function metaRoutes(meta: MetaService, writeRoute: WriteRoute) {
   return new Elysia({ name: "meta" })
     .get("/meta/metrics", () => jsonResponse(meta.documentJson()), {
       response: { 200: MetaMetricsDocument },
@@ -53,44 +34,45 @@ export function metaRoutes(meta: MetaService, beforeBody: (request: Request) => 
     })
     .post(
       "/meta/metrics",
-      async ({ body }) => {
-        const coerced = coercedPaths(body);
-        const { seq, state } = await meta.submit(body, "hive", coerced);
-        return accepted(seq, state, coerced);
-      },
-      {
-        parse: parseBody(MetaMetricsUpdate, SAFETY_KEYS, beforeBody),
-        body: parsedBodySchema(MetaMetricsUpdate),
-        response: { 200: Accepted, ...writeErrors },
-        detail: {
-          tags: ["telemetry"],
-          summary: "Replace the top-level keys this body carries",
-          description:
-            "200 only once the update is applied and on disk. 503 with Retry-After when the queue is full or the disk failed: nothing of the body was kept.",
+      ...writeRoute(
+        MetaMetricsUpdate,
+        async (body, coerced) => {
+          const { seq, state } = await meta.submit(body, "hive", coerced);
+          return accepted(seq, state, coerced);
         },
-      },
+        {
+          strict: SAFETY_KEYS,
+          response: { 200: Accepted, ...writeErrors },
+          detail: {
+            tags: ["telemetry"],
+            summary: "Replace the top-level keys this body carries",
+            description:
+              "200 only once the update is applied and on disk. 503 with Retry-After when the queue is full or the disk failed: nothing of the body was kept.",
+          },
+        },
+      ),
     )
     .post(
       "/atlas/update",
-      async ({ body }) => {
-        const coerced = coercedPaths(body);
-        const { seq, state } = await meta.submit(
-          { atlas: body },
-          "atlas",
-          coerced.map((p) => `atlas/${p}`),
-        );
-        return accepted(seq, state, coerced);
-      },
-      {
-        // ? No safety key: the atlas bridge's figures are all coerced, never refused.
-        parse: parseBody(AtlasUpdate, [], beforeBody),
-        body: parsedBodySchema(AtlasUpdate),
-        response: { 200: Accepted, ...writeErrors },
-        detail: {
-          tags: ["telemetry"],
-          summary: "Store the atlas bridge's state under `atlas`",
-          description: "Same guarantees as POST /meta/metrics.",
+      ...writeRoute(
+        AtlasUpdate,
+        async (body, coerced) => {
+          const { seq, state } = await meta.submit(
+            { atlas: body },
+            "atlas",
+            coerced.map((p) => `atlas/${p}`),
+          );
+          return accepted(seq, state, coerced);
         },
-      },
+        {
+          // ? No strict key: the atlas bridge's figures are all coerced, never refused.
+          response: { 200: Accepted, ...writeErrors },
+          detail: {
+            tags: ["telemetry"],
+            summary: "Store the atlas bridge's state under `atlas`",
+            description: "Same guarantees as POST /meta/metrics.",
+          },
+        },
+      ),
     );
 }

@@ -2,11 +2,11 @@
 // document. Plain logic, no Elysia: routes in index.ts call this.
 
 import { TypeCompiler } from "@sinclair/typebox/compiler";
-import { UnavailableError, UnprocessableError } from "../../http/errors";
-import { coerce, describeProblems } from "../../http/json-body";
+import { describeProblems, UnavailableError, UnprocessableError } from "../../http/errors";
+import { coerce } from "../../http/json-body";
 import { clip, type Logger } from "../../log/logger";
-import { CACHE_TIMESTAMP_KEY } from "../../store/json-file";
 import {
+  CACHE_TIMESTAMP_KEY,
   type DocumentState,
   type DocumentStore,
   type JsonObject,
@@ -22,6 +22,8 @@ import { type MetaMetricsDocument, MetaMetricsUpdate, type QueueStats, SAFETY_KE
 export const QUEUE_FULL_RETRY_AFTER_S = 1;
 /** Seconds a client is told to wait after a failed durable write: a disk rarely heals faster. */
 export const PERSIST_FAILED_RETRY_AFTER_S = 5;
+/** Seconds a client is told to wait when the service is stopping: a restart takes a few. */
+export const SHUTTING_DOWN_RETRY_AFTER_S = 5;
 /** At most one "telemetry queue full" WARN per this many ms; the count of the rest is in it. */
 const FULL_WARN_INTERVAL_MS = 1000;
 /** At most one "posted values stored as null" WARN per this many ms (paths not listed are listed later). */
@@ -209,7 +211,7 @@ export function createMetaService({ channel, store, log, now = () => new Date() 
           sent = channel.trySend(envelope);
         } catch (err) {
           if (err instanceof ChannelClosedError) {
-            reject(new UnavailableError("service is shutting down; retry later", PERSIST_FAILED_RETRY_AFTER_S));
+            reject(new UnavailableError("service is shutting down; retry later", SHUTTING_DOWN_RETRY_AFTER_S));
             return;
           }
           throw err;

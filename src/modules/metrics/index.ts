@@ -1,6 +1,6 @@
 // Route of the observability feature: GET /metrics (Prometheus text exposition format).
 import { Elysia } from "elysia";
-import { markStart } from "../../http/access-log";
+import { timedRead } from "../../http/write-route";
 import { CONTENT_TYPE } from "./exposition";
 import { MetricsText } from "./model";
 import type { MetricsService } from "./service";
@@ -8,11 +8,8 @@ import type { MetricsService } from "./service";
 export function metricsRoutes(metrics: MetricsService) {
   return new Elysia({ name: "metrics" }).get(
     "/metrics",
-    ({ request }) => {
-      // ? Timed: the scrape's own duration is worth a histogram (it reads /proc and walks the document).
-      markStart(request);
-      return new Response(metrics.render(), { headers: { "content-type": CONTENT_TYPE } });
-    },
+    // ? Timed: the scrape's own duration is worth a histogram (it reads /proc and walks the document).
+    timedRead(() => new Response(metrics.render(), { headers: { "content-type": CONTENT_TYPE } })),
     {
       response: { 200: MetricsText },
       detail: {

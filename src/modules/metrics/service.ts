@@ -23,9 +23,6 @@ import { type SourceWatch, type StalenessMonitor, startStalenessMonitor } from "
 /** Reasons an update was refused, always exposed (0 until one happens) so alerts can rate() them. */
 export const REJECT_REASONS = ["full", "invalid", "unauthorised", "rate_limited", "unpersisted"] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
-/** Statuses of a write route that mean the body was refused as invalid (CONTRACT section 4). */
-const INVALID_STATUSES = new Set([400, 413, 415, 422]);
-const WRITE_ROUTES = new Set(["/meta/metrics", "/atlas/update"]);
 
 /**
  * CONTRACT section 3 figures, from the schemas that validate them: field -> [metric name
@@ -86,8 +83,11 @@ export interface MetricsService {
   staleness(): SourceStaleness[];
   /** The series limit and what the last scrape had to cut (/status `metrics`). */
   status(): MetricsStatus;
-  /** Counts an update refused before it reached the channel (issue 5: auth and rate limits). */
-  countRejected(reason: "unauthorised" | "rate_limited"): void;
+  /**
+   * Counts an update refused before it reached the channel: by auth and rate limits (issue 5),
+   * or as an invalid body where the write path refused it (http/write-route.ts).
+   */
+  countRejected(reason: "invalid" | "unauthorised" | "rate_limited"): void;
   /** Feeds neolight_sse_subscribers (issue 4's live stream); 0 until registered. Last call wins. */
   sseSubscribers(read: () => number): void;
   /** Stops the staleness check and the risk-engine probe. Idempotent. */
@@ -125,7 +125,7 @@ export function startMetrics(deps: MetricsDeps): MetricsService {
   const { config, log, store, processor, meta, files, risk, writeLatency } = deps;
   const now = deps.now ?? Date.now;
   const requests = createRequestStats();
-  const rejected = { unauthorised: 0, rate_limited: 0 };
+  const rejected = { invalid: 0, unauthorised: 0, rate_limited: 0 };
   let readSubscribers: () => number = () => 0;
   let scrapes = 0;
   let truncated: MetricsStatus["truncated"] = [];
@@ -210,13 +210,9 @@ export function startMetrics(deps: MetricsDeps): MetricsService {
       "counter",
       "Updates applied and persisted (answered 200)",
     ).sample(q.applied);
-    let invalid = 0;
-    for (const c of requests.counts()) {
-      if (c.method === "POST" && WRITE_ROUTES.has(c.route) && INVALID_STATUSES.has(c.status)) invalid += c.count;
-    }
     const reasons: Record<RejectReason, number> = {
       full: q.rejected_full,
-      invalid,
+      invalid: rejected.invalid,
       unauthorised: rejected.unauthorised,
       rate_limited: rejected.rate_limited,
       unpersisted: q.rejected_unpersisted,

@@ -1,18 +1,15 @@
 // Route of the risk feature: GET /risk/status.
 import { Elysia } from "elysia";
-import { markStart } from "../../http/access-log";
 import { ErrorResponse } from "../../http/respond";
+import { timedRead } from "../../http/write-route";
 import { RiskStatus } from "./model";
 import type { RiskClient } from "./service";
 
 export function riskRoutes(risk: RiskClient) {
   return new Elysia({ name: "risk" }).get(
     "/risk/status",
-    ({ request }) => {
-      // ? Timed (access log, /metrics): it may wait for the engine, up to its timeout.
-      markStart(request);
-      return risk.status();
-    },
+    // ? Timed (access log, /metrics): it may wait for the engine, up to its timeout.
+    timedRead(() => risk.status()),
     {
       response: { 200: RiskStatus, 503: ErrorResponse },
       detail: {

@@ -1,7 +1,7 @@
 // Routes of the service itself: GET /, /health, /status.
 import { Elysia } from "elysia";
-import { markStart } from "../../http/access-log";
 import type { RouteTable } from "../../http/routes";
+import { timedRead } from "../../http/write-route";
 import { pageResponse, wantsPage } from "../../web";
 import { Health, ServiceInfo, Status } from "./model";
 import type { SystemService } from "./service";
@@ -25,11 +25,8 @@ export function systemRoutes(system: SystemService, routes: () => RouteTable) {
     })
     .get(
       "/status",
-      ({ request }) => {
-        // ? Timed (access log, /metrics): it measures the disk, which can be slow.
-        markStart(request);
-        return system.status();
-      },
+      // ? Timed (access log, /metrics): it measures the disk, which can be slow.
+      timedRead(() => system.status()),
       {
         response: { 200: Status },
         detail: {
