@@ -314,13 +314,15 @@ describe("GET /metrics", () => {
     expect(s.value("neolight_persistence_writes_total")).toBe(1);
   });
 
-  test("the SSE subscriber gauge reads what the live stream registers", async () => {
+  test("the SSE subscriber gauge reads the hub it was built with", async () => {
     await using t = await startApp();
-    let n = 3;
-    t.services.metrics.sseSubscribers(() => n);
-    expect((await scrape(t.app)).value("neolight_sse_subscribers")).toBe(3);
-    n = 0;
-    expect((await scrape(t.app)).value("neolight_sse_subscribers")).toBe(0);
+    const streams = await Promise.all([1, 2, 3].map(() => t.app.handle(new Request("http://localhost/events"))));
+    try {
+      expect((await scrape(t.app)).value("neolight_sse_subscribers")).toBe(3);
+    } finally {
+      for (const s of streams) await s.body?.cancel();
+    }
+    await waitFor(async () => (await scrape(t.app)).value("neolight_sse_subscribers") === 0, "the viewers to leave");
   });
 });
 
