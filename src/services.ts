@@ -98,7 +98,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     path: join(config.home, "state", "history.db"),
     days: config.historyDays,
     log,
-    governor: files.governor,
+    files,
     ...overrides.history,
   });
   processor.onCommit(history.onCommit);

@@ -332,7 +332,7 @@ describe("the sampling rule: the last state of each key in every SAMPLE_MS windo
       history.onCommit({ doc, updatedAt: at, version: i + 1, lastSeq: i + 1 }, [{ seq: i + 1, set, source: "hive" }]);
     });
     await history.flush();
-    const bytes = await history.query({ from: String(T0), to: String(T0 + 60_000), points: "2000", kinds: "guardian" });
+    const bytes = await history.query({ from: String(T0), to: String(T0 + 60_000), points: 2000, kinds: "guardian" });
     await history.close();
     const drawdown = (JSON.parse(new TextDecoder().decode(bytes.json)) as { series: Series[] }).series.find(
       (s) => s.field === "drawdown",

@@ -391,6 +391,10 @@ export function governorAllocations(files: Pick<FigureFiles, "governor" | "overr
 
 /** Every section, in the order of FIGURES' families. */
 export const SECTIONS: readonly Section[] = Object.keys(READERS) as Section[];
+/** The sections that are agent files; every other one is a top-level key of the document. */
+const FILE_SECTIONS: ReadonlySet<Section> = new Set(["allocations", "regime_file"]);
+/** The document's top-level keys that hold figures (history re-reads only the keys an update changed). */
+export const DOCUMENT_SECTIONS: ReadonlySet<string> = new Set(SECTIONS.filter((s) => !FILE_SECTIONS.has(s)));
 
 /**
  * The figures of `document` (as served, or as stored) and `files`, of the sections given
