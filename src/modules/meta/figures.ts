@@ -12,7 +12,6 @@
 // untrusted (documents come from clients; a coerced value is null): a figure is given only
 // when its source holds a finite number, never invented.
 import type { TObject, TSchema, TUnion } from "@sinclair/typebox";
-import type { AgentFiles } from "../agent-files/service";
 import { AgentFigures, BreakerState, Breakers, RegimeDocument, RegimeLabel, StrategyFigures } from "./model";
 
 /** Where a figure is read from: a top-level key of the document, or an agent file. */
@@ -35,6 +34,12 @@ export type Unit = "money" | "ratio" | "percent" | "count" | "flag" | "number" |
 
 /** The kinds of history series (GET /meta/history `kinds`). */
 export type SeriesKind = "agent" | "strategy" | "guardian" | "breaker" | "regime" | "allocation" | "mode";
+/**
+ * The fields of the allocation series: `governor` is the allocation the governor applies (its
+ * file, else its override copy: governorAllocations), `atlas` the atlas bridge's proposal,
+ * `min` and `max` the governor's bounds (subject "").
+ */
+export type AllocationField = "governor" | "atlas" | "min" | "max";
 
 export interface Figure {
   /** Prometheus family name. */
@@ -76,7 +81,7 @@ export interface FigureFiles {
 }
 
 /** The files' values as figures() takes them. */
-export const figureFiles = (files: Pick<AgentFiles, "regime" | "governor" | "override">): FigureFiles => ({
+export const figureFiles = (files: Record<keyof FigureFiles, { value(): unknown }>): FigureFiles => ({
   regime: files.regime.value(),
   governor: files.governor.value(),
   override: files.override.value(),
@@ -279,7 +284,7 @@ function regimeReadings(r: unknown, source: "document" | "file", emit: Emit): vo
   }
 }
 
-function weights(allocations: unknown, source: string, field: string, emit: Emit): void {
+function weights(allocations: unknown, source: string, field: AllocationField, emit: Emit): void {
   if (!isObject(allocations)) return;
   for (const [agent, w] of Object.entries(allocations)) {
     if (finite(w))
@@ -352,7 +357,7 @@ const READERS: Record<Section, (doc: Readonly<Json>, files: FigureFiles, emit: E
     if (!isObject(value)) return;
     // ? One history series whichever file it came from: it is the allocation the governor applies.
     weights(value.allocations, source, "governor", emit);
-    const bound = (figure: Figure, field: "min" | "max", v: unknown) => {
+    const bound = (figure: Figure, field: AllocationField, v: unknown) => {
       if (finite(v)) emit({ figure, labels: { source }, value: v, series: { kind: "allocation", subject: "", field } });
     };
     bound(F.minWeight, "min", value.min_allocation);
