@@ -169,6 +169,16 @@ describe("GET /metrics", () => {
     expect(s.family("neolight_regime")).toEqual(regimes("file", "HIGH_VOL"));
     expect(s.family("neolight_regime_risk_multiplier")).toEqual([{ labels: { source: "file" }, value: 0.6 }]);
     expect(s.family("neolight_regime_confidence")).toEqual([]); // the file has none: none invented
+    // Every numeric field of the regime document, as history records them (volatility was missing).
+    expect(s.family("neolight_regime_volatility")).toEqual([{ labels: { source: "file" }, value: 0.0612 }]);
+    expect(s.family("neolight_regime_trend")).toEqual([{ labels: { source: "file" }, value: -184.3 }]);
+    // The governor's bounds, which history records and the page draws.
+    expect(s.family("neolight_allocation_min_weight")).toEqual([
+      { labels: { source: "capital_governor" }, value: 0.05 },
+    ]);
+    expect(s.family("neolight_allocation_max_weight")).toEqual([
+      { labels: { source: "capital_governor" }, value: 0.4 },
+    ]);
     expect(s.family("neolight_allocation_weight").filter((x) => x.labels.source !== "atlas")).toEqual([
       { labels: { source: "capital_governor", agent: "smart_trader" }, value: 0.4 },
       { labels: { source: "capital_governor", agent: "mean_reversion_bot" }, value: 0.35 },
