@@ -11,15 +11,17 @@ export const README = join(import.meta.dir, "..", "README.md");
 
 const code = (s: string) => `\`${s}\``;
 
-/** The table as markdown, one row per figure in FIGURES order. */
+/** The table as markdown, one row per figure in FIGURES order, its columns padded as biome formats them. */
 export function figuresTable(): string {
   const rows = FIGURES.map((f) => {
-    const labels = f.labels.map(code).join(", ");
     const states = f.states ? ` (${f.states.map(code).join(", ")})` : "";
     const history = f.history === undefined ? "not recorded" : code(f.history);
-    return `| ${code(f.name)} | ${labels}${states} | ${f.unit} | ${history} | ${f.help.replaceAll("|", "\\|")} |`;
+    return [code(f.name), `${f.labels.map(code).join(", ")}${states}`, f.unit, history, f.help.replaceAll("|", "\\|")];
   });
-  return ["| family | labels | unit | history kind | meaning |", "| --- | --- | --- | --- | --- |", ...rows].join("\n");
+  const head = ["family", "labels", "unit", "history kind", "meaning"];
+  const widths = head.map((h, i) => Math.max(3, h.length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(" | ")} |`;
+  return [line(head), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
 }
 
 /** README.md's text with the table between the markers replaced by `table`. */

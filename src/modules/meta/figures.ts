@@ -105,6 +105,7 @@ function numericFields(schema: TObject): [string, string][] {
  */
 const RENAMED: Record<string, string> = { revenue_total: "revenue_since_start", trade_count: "trades" };
 
+/** The unit of an agent's or strategy's figure: the contract (section 3) says money for P&L, revenue and drawdown. */
 const unitOf = (field: string): Unit =>
   field.startsWith("pnl") || field.startsWith("revenue") || field === "max_dd_30d"
     ? "money"
@@ -382,8 +383,9 @@ function subjects(section: unknown, label: "agent" | "strategy", table: Map<stri
 }
 
 /**
- * The allocation rule, the same for GET /governor/allocations, /metrics, history and the
- * page: the governor's file, else its override copy, else none.
+ * The allocation rule of GET /governor/allocations (governorAnswer in agent-files/service.ts,
+ * which serves the files' JSON text as read), here for /metrics, history and so the page's
+ * chart: the governor's file, else its override copy, else none.
  */
 export function governorAllocations(files: Pick<FigureFiles, "governor" | "override">): {
   source: "capital_governor" | "allocations_override";
@@ -394,7 +396,7 @@ export function governorAllocations(files: Pick<FigureFiles, "governor" | "overr
     : { source: "allocations_override", value: files.override };
 }
 
-/** Every section, in the order of FIGURES' families. */
+/** Every section, in the order figures() reads them (within a family: atlas before the governor). */
 export const SECTIONS: readonly Section[] = Object.keys(READERS) as Section[];
 /** The sections that are agent files; every other one is a top-level key of the document. */
 const FILE_SECTIONS: ReadonlySet<Section> = new Set(["allocations", "regime_file"]);
