@@ -23,12 +23,6 @@ import { FLUSH_MS, startRecorder } from "./recorder";
 import { type HistoryStatus, initialStatus } from "./status";
 import { startHistoryThreads } from "./threads";
 
-export { PRUNE_INTERVAL_MS } from "./prune";
-export { DEFAULT_POINTS, MAX_POINTS } from "./query";
-export { FLUSH_MS, SAMPLE_MS } from "./recorder";
-export type { HistoryStatus } from "./status";
-export { MAX_SERIES_TOTAL } from "./threads";
-
 /** Most series in one answer (~100 agents x 8 figures); the answer says when it cut. */
 export const MAX_SERIES_PER_ANSWER = 1000;
 /**
