@@ -1,10 +1,10 @@
 // Generated history for the benchmarks and the e2e test of issue 16: hive snapshots of
 // N agents and N strategies (the fixture's figures, varied), recorded into a history.db
-// by the recorder's own code (extractPoints, then the SQLite store's record), as if the
+// by the recorder's own code (documentPoints, then the SQLite store's record), as if the
 // service had run for `days` with one snapshot every `everyMs`.
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { extractPoints } from "../src/modules/history/service";
+import { documentPoints } from "../src/modules/history/points";
 import { type HistoryPoint, openSqliteHistory } from "../src/store/history";
 import type { JsonObject } from "../src/store/store";
 
@@ -68,7 +68,7 @@ export function fillHistory(path: string, options: FillOptions): number {
   try {
     let batch: HistoryPoint[] = [];
     for (let i = 0; i < count; i++) {
-      batch.push(...extractPoints(hiveSnapshot(options.agents, i), keys, end - (count - 1 - i) * every));
+      batch.push(...documentPoints(hiveSnapshot(options.agents, i), keys, end - (count - 1 - i) * every));
       if ((i + 1) % SNAPSHOTS_PER_WRITE === 0 || i === count - 1) {
         written += store.record(batch).written;
         batch = [];

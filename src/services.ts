@@ -98,7 +98,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     path: join(config.home, "state", "history.db"),
     days: config.historyDays,
     log,
-    governor: files.governor,
+    files,
     ...overrides.history,
   });
   processor.onCommit(history.onCommit);
@@ -108,6 +108,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     home: config.home,
     pollMs: config.sourcePollMs,
     log,
+    probeMs: config.staleRiskS * 1000,
     now: overrides.riskClock,
   });
   const metrics = startMetrics({
@@ -120,6 +121,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     risk,
     startedAt,
     writeLatency: writeTiming.latency,
+    sseSubscribers: () => hub.stats().subscribers,
   });
   const access = createAccessPolicy({
     token: config.token,
@@ -129,7 +131,6 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     log,
     onWriteRefused: (reason) => metrics.countRejected(reason),
   });
-  metrics.sseSubscribers(() => hub.stats().subscribers);
   const system = createSystemService({
     startedAt,
     metricsPath: config.metricsPath,

@@ -64,6 +64,21 @@ describe("GET /meta/history", () => {
     expect(find(series, "allocation", "", "max")?.v).toEqual([0.4]);
   });
 
+  test("allocations follow GET /governor/allocations: the override copy when the governor's file is absent", async () => {
+    using dir = tempDir();
+    mkdirSync(join(dir.path, "runtime"), { recursive: true });
+    const override = fixture("allocations_override") as { allocations: Record<string, number> };
+    writeFileSync(join(dir.path, "runtime", "allocations_override.json"), JSON.stringify(override));
+    await using t = await startApp({ home: dir.path });
+    await t.services.history.flush();
+    const { series } = await history(t.app, "range=1h&kinds=allocation");
+    expect(series.map((s) => [s.subject, s.field, s.v])).toEqual(
+      Object.entries(override.allocations)
+        .map(([agent, w]) => [agent, "governor", [w]])
+        .sort(),
+    );
+  });
+
   test("a stress-runner post records nothing new for the guardian: only the keys it carries", async () => {
     await using t = await startApp();
     await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
@@ -332,7 +347,7 @@ describe("the sampling rule: the last state of each key in every SAMPLE_MS windo
       history.onCommit({ doc, updatedAt: at, version: i + 1, lastSeq: i + 1 }, [{ seq: i + 1, set, source: "hive" }]);
     });
     await history.flush();
-    const bytes = await history.query({ from: String(T0), to: String(T0 + 60_000), points: "2000", kinds: "guardian" });
+    const bytes = await history.query({ from: String(T0), to: String(T0 + 60_000), points: 2000, kinds: "guardian" });
     await history.close();
     const drawdown = (JSON.parse(new TextDecoder().decode(bytes.json)) as { series: Series[] }).series.find(
       (s) => s.field === "drawdown",

@@ -58,6 +58,7 @@ export const Guardian = t.Object(
 export type Guardian = typeof Guardian.static;
 
 export const BreakerState = t.Union([t.Literal("CLOSED"), t.Literal("OPEN"), t.Literal("HALF_OPEN")]);
+export type BreakerState = typeof BreakerState.static;
 
 export const Breakers = t.Object({ quote_state: BreakerState, trade_state: BreakerState }, open);
 export type Breakers = typeof Breakers.static;
@@ -69,6 +70,7 @@ export const RegimeLabel = t.Union([
   t.Literal("HIGH_VOL"),
   t.Literal("UNKNOWN"),
 ]);
+export type RegimeLabel = typeof RegimeLabel.static;
 
 /** runtime/market_regime.json, as the regime detector writes it. */
 export const RegimeDocument = t.Object(

@@ -36,6 +36,13 @@ export function escapeHelp(text: string): string {
   return text.replace(/[\\\n]/g, (c) => (c === "\\" ? "\\\\" : "\\n"));
 }
 
+/** An RFC 3339 time as epoch ms (for the _timestamp_seconds families); null when absent or no time. */
+export function epochMs(iso: string | null | undefined): number | null {
+  if (typeof iso !== "string") return null;
+  const ms = Date.parse(iso);
+  return Number.isNaN(ms) ? null : ms;
+}
+
 /** A sample value as Prometheus's parser reads it. */
 export function formatValue(value: number): string {
   if (Number.isNaN(value)) return "NaN";

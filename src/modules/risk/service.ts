@@ -56,7 +56,7 @@ export interface RiskClient {
    * and its file, the file on a tie; null when there is neither.
    */
   served(): ServedRisk | null;
-  /** Stops watching the state file. Idempotent. */
+  /** Stops watching the state file and the background probe. Idempotent. */
   close(): void;
 }
 
@@ -69,6 +69,13 @@ export interface RiskClientOptions {
   /** Poll interval of the state file (NEOLIGHT_SOURCE_POLL_MS); it is also watched. */
   pollMs: number;
   log: Logger;
+  /**
+   * Asks the engine in the background this often, and once at start (NEOLIGHT_STALE_RISK_S).
+   * The engine only answers when asked: without the probe the staleness of `risk_engine`
+   * would measure how often someone opened /risk/status, not whether the engine is up.
+   * Default: 0, no probe.
+   */
+  probeMs?: number;
   /** Epoch ms. Default: Date.now; tests move a clock of their own instead of sleeping. */
   now?: () => number;
 }
@@ -78,7 +85,15 @@ const iso = (ms: number) => new Date(ms).toISOString();
 const engineMs = (state: Readonly<RiskState>) => Number(state.last_update) * 1000;
 const isTimeout = (err: unknown) => err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
 
-export function createRiskClient({ url, timeoutMs, home, pollMs, log, now = Date.now }: RiskClientOptions): RiskClient {
+export function createRiskClient({
+  url,
+  timeoutMs,
+  home,
+  pollMs,
+  log,
+  probeMs = 0,
+  now = Date.now,
+}: RiskClientOptions): RiskClient {
   const endpoint = `${url}${RISK_STATE_ROUTE}`;
   const stateFile: WatchedFile = watchJsonFile({
     name: "risk_state",
@@ -171,6 +186,13 @@ export function createRiskClient({ url, timeoutMs, home, pollMs, log, now = Date
 
   const secondsSince = (ms: number) => Math.round((now() - ms) / 10) / 100;
 
+  let probe: ReturnType<typeof setInterval> | undefined;
+  if (probeMs > 0) {
+    void refresh();
+    probe = setInterval(() => void refresh(), probeMs);
+    probe.unref?.();
+  }
+
   return {
     async status() {
       if (now() - lastAttempt >= RISK_REFRESH_MS) void refresh();
@@ -203,6 +225,10 @@ export function createRiskClient({ url, timeoutMs, home, pollMs, log, now = Date
     state: () => ({ url: endpoint, ...figures, serving: served()?.from ?? "none", state_file: stateFile.state() }),
     lastGood: () => good,
     served,
-    close: () => stateFile.close(),
+    close() {
+      clearInterval(probe);
+      probe = undefined;
+      stateFile.close();
+    },
   };
 }

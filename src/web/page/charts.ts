@@ -5,15 +5,18 @@
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import type { HistoryAnswer, Series } from "../../modules/history/model";
+import type { AllocationField, SeriesKind } from "../../modules/meta/figures";
+import type { AgentFigures, Guardian, RegimeDocument, RegimeLabel } from "../../modules/meta/model";
 
 const PALETTE = ["#4dabf7", "#ffa94d", "#b197fc", "#63e6be", "#ff8787", "#ffd43b", "#74c0fc", "#e599f7", "#a9e34b"];
-export const REGIME_COLOURS: Record<string, string> = {
+/** One colour per regime the schema knows: a new RegimeLabel does not compile without one. */
+export const REGIME_COLOURS: Readonly<Record<string, string>> = {
   BULL: "#2f9e44",
   BEAR: "#c92a2a",
   SIDEWAYS: "#868e96",
   HIGH_VOL: "#e67700",
   UNKNOWN: "#495057",
-};
+} satisfies Record<RegimeLabel, string>;
 const AXIS = { stroke: "#9aa4b2", grid: { stroke: "#263041", width: 1 }, ticks: { stroke: "#263041", width: 1 } };
 const HEIGHT = 200;
 
@@ -126,12 +129,22 @@ export class Charts {
   show(answer: HistoryAnswer): void {
     const from = Date.parse(answer.from);
     const to = Date.parse(answer.to);
-    const of = (kind: string, field?: string) =>
-      answer.series.filter((s) => s.kind === kind && (field === undefined || s.field === field));
+    // Series are named as modules/meta/figures.ts records them: kinds and fields are typed
+    // from there and from the schemas, so a renamed figure does not compile here.
+    type Field<K extends SeriesKind> = K extends "agent"
+      ? keyof AgentFigures & string
+      : K extends "guardian"
+        ? keyof Guardian & string
+        : K extends "regime"
+          ? (keyof RegimeDocument & string) | "label"
+          : K extends "allocation"
+            ? AllocationField
+            : string;
+    const of = <K extends SeriesKind>(kind: K, ...fields: Field<K>[]) =>
+      answer.series.filter((s) => s.kind === kind && (fields.length === 0 || (fields as string[]).includes(s.field)));
 
     const pnl: Line[] = [];
-    for (const s of of("agent")) {
-      if (s.field !== "pnl_1d" && s.field !== "pnl_7d") continue;
+    for (const s of of("agent", "pnl_1d", "pnl_7d")) {
       const weekly = s.field === "pnl_7d";
       pnl.push({
         label: `${s.subject} ${weekly ? "7d" : "1d"}`,
@@ -162,16 +175,15 @@ export class Charts {
     }
     this.drawdown.set(dd, from, to);
 
-    // ? The governor's own file is the allocation that is applied; atlas' is its input.
-    // Show the governor's when it has any, else atlas'.
-    const governor = of("allocation", "governor");
-    const weights = governor.length > 0 ? governor : of("allocation", "atlas");
-    const alloc: Line[] = weights.map((s) => ({
+    // ? The allocation rule of GET /governor/allocations and /metrics: the governor's file,
+    // else its override copy (one series, `governor`), else none. Atlas' weights are the
+    // governor's input, not an allocation: showing them instead drew what was not applied.
+    const alloc: Line[] = of("allocation", "governor").map((s) => ({
       label: s.subject,
       points: pointsOf(s),
       style: { stroke: colourOf(s.subject) },
     }));
-    for (const s of of("allocation").filter((x) => x.field === "min" || x.field === "max")) {
+    for (const s of of("allocation", "min", "max")) {
       alloc.push({
         label: `${s.field} bound`,
         points: pointsOf(s),

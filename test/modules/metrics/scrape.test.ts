@@ -169,6 +169,16 @@ describe("GET /metrics", () => {
     expect(s.family("neolight_regime")).toEqual(regimes("file", "HIGH_VOL"));
     expect(s.family("neolight_regime_risk_multiplier")).toEqual([{ labels: { source: "file" }, value: 0.6 }]);
     expect(s.family("neolight_regime_confidence")).toEqual([]); // the file has none: none invented
+    // Every numeric field of the regime document, as history records them (volatility was missing).
+    expect(s.family("neolight_regime_volatility")).toEqual([{ labels: { source: "file" }, value: 0.0612 }]);
+    expect(s.family("neolight_regime_trend")).toEqual([{ labels: { source: "file" }, value: -184.3 }]);
+    // The governor's bounds, which history records and the page draws.
+    expect(s.family("neolight_allocation_min_weight")).toEqual([
+      { labels: { source: "capital_governor" }, value: 0.05 },
+    ]);
+    expect(s.family("neolight_allocation_max_weight")).toEqual([
+      { labels: { source: "capital_governor" }, value: 0.4 },
+    ]);
     expect(s.family("neolight_allocation_weight").filter((x) => x.labels.source !== "atlas")).toEqual([
       { labels: { source: "capital_governor", agent: "smart_trader" }, value: 0.4 },
       { labels: { source: "capital_governor", agent: "mean_reversion_bot" }, value: 0.35 },
@@ -314,13 +324,15 @@ describe("GET /metrics", () => {
     expect(s.value("neolight_persistence_writes_total")).toBe(1);
   });
 
-  test("the SSE subscriber gauge reads what the live stream registers", async () => {
+  test("the SSE subscriber gauge reads the hub it was built with", async () => {
     await using t = await startApp();
-    let n = 3;
-    t.services.metrics.sseSubscribers(() => n);
-    expect((await scrape(t.app)).value("neolight_sse_subscribers")).toBe(3);
-    n = 0;
-    expect((await scrape(t.app)).value("neolight_sse_subscribers")).toBe(0);
+    const streams = await Promise.all([1, 2, 3].map(() => t.app.handle(new Request("http://localhost/events"))));
+    try {
+      expect((await scrape(t.app)).value("neolight_sse_subscribers")).toBe(3);
+    } finally {
+      for (const s of streams) await s.body?.cancel();
+    }
+    await waitFor(async () => (await scrape(t.app)).value("neolight_sse_subscribers") === 0, "the viewers to leave");
   });
 });
 

@@ -1,0 +1,59 @@
+// History's retention: everything older than NEOLIGHT_HISTORY_DAYS is deleted, at start-up
+// and hourly, in chunks so that the recorder's writes queue behind one chunk, not the whole.
+import type { Logger } from "../../log/logger";
+import type { HistoryStatus } from "./status";
+import type { HistoryThreads } from "./threads";
+
+/** Old points are pruned this often, and at start-up. */
+export const PRUNE_INTERVAL_MS = 3_600_000;
+/** Points deleted per prune step; the recorder's writes queue behind one step, not the whole prune. */
+const PRUNE_CHUNK = 5000;
+const DAY_MS = 86_400_000;
+
+export interface Pruner {
+  /** Deletes everything older than the retention window; resolves with how many. Never rejects. One at a time. */
+  prune(now?: number): Promise<number>;
+  /** Stops the timer; resolves when a prune running now has ended. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export function startPruner(days: number, log: Logger, status: HistoryStatus, threads: HistoryThreads): Pruner {
+  let pruning: Promise<number> | null = null;
+  function prune(now = Date.now()): Promise<number> {
+    pruning ??= (async () => {
+      let total = 0;
+      try {
+        for (;;) {
+          const thread = await threads.writer();
+          if (thread === null) break;
+          // ? In chunks: the recorder's writes queue behind each one, not behind all.
+          const n = await thread.call("prune", { before: now - days * DAY_MS, limit: PRUNE_CHUNK });
+          total += n;
+          if (n < PRUNE_CHUNK) break;
+        }
+      } catch (err) {
+        threads.failed(err);
+      }
+      status.pruned += total;
+      if (total > 0) log.info("history pruned", { points: total, retention_days: days });
+      return total;
+    })().finally(() => {
+      pruning = null;
+    });
+    return pruning;
+  }
+  let timer: ReturnType<typeof setInterval> | undefined;
+  if (status.enabled) {
+    void prune();
+    timer = setInterval(() => void prune(), PRUNE_INTERVAL_MS);
+    timer.unref?.();
+  }
+  return {
+    prune,
+    async stop() {
+      clearInterval(timer);
+      timer = undefined;
+      await pruning;
+    },
+  };
+}

@@ -1,0 +1,155 @@
+// History's recorder: notes which top-level keys each commit changed (never blocking it),
+// and once per flush hands their figures to the writer thread, in one transaction; it also
+// records the governor's allocations when its files change. The sampling rule is here.
+import type { Logger } from "../../log/logger";
+import type { HistoryPoint } from "../../store/history";
+import { HistoryThreadError } from "../../store/history-thread";
+import type { DocumentState, DocumentUpdate } from "../../store/store";
+import type { AgentFiles } from "../agent-files/service";
+import { figureFiles } from "../meta/figures";
+import { allocationPoints, documentPoints } from "./points";
+import type { HistoryStatus } from "./status";
+import { type HistoryThreads, MAX_SERIES_TOTAL } from "./threads";
+
+/** Samples are written at most this often: one transaction per tick (the samples kept follow SAMPLE_MS). */
+export const FLUSH_MS = 1000;
+/**
+ * The sampling rule: of each top-level key (per_agent, guardian, ...) the recorder keeps
+ * the last state in every window of this length, a window starting at the first change
+ * after the one before. So a hive posting once a second has every snapshot kept, and a
+ * flood of posts costs at most 1000 / SAMPLE_MS samples a second. (Before issue 16 a
+ * flush kept only the last state of each second: 58-65 % of 1 Hz snapshots.)
+ */
+export const SAMPLE_MS = 500;
+/** How often the governor's allocation files are checked for a new version to record. */
+const GOVERNOR_SAMPLE_MS = 5000;
+
+export interface RecorderOptions {
+  log: Logger;
+  status: HistoryStatus;
+  threads: HistoryThreads;
+  flushMs: number;
+  /** The governor's allocation files (its own, and its override copy); absent: not sampled. */
+  files?: Pick<AgentFiles, "regime" | "governor" | "override">;
+}
+
+export interface Recorder {
+  /** The processor's onCommit listener: notes what changed; the write happens later. Never blocks. */
+  onCommit(state: DocumentState, batch: readonly DocumentUpdate[]): void;
+  /** Writes what is pending now; resolves once the writer answered every write sent so far. Never rejects. */
+  flush(): Promise<void>;
+  /** Stops its timers and takes no more commits; flush() still writes what is pending. Idempotent. */
+  stop(): void;
+}
+
+export function startRecorder({ log, status, threads, flushMs, files }: RecorderOptions): Recorder {
+  /** Top-level keys changed since the last flush, each with the time of its last change. */
+  const dirty = new Map<string, number>();
+  /** When each dirty key's current sampling window began (the first change in it). */
+  const windowStart = new Map<string, number>();
+  /** Samples of earlier windows, taken at a commit, written with the next flush. */
+  let captured: HistoryPoint[] = [];
+  let latest: DocumentState | null = null;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let seriesCapWarned = false;
+  let allocationsSeen: string | null = null;
+  let stopped = false;
+  /** Writes sent to the writer and not answered yet: flush() waits for them. */
+  const writing = new Set<Promise<void>>();
+
+  function write(points: HistoryPoint[]): Promise<void> {
+    if (points.length === 0 || !status.enabled) return Promise.resolve();
+    const done = (async () => {
+      const thread = await threads.writer();
+      if (thread === null) return;
+      try {
+        const { written, skipped, series } = await thread.call("record", { points });
+        status.points_written += written;
+        status.series = series;
+        status.flushes++;
+        status.last_flush_at = new Date().toISOString();
+        status.last_error = null;
+        if (skipped > 0 && !seriesCapWarned) {
+          // ? Only new series are refused; the ones already charted keep being recorded.
+          log.warn("history series limit reached, new series not recorded", { limit: MAX_SERIES_TOTAL, skipped });
+          seriesCapWarned = true;
+        }
+      } catch (err) {
+        threads.failed(err);
+        if (err instanceof HistoryThreadError && err.corrupt) await threads.recover(err);
+      }
+    })();
+    writing.add(done);
+    void done.finally(() => writing.delete(done));
+    return done;
+  }
+
+  async function flush(): Promise<void> {
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      timer = undefined;
+    }
+    if (latest !== null && dirty.size > 0) {
+      // ? Each key is stamped with the commit that last changed it, not the flush: an atlas
+      // update a moment after a hive snapshot must not move the agents' figures in time.
+      const byTime = new Map<number, string[]>();
+      for (const [key, ts] of dirty) byTime.set(ts, [...(byTime.get(ts) ?? []), key]);
+      dirty.clear();
+      windowStart.clear();
+      const points: HistoryPoint[] = captured;
+      captured = [];
+      for (const [ts, keys] of byTime) points.push(...documentPoints(latest.doc, keys, ts));
+      void write(points);
+    }
+    await Promise.all([...writing]);
+  }
+
+  /** Records the governor's allocations (its file, else its override copy) when either changed. */
+  function sampleAllocations(): void {
+    if (files === undefined || !status.enabled) return;
+    const stamp = `${files.governor.state().last_good_read}|${files.override.state().last_good_read}`;
+    if (stamp === "null|null" || stamp === allocationsSeen) return;
+    allocationsSeen = stamp;
+    void write(allocationPoints(figureFiles(files), Date.now()));
+  }
+
+  let sampler: ReturnType<typeof setInterval> | undefined;
+  if (status.enabled && files !== undefined) {
+    sampleAllocations();
+    sampler = setInterval(sampleAllocations, GOVERNOR_SAMPLE_MS);
+    sampler.unref?.();
+  }
+
+  return {
+    onCommit(state, batch) {
+      if (!status.enabled || stopped) return;
+      const ts = state.updatedAt === null ? Date.now() : Date.parse(state.updatedAt);
+      for (const update of batch) {
+        for (const key of Object.keys(update.set)) {
+          const since = windowStart.get(key);
+          const last = dirty.get(key);
+          if (since === undefined) windowStart.set(key, ts);
+          else if (last !== undefined && latest !== null && ts - since >= SAMPLE_MS) {
+            // ? The sampling rule: the last state of each key in each SAMPLE_MS window is
+            // kept. The previous state still holds this key as of its last change (states
+            // are immutable), so its sample is taken now, before it is replaced.
+            captured.push(...documentPoints(latest.doc, [key], last));
+            windowStart.set(key, ts);
+          }
+          dirty.set(key, ts);
+        }
+      }
+      latest = state;
+      if (timer === undefined) {
+        timer = setTimeout(() => void flush(), flushMs);
+        timer.unref?.();
+      }
+    },
+    flush,
+    stop() {
+      stopped = true;
+      clearInterval(sampler);
+      sampler = undefined;
+    },
+  };
+}
