@@ -101,13 +101,12 @@ function renderRegime(): void {
 }
 
 function renderAllocations(): void {
+  // ? GET /governor/allocations already applies the one allocation rule (the governor's
+  // file, else its override copy: meta/figures.ts governorAllocations). The atlas bridge's
+  // weights are a proposal, not an allocation, so they are never shown as one (issue 10).
   const gov = state.governor;
-  let weights: Readonly<Record<string, unknown>> = gov?.allocations ?? {};
-  let source = str(gov?.source, "capital governor");
-  if (Object.keys(weights).length === 0) {
-    weights = state.doc.atlas?.allocations ?? {};
-    source = "atlas bridge";
-  }
+  const weights: Readonly<Record<string, unknown>> = gov?.allocations ?? {};
+  const source = str(gov?.source, "capital governor");
   const min = isNum(gov?.min_allocation) ? gov.min_allocation : null;
   const max = isNum(gov?.max_allocation) ? gov.max_allocation : null;
   const rows = Object.entries(weights)
