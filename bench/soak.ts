@@ -22,6 +22,7 @@ import { join } from "node:path";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { compile } from "../scripts/build";
 import { MetaMetricsDocument } from "../src/modules/meta/model";
+import { waitFor } from "../test/wait";
 
 const ROOT = join(import.meta.dir, "..");
 const BINARY = join(ROOT, "dist", "neolight-dashboard");
@@ -37,6 +38,8 @@ const FREEZE_EVERY_MS = 60_000;
 const FREEZE_MS = 2_000;
 /** The tiny state filesystem, when we may mount one. */
 const TMPFS_SIZE = "1m";
+/** How long the binary may take to log "service started" (it takes well under a second). */
+const START_DEADLINE_MS = 10_000;
 
 const fixtures = join(ROOT, "test", "fixtures", "neolight");
 const fixture = (name: string) => JSON.parse(readFileSync(join(fixtures, `${name}.json`), "utf8"));
@@ -82,10 +85,14 @@ service.stdout.on("data", (chunk: Buffer) => {
       logCounts.set(`${parsed.level} ${parsed.message}`, (logCounts.get(`${parsed.level} ${parsed.message}`) ?? 0) + 1);
   }
 });
-while (port === 0) {
-  if (service.exitCode !== null) throw new Error(`service exited ${service.exitCode}`);
-  await Bun.sleep(20);
-}
+await waitFor(
+  () => {
+    if (service.exitCode !== null) throw new Error(`service exited ${service.exitCode}`);
+    return port !== 0;
+  },
+  'the service to log "service started"',
+  START_DEADLINE_MS,
+);
 const base = `http://127.0.0.1:${port}`;
 const pid = service.pid as number;
 console.log(`soak: ${SECONDS} s, ${RPS} req/s over ${CLIENTS} clients, pid ${pid}, ${base}`);

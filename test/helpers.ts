@@ -8,6 +8,8 @@ import { type Config, configFromEnv } from "../src/config";
 import { createMemoryLogger, type MemoryLogger } from "../src/log/logger";
 import { type ServiceOverrides, type Services, startServices } from "../src/services";
 
+export { waitFor } from "./wait";
+
 export const ROOT = join(import.meta.dir, "..");
 /** Copies of ../shared/fixtures/neolight (fixtures.test.ts checks they have not drifted). */
 export const FIXTURES = join(import.meta.dir, "fixtures", "neolight");
@@ -103,21 +105,6 @@ export async function call(
 export const get = (app: Handler, path: string) => call(app, "GET", path);
 export const post = (app: Handler, path: string, body: unknown, headers?: Record<string, string>) =>
   call(app, "POST", path, body, headers);
-
-/** Polls `condition` until it holds (never a fixed sleep); fails after `timeoutMs`. */
-export async function waitFor<T>(
-  condition: () => T | Promise<T>,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await condition();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(10);
-  }
-}
 
 /** Every log line with `message`. */
 export function logged(log: MemoryLogger, message: string): Json[] {
