@@ -11,6 +11,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { compile } from "../scripts/build";
 import { historyScenario, historyTable } from "./history";
 import { IDLE_MS, type Launched, launch, median, procStatusKiB, serviceEnv, toMs } from "./lib";
 
@@ -72,16 +73,10 @@ function ensureTools(): void {
 
 function build(): void {
   console.error("bench: building the three servers");
-  sh("make", ["build"]);
-  sh(process.execPath, [
-    "build",
-    "bench/peers/floor/floor.ts",
-    "--compile",
-    "--minify",
-    "--bytecode",
-    "--outfile",
-    "bench/peers/floor/floor-peer",
-  ]);
+  compile();
+  compile(join(ROOT, "bench", "peers", "floor", "floor-peer"), {
+    entries: [join(ROOT, "bench", "peers", "floor", "floor.ts")],
+  });
   const go = existsSync("/usr/local/go/bin/go") ? "/usr/local/go/bin/go" : "go";
   sh(go, ["build", "-trimpath", "-ldflags=-s -w", "-o", "fiber-peer", "."], join(ROOT, "bench", "peers", "fiber"));
 }
