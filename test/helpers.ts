@@ -1,5 +1,6 @@
 // Shared test helpers: fixtures, a real temporary NEOLIGHT_HOME, the app wired with the
-// real services (in process, through app.handle), and a real service process (e2e).
+// real services (in process, through app.handle), and waitFor (test/wait.ts). The real
+// service process of the e2e tests is test/e2e/process.ts.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -1,5 +1,5 @@
 // The page in a real browser: Debian's Chromium, headless, driven by playwright-core,
-// against the compiled binary (built as `make build` builds it: compiledBinary) started from a
+// against the compiled binary (compiledBinary: the command of `make build`) started from a
 // directory with no node_modules. It shows the fixture agents, turns PAUSED within a
 // second of a POST without a reload, draws the P&L chart, fits a phone, and comes back
 // by itself after the service restarts, and its risk card shows a stand-in risk engine's
