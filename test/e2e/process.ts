@@ -102,9 +102,9 @@ export async function postJson(url: string, body: unknown): Promise<Response> {
 }
 
 /**
- * `make()` once, remembering only success: callers share one run in flight; after it fails
- * each of them gets its own error, and the next call runs `make` again. (Remembering the
- * failure made one build error or timeout fail every later binary test with it.)
+ * `make()` once, remembering only success: callers share one run in flight (and its error,
+ * if it fails), and the call after a failure runs `make` again. (Remembering the failure
+ * made one build error fail every later binary test with it.)
  */
 export function onceOk<T>(make: () => Promise<T>): () => Promise<T> {
   let pending: Promise<T> | undefined;
