@@ -14,6 +14,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { waitFor } from "../test/wait";
 import { launch, serviceEnv, toMs } from "./lib";
 
 const ROOT = join(import.meta.dir, "..");
@@ -98,8 +99,9 @@ async function underCharts(port: number, mode: "none" | "cached" | "uncached"): 
       }
     }
   });
-  // ? The charts start first, so the router's whole run is under their load.
-  await Bun.sleep(200);
+  // ? The charts start first (as many answers as there are charts), so the router's whole
+  // run is under their load.
+  await waitFor(() => times.length + errors >= dashboards.length, "every chart's first answer", 30_000);
   const out = await wrkGet(port, DURATION);
   running = false;
   await Promise.all(dashboards);

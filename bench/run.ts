@@ -11,8 +11,9 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { compile } from "../scripts/build";
 import { historyScenario, historyTable } from "./history";
-import { type Launched, launch, median, procStatusKiB, serviceEnv, toMs } from "./lib";
+import { IDLE_MS, type Launched, launch, median, procStatusKiB, serviceEnv, toMs } from "./lib";
 
 const ROOT = join(import.meta.dir, "..");
 const OUT = join(ROOT, "bench", "out");
@@ -22,6 +23,8 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 100);
 const STARTUP_RUNS = Number(process.env.BENCH_STARTUP_RUNS ?? 9);
 const MILLION = Number(process.env.BENCH_MILLION ?? 1_000_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+/** The pause after each memory round before RSS is read (the same for every server). */
+const ROUND_SETTLE_MS = 500;
 
 interface Server {
   name: string;
@@ -70,16 +73,10 @@ function ensureTools(): void {
 
 function build(): void {
   console.error("bench: building the three servers");
-  sh("make", ["build"]);
-  sh(process.execPath, [
-    "build",
-    "bench/peers/floor/floor.ts",
-    "--compile",
-    "--minify",
-    "--bytecode",
-    "--outfile",
-    "bench/peers/floor/floor-peer",
-  ]);
+  compile();
+  compile(join(ROOT, "bench", "peers", "floor", "floor-peer"), {
+    entries: [join(ROOT, "bench", "peers", "floor", "floor.ts")],
+  });
   const go = existsSync("/usr/local/go/bin/go") ? "/usr/local/go/bin/go" : "go";
   sh(go, ["build", "-trimpath", "-ldflags=-s -w", "-o", "fiber-peer", "."], join(ROOT, "bench", "peers", "fiber"));
 }
@@ -205,7 +202,7 @@ async function main(): Promise<void> {
 
   const running: Running[] = [];
   for (const s of SERVERS) running.push(await start(s));
-  await Bun.sleep(1000);
+  await Bun.sleep(IDLE_MS);
   for (const r of running) {
     (results[r.server.name] as Record<string, unknown>).idle_rss_mb = procStatusKiB(r.pid, "VmRSS") / 1024;
     (results[r.server.name] as Record<string, unknown>).idle_anon_mb = procStatusKiB(r.pid, "RssAnon") / 1024;
@@ -245,7 +242,8 @@ async function main(): Promise<void> {
     let served = 0;
     for (let i = 0; i < ROUNDS; i++) {
       served += (await wrk(r, "/meta/metrics", scripts.mixed, {}, seconds)).requests;
-      await Bun.sleep(500);
+      // ? A figure, not a wait for something: every server pauses alike before its RSS is read.
+      await Bun.sleep(ROUND_SETTLE_MS);
       rounds.push(procStatusKiB(r.pid, "VmRSS") / 1024);
       anon.push(procStatusKiB(r.pid, "RssAnon") / 1024);
     }

@@ -13,15 +13,17 @@
 // third of the run. Nothing but the service is ever stopped.
 //
 // Verdict: 0 unexpected 5xx (503 "update not stored" during the disk-full window are counted
-// apart as intended), every update answered 200 served at the end, RSS flat (the last third's
-// mean within 10 % of the second third's). Figures go to stdout and bench/out/soak-<time>.json.
+// apart as intended), every update answered 200 served at the end, the safety keys served in
+// their shapes, a clean exit, RSS flat (the last third's mean within 10 % of the second third's). Figures go to stdout and bench/out/soak-<time>.json.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Type } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { compile } from "../scripts/build";
-import { MetaMetricsDocument } from "../src/modules/meta/model";
+import { Breakers, Guardian, MetaMetricsDocument } from "../src/modules/meta/model";
+import { waitFor } from "../test/wait";
 
 const ROOT = join(import.meta.dir, "..");
 const BINARY = join(ROOT, "dist", "neolight-dashboard");
@@ -37,6 +39,8 @@ const FREEZE_EVERY_MS = 60_000;
 const FREEZE_MS = 2_000;
 /** The tiny state filesystem, when we may mount one. */
 const TMPFS_SIZE = "1m";
+/** How long the binary may take to log "service started" (it takes well under a second). */
+const START_DEADLINE_MS = 10_000;
 
 const fixtures = join(ROOT, "test", "fixtures", "neolight");
 const fixture = (name: string) => JSON.parse(readFileSync(join(fixtures, `${name}.json`), "utf8"));
@@ -82,10 +86,14 @@ service.stdout.on("data", (chunk: Buffer) => {
       logCounts.set(`${parsed.level} ${parsed.message}`, (logCounts.get(`${parsed.level} ${parsed.message}`) ?? 0) + 1);
   }
 });
-while (port === 0) {
-  if (service.exitCode !== null) throw new Error(`service exited ${service.exitCode}`);
-  await Bun.sleep(20);
-}
+await waitFor(
+  () => {
+    if (service.exitCode !== null) throw new Error(`service exited ${service.exitCode}`);
+    return port !== 0;
+  },
+  'the service to log "service started"',
+  START_DEADLINE_MS,
+);
 const base = `http://127.0.0.1:${port}`;
 const pid = service.pid as number;
 console.log(`soak: ${SECONDS} s, ${RPS} req/s over ${CLIENTS} clients, pid ${pid}, ${base}`);
@@ -290,7 +298,13 @@ sampleRss();
 
 // --- verdict -------------------------------------------------------------------------------
 const doc = (await (await fetch(`${base}/meta/metrics`)).json()) as Record<string, unknown>;
-const valid = TypeCompiler.Compile(MetaMetricsDocument).Check(doc);
+// ? The safety keys as the router reads them (as test/modules/fuzz.test.ts checks): since
+// issue 15 any other value that breaks its schema (the hostile `timestamp` object above) is
+// served as null, which MetaMetricsDocument's other fields do not describe, so checking
+// the whole document failed every soak run that sent one.
+const valid = TypeCompiler.Compile(
+  Type.Object({ guardian: Guardian, breakers: Breakers, mode: MetaMetricsDocument.properties.mode }),
+).Check(doc);
 const missing = [...acked].filter(([key, n]) => ((doc[key] as number) ?? 0) < n);
 service.kill("SIGTERM");
 const exitCode = await new Promise<number | null>((resolve) => service.on("exit", (code) => resolve(code)));

@@ -1,5 +1,6 @@
 // Shared test helpers: fixtures, a real temporary NEOLIGHT_HOME, the app wired with the
-// real services (in process, through app.handle), and a real service process (e2e).
+// real services (in process, through app.handle), and waitFor (test/wait.ts). The real
+// service process of the e2e tests is test/e2e/process.ts.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,6 +8,8 @@ import { type App, createApp } from "../src/app";
 import { type Config, configFromEnv } from "../src/config";
 import { createMemoryLogger, type MemoryLogger } from "../src/log/logger";
 import { type ServiceOverrides, type Services, startServices } from "../src/services";
+
+export { waitFor } from "./wait";
 
 export const ROOT = join(import.meta.dir, "..");
 /** Copies of ../shared/fixtures/neolight (fixtures.test.ts checks they have not drifted). */
@@ -103,21 +106,6 @@ export async function call(
 export const get = (app: Handler, path: string) => call(app, "GET", path);
 export const post = (app: Handler, path: string, body: unknown, headers?: Record<string, string>) =>
   call(app, "POST", path, body, headers);
-
-/** Polls `condition` until it holds (never a fixed sleep); fails after `timeoutMs`. */
-export async function waitFor<T>(
-  condition: () => T | Promise<T>,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await condition();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(10);
-  }
-}
 
 /** Every log line with `message`. */
 export function logged(log: MemoryLogger, message: string): Json[] {

@@ -3,9 +3,7 @@
 // time exec -> first 200 on /health, then read VmRSS after it has idled a second.
 // Runs alternate between binaries so machine noise hits each alike.
 //   bun bench/metrics/cost.ts [runs] name=path/to/binary[@VAR=value,...] ...
-import { launch, median, procStatusKiB, serviceEnv } from "../lib";
-
-const IDLE_MS = 1000;
+import { IDLE_MS, launch, median, procStatusKiB, serviceEnv } from "../lib";
 
 interface Run {
   startMs: number;

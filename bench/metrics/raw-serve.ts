@@ -1,5 +1,6 @@
 // The floor for start-up and memory: a raw Bun.serve answering /health, compiled the same
-// way as the service (`make build` flags). bench/metrics/cost.ts compares against it.
+// way as the service (`bun run scripts/build.ts <outfile> bench/metrics/raw-serve.ts`).
+// bench/metrics/cost.ts compares against it.
 const port = Number(process.env.NEOLIGHT_DASHBOARD_PORT ?? 8100);
 Bun.serve({
   port,

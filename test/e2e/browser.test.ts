@@ -1,5 +1,5 @@
 // The page in a real browser: Debian's Chromium, headless, driven by playwright-core,
-// against the compiled binary (built here as `make build` builds it) started from a
+// against the compiled binary (compiledBinary: the command of `make build`) started from a
 // directory with no node_modules. It shows the fixture agents, turns PAUSED within a
 // second of a POST without a reload, draws the P&L chart, fits a phone, and comes back
 // by itself after the service restarts, and its risk card shows a stand-in risk engine's
@@ -12,11 +12,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
-import { compileArgs } from "../../scripts/build";
 import { type HistoryPoint, openSqliteHistory } from "../../src/store/history";
 import { fixture, ROOT, tempDir } from "../helpers";
 import { standInEngine } from "../risk-engine";
-import { postJson, type ServiceProcess, spawnService } from "./process";
+import { compiledBinary, postJson, type ServiceProcess, spawnService } from "./process";
 
 // The functions given to page.evaluate / waitForFunction run in the browser. The test
 // project has no DOM types (the server must not use them), so the few browser globals
@@ -53,7 +52,7 @@ const LIVE_MS = 1000;
 describe.skipIf(!available)("the dashboard page in Chromium (compiled binary)", () => {
   const work = tempDir("neolight-browser-");
   const home = join(work.path, "home");
-  const binary = join(work.path, "bin", "neolight-dashboard");
+  let binary = "";
   let port = 0;
   let browser: Browser;
   let svc: ServiceProcess;
@@ -70,13 +69,8 @@ describe.skipIf(!available)("the dashboard page in Chromium (compiled binary)", 
   const url = () => `http://127.0.0.1:${port}`;
 
   beforeAll(async () => {
-    // The same command as `make build`.
-    const build = Bun.spawnSync([process.execPath, ...compileArgs(binary)], {
-      cwd: ROOT,
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`);
+    // The same command as `make build` (scripts/build.ts), shared with the other binary tests.
+    binary = await compiledBinary();
     for (const dir of ["runtime", "state"]) mkdirSync(join(home, dir), { recursive: true });
     writeFileSync(
       join(home, "runtime", "capital_governor_allocations.json"),

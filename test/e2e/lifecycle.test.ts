@@ -43,7 +43,7 @@ describe("restart", () => {
         }
       });
       // Kill once a good number of updates were acknowledged.
-      while ([...acked.values()].reduce((a, b) => a + b, 0) < 200) await Bun.sleep(5);
+      await waitFor(() => [...acked.values()].reduce((a, b) => a + b, 0) >= 200, "200 acknowledged updates");
       svc.proc.kill("SIGKILL");
       await svc.proc.exited;
       stop = true;

@@ -101,24 +101,39 @@ export async function postJson(url: string, body: unknown): Promise<Response> {
   return fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 }
 
-let built: Promise<string> | undefined;
+/**
+ * `make()` once, remembering only success: callers share one run in flight (and its error,
+ * if it fails), and the call after a failure runs `make` again. (Remembering the failure
+ * made one build error fail every later binary test with it.)
+ */
+export function onceOk<T>(make: () => Promise<T>): () => Promise<T> {
+  let pending: Promise<T> | undefined;
+  return () => {
+    pending ??= make().catch((error: unknown) => {
+      pending = undefined;
+      throw error;
+    });
+    return pending;
+  };
+}
 
 /**
  * Builds a standalone binary once per test run (into a temporary directory, so it never
- * races `make build`) and resolves with its path: the command of `make build`.
+ * races `make build`) with scripts/build.ts, the command of `make build`, and resolves with
+ * its path. A build that fails throws the compiler's output, and the next test builds again.
  */
-export function compiledBinary(): Promise<string> {
-  built ??= (async () => {
-    const out = join(mkdtempSync(join(tmpdir(), "neolight-bin-")), "neolight-dashboard");
-    const proc = Bun.spawn([process.execPath, ...compileArgs(out)], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
-    if ((await proc.exited) !== 0) {
-      const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
-      throw new Error(`build failed: ${out}${err}`);
-    }
-    return out;
-  })();
-  return built;
-}
+export const compiledBinary = onceOk(async () => {
+  const out = join(mkdtempSync(join(tmpdir(), "neolight-bin-")), "neolight-dashboard");
+  const proc = Bun.spawn([process.execPath, ...compileArgs(out)], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+  // ? Read while it runs: a compiler that fills the pipe would otherwise never exit.
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  if (code !== 0) throw new Error(`build failed (exit ${code}):\n${stdout}${stderr}`);
+  return out;
+});
 
 /** The process stops at start-up with exit 2 and exactly one JSON ERROR line naming `variable`. */
 export async function expectConfigExit(

@@ -11,6 +11,7 @@ import {
   RING_EVENTS,
   type Subscription,
 } from "../../src/telemetry/hub";
+import { waitFor } from "../helpers";
 
 const decoder = new TextDecoder();
 
@@ -190,9 +191,7 @@ describe("hub", () => {
     let dropped = 0;
     using h = hub({ heartbeatMs: 5, queueCapacity: 4, onDrop: () => dropped++ });
     h.subscribe();
-    await Bun.sleep(0);
-    const started = Date.now();
-    while (dropped === 0 && Date.now() - started < 5000) await Bun.sleep(5);
+    await waitFor(() => dropped > 0, "the heartbeats to fill the stalled queue");
     expect(dropped).toBe(1);
     expect(h.stats().subscribers).toBe(0);
   });

@@ -61,11 +61,13 @@ describe("a full channel", () => {
     const gate = new Promise<void>((r) => {
       release = r;
     });
+    let saving = false;
     const persistence: Persistence = {
       path: real.path,
       load: () => real.load(),
       keepAside: () => real.keepAside(),
       save: async (s) => {
+        saving = true;
         await gate;
         await real.save(s);
       },
@@ -78,7 +80,7 @@ describe("a full channel", () => {
 
     // The first is taken by the processor (stuck on the disk), the next two fill the channel.
     const first = post(t.app, "/meta/metrics", fixture("meta_metrics_paused_post"));
-    await Bun.sleep(0);
+    await waitFor(() => saving, "the processor to be stuck on the disk");
     const queued = [post(t.app, "/meta/metrics", { mode: "A" }), post(t.app, "/meta/metrics", { mode: "B" })];
     await waitFor(() => t.services.channel.depth === 2, "two queued updates");
 

@@ -6,7 +6,8 @@
 // merging or persisting anything, and GET /meta/metrics always serves the same
 // start-up snapshot. Its 200 promises nothing; it only measures HTTP overhead.
 //
-// Build: bun build --compile --minify --bytecode bench/peers/floor/floor.ts --outfile bench/peers/floor/floor-peer
+// Build (the service's compile flags, so the comparison is fair; `make bench` does it):
+//   bun run scripts/build.ts bench/peers/floor/floor-peer bench/peers/floor/floor.ts
 import { readFileSync } from "node:fs";
 // Embedded at build time, so the compiled binary runs from any directory.
 import embedded from "../../../test/fixtures/neolight/meta_metrics_post.json";
