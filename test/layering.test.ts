@@ -6,15 +6,9 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT } from "./helpers";
 
-/**
- * Still open: the history store returns the history feature's answer schemas
- * (modules/history/model.ts). They move with the history split (issue 10 item 9).
- */
-const KNOWN = new Set(["store/history.ts", "store/history-worker.ts"]);
-
 test.each(["http", "log", "store"])("src/%s imports no feature module", (layer) => {
   const offending = readdirSync(join(ROOT, "src", layer))
-    .filter((f) => f.endsWith(".ts") && !KNOWN.has(`${layer}/${f}`))
+    .filter((f) => f.endsWith(".ts"))
     .filter((f) => /from "(\.\.\/)+modules\//.test(readFileSync(join(ROOT, "src", layer, f), "utf8")))
     .map((f) => `${layer}/${f}`);
   expect(offending).toEqual([]);

@@ -4,8 +4,8 @@
 // A second entry point of the compiled binary (scripts/build.ts).
 
 import { setPriority } from "node:os";
-import type { HistoryAnswer } from "../modules/history/model";
 import { type HistoryStore, isCorruption, moveAside, OutdatedHistoryError, openSqliteHistory } from "./history";
+import type { HistoryAnswer } from "./history-model";
 import type { HistoryBody, HistoryOps, HistoryReply, HistoryRequest } from "./history-thread";
 
 declare const self: Worker;

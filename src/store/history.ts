@@ -7,7 +7,7 @@
 // operator may want it) and a fresh one is started, at open and whenever it shows later.
 import { Database, SQLiteError } from "bun:sqlite";
 import { existsSync, renameSync } from "node:fs";
-import type { Series } from "../modules/history/model";
+import type { Series } from "./history-model";
 import { asidePath } from "./json-file";
 
 /** One sample of one series. */

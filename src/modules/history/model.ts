@@ -33,30 +33,9 @@ export const HistoryQuery = t.Object({
 });
 export type HistoryQuery = typeof HistoryQuery.static;
 
-export const Series = t.Object({
-  kind: t.String({ description: "agent, strategy, guardian, breaker, regime, allocation, mode" }),
-  subject: t.String({ description: "agent or strategy name, breaker name, or '' for singletons" }),
-  field: t.String({ description: "pnl_1d, drawdown, is_paused (0/1), state (0 CLOSED, 0.5 HALF_OPEN, 1 OPEN), ..." }),
-  t: t.Array(t.Number(), { description: "Unix ms of each point, ascending" }),
-  v: t.Array(t.Union([t.Number(), t.Null()]), { description: "the value at each point" }),
-  labels: t.Optional(t.Array(t.Union([t.String(), t.Null()]), { description: "regime label, breaker state, mode" })),
-});
-/** One series, columnar (what charting libraries take): the store answers it, the page draws it. */
-export type Series = typeof Series.static;
-
-export const HistoryAnswer = t.Object(
-  {
-    from: t.String({ description: "RFC 3339 UTC" }),
-    to: t.String({ description: "RFC 3339 UTC" }),
-    points: t.Integer({ description: "the most points any series has here" }),
-    bucket_ms: t.Integer({ description: "each point stands for this long: its bucket's last sample" }),
-    retention_days: t.Integer(),
-    truncated: t.Boolean({ description: "true when more series existed than the answer may hold" }),
-    series: t.Array(Series),
-  },
-  { description: "Time series of the recorded figures, downsampled" },
-);
-export type HistoryAnswer = typeof HistoryAnswer.static;
+// ? The answer's shape is the history store's (store/history-model.ts): the history thread
+// builds the whole answer, and store/ knows no feature (issue 10 item 8).
+export { HistoryAnswer, Series } from "../../store/history-model";
 
 /** /status `history`: the history database's state. */
 export const HistoryStatus = t.Object({
