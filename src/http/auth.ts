@@ -52,12 +52,26 @@ export function clientKey(address: string | null): string {
   return address === null ? "unknown" : isLoopback(address) ? "loopback" : address;
 }
 
+/**
+ * fe80::/10 and 169.254.0.0/16 (IPv4-mapped too). Such an address is unique only on its own
+ * link: a client on another link (a VM bridge, a container veth) can hold the same fe80::
+ * address as one of this host's interfaces, so it never proves "this host" (issue 15).
+ */
+export function isLinkLocal(address: string): boolean {
+  const a = address.toLowerCase();
+  const v4 = a.startsWith("::ffff:") ? a.slice(7) : a;
+  if (/^169\.254\.\d{1,3}\.\d{1,3}$/.test(v4)) return true;
+  // fe80::/10 is fe80 to febf in the first group.
+  return /^fe[89ab][0-9a-f]:/.test(a);
+}
+
 /** How often the host's own interface addresses are re-read (DHCP, new interfaces). */
 const LOCAL_ADDRESSES_TTL_MS = 60_000;
 
 /**
  * Whether `address` is this host: loopback, or one of the host's own interface addresses
- * (an agent on this host that connects to the host's name or LAN address arrives from it).
+ * (an agent on this host that connects to the host's name or LAN address arrives from it),
+ * never a link-local one (isLinkLocal says why).
  * The interface list is cached for LOCAL_ADDRESSES_TTL_MS and only read for addresses that
  * are not loopback.
  */
@@ -73,6 +87,7 @@ export function localAddressCheck(
   return (address) => {
     if (address === null) return false;
     if (isLoopback(address)) return true;
+    if (isLinkLocal(address)) return false;
     if (cached === null || Date.now() - readAt > LOCAL_ADDRESSES_TTL_MS) {
       cached = new Set(list());
       readAt = Date.now();
@@ -152,9 +167,12 @@ export function createAccessPolicy(options: AccessPolicyOptions): AccessPolicy {
   if (writeDigest === null) {
     // ? "this host", not "loopback": an agent that connects to the host's own LAN address
     // is accepted too (isLocal), and the README says so; the WARN must not say less.
-    log.warn("no write token: writes accepted from this host only (loopback or its own interface addresses)", {
-      variable: "NEOLIGHT_DASHBOARD_TOKEN",
-    });
+    log.warn(
+      "no write token: writes accepted from this host only (loopback or its own non-link-local interface addresses)",
+      {
+        variable: "NEOLIGHT_DASHBOARD_TOKEN",
+      },
+    );
   }
 
   function refuse(error: HttpError, reason: string, request: Request, address: string | null, path: string): never {

@@ -3,7 +3,7 @@
 // so a route another feature adds is covered without being named here.
 import { describe, expect, test } from "bun:test";
 import { networkInterfaces } from "node:os";
-import { type ClientAddress, isLoopback, localAddressCheck } from "../../src/http/auth";
+import { type ClientAddress, isLinkLocal, isLoopback, localAddressCheck } from "../../src/http/auth";
 import { createRateLimiter } from "../../src/http/rate-limit";
 import { MAX_LOGGED_BYTES } from "../../src/log/logger";
 import { SAMPLED_LINES_PER_CLIENT } from "../../src/log/sampler";
@@ -12,7 +12,8 @@ import { call, fixture, get, type Json, logged, startApp, type TestApp } from ".
 const TOKEN = "w".repeat(24);
 const READ_TOKEN = "r".repeat(24);
 const LOOPBACK = "127.0.0.1";
-const NO_TOKEN_WARN = "no write token: writes accepted from this host only (loopback or its own interface addresses)";
+const NO_TOKEN_WARN =
+  "no write token: writes accepted from this host only (loopback or its own non-link-local interface addresses)";
 const REMOTE = "10.1.2.3";
 
 /** The peer is whatever the test puts in x-test-peer (default loopback). */
@@ -53,8 +54,24 @@ describe("localAddressCheck", () => {
     ["the host's own IPv6 address", "2001:db8::2", true],
     ["another host", "192.0.2.3", false],
     ["no address (app.handle)", null, false],
+    // Issue 15: link-local addresses are unique only per link, so a client on another link
+    // may hold the same one. Listed as the host's own, they still do not count.
+    ["the host's own fe80:: address", "fe80::1c2:3ff:fe04:506", false],
+    ["the same, upper case", "FE80::1C2:3FF:FE04:506", false],
+    ["the host's own febf:: address (end of fe80::/10)", "febf::9", false],
+    ["the host's own 169.254 address", "169.254.7.9", false],
+    ["the same, IPv4-mapped", "::ffff:169.254.7.9", false],
   ] as const)("%s", (_name, address, expected) => {
-    const isLocal = localAddressCheck(() => ["127.0.0.1", "192.0.2.2", "2001:db8::2", "::1"]);
+    const isLocal = localAddressCheck(() => [
+      "127.0.0.1",
+      "192.0.2.2",
+      "2001:db8::2",
+      "::1",
+      "fe80::1c2:3ff:fe04:506",
+      "FE80::1C2:3FF:FE04:506",
+      "febf::9",
+      "169.254.7.9",
+    ]);
     expect(isLocal(address)).toBe(expected);
   });
 
@@ -62,9 +79,27 @@ describe("localAddressCheck", () => {
     const own = Object.values(networkInterfaces())
       .flat()
       .map((i) => i?.address)
-      .find((a) => a !== undefined && !a.startsWith("127.") && a !== "::1");
+      .find((a) => a !== undefined && !a.startsWith("127.") && a !== "::1" && !isLinkLocal(a));
     if (own !== undefined) expect(localAddressCheck()(own)).toBe(true);
     expect(localAddressCheck()("198.51.100.77")).toBe(false);
+  });
+});
+
+describe("isLinkLocal", () => {
+  test.each([
+    ["fe80::1", true],
+    ["fe80::1%eth0", true],
+    ["fe9a::1", true],
+    ["febf:ffff::1", true],
+    ["fec0::1", false],
+    ["fe7f::1", false],
+    ["2001:db8::fe80", false],
+    ["169.254.0.1", true],
+    ["::ffff:169.254.255.255", true],
+    ["169.25.0.1", false],
+    ["10.169.254.1", false],
+  ])("%s: %p", (address, expected) => {
+    expect(isLinkLocal(address)).toBe(expected);
   });
 });
 
@@ -112,7 +147,7 @@ describe("writes without NEOLIGHT_DASHBOARD_TOKEN: loopback only", () => {
     const own = Object.values(networkInterfaces())
       .flat()
       .map((i) => i?.address)
-      .find((a) => a !== undefined && !isLoopback(a));
+      .find((a) => a !== undefined && !isLoopback(a) && !isLinkLocal(a));
     if (own !== undefined) expect((await write(t, "POST", "/meta/metrics", own)).status).toBe(200);
     expect((await write(t, "POST", "/meta/metrics", "198.51.100.77")).status).toBe(403);
   });
