@@ -1,9 +1,11 @@
 // The JSON-file backend of the document store: state/meta_metrics.json.
 // Safe writes (STYLE rule 5): temp file in the same directory, fsync, rename, fsync the
 // directory. A crash at any point leaves either the old or the new file, never a torn one.
-import { constants } from "node:fs";
+import { constants, fsync, writeFile } from "node:fs";
 import { copyFile, link, open, readdir, readFile, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { promisify } from "node:util";
+import { createFdReserve } from "./fd-reserve";
 import {
   CACHE_TIMESTAMP_KEY,
   type JsonObject,
@@ -11,6 +13,9 @@ import {
   type Persistence,
   UnconfirmedWriteError,
 } from "./store";
+
+const writeFd = promisify(writeFile);
+const fsyncFd = promisify(fsync);
 
 function isObject(value: unknown): value is JsonObject {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -37,14 +42,10 @@ export function createJsonFilePersistence(path: string): Persistence {
     }
   }
 
-  async function fsyncDir(): Promise<void> {
-    const handle = await open(dir, "r");
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  }
+  // ? The write must not fail for lack of descriptors (a connection flood, issue 15 item 8):
+  // the directory's descriptor is held open, and the temp file may use a spare.
+  const reserve = createFdReserve(dir);
+  const fsyncDir = () => reserve.syncDir();
 
   return {
     path,
@@ -97,16 +98,16 @@ export function createJsonFilePersistence(path: string): Persistence {
     },
     async save(state) {
       const text = JSON.stringify({ ...state.doc, [CACHE_TIMESTAMP_KEY]: state.updatedAt });
-      const handle = await open(tmp, "w", 0o644);
+      const fd = reserve.open(tmp, "w", 0o644);
       try {
-        await handle.writeFile(text);
-        await handle.sync();
+        await writeFd(fd, text);
+        await fsyncFd(fd);
       } catch (err) {
-        await handle.close().catch(() => {});
+        reserve.close(fd);
         await unlink(tmp).catch(() => {});
         throw err;
       }
-      await handle.close();
+      reserve.close(fd);
       await rename(tmp, path);
       // ? From here the new state is the file: a failure is "unconfirmed", not "unchanged".
       // One retry: a transient EMFILE/EINTR should not cost the batch its 200.
