@@ -2,7 +2,7 @@
 // Safe writes (STYLE rule 5): temp file in the same directory, fsync, rename, fsync the
 // directory. A crash at any point leaves either the old or the new file, never a torn one.
 import { constants, fsync, writeFile } from "node:fs";
-import { copyFile, link, open, readdir, readFile, rename, unlink } from "node:fs/promises";
+import { copyFile, link, lstat, open, readdir, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { createFdReserve } from "./fd-reserve";
@@ -29,6 +29,40 @@ export function asidePath(path: string, date = new Date()): string {
   return `${path}.corrupt-${date.toISOString().replace(/[-:.]/g, "")}`;
 }
 
+/**
+ * The state file is not a regular file: a symlink (a write would replace it with a regular
+ * file; a dangling one would pass for a first start and serve "not paused"), a FIFO (a read
+ * would wait for a writer for ever), a directory or a device. Start-up stops (exit 1).
+ */
+export class StateFileTypeError extends Error {
+  constructor(path: string, what: string) {
+    super(`state file ${path} is ${what}, not a regular file: replace it with a regular file or remove it`);
+    this.name = "StateFileTypeError";
+  }
+}
+
+/** The state file's text; null when there is none. Throws StateFileTypeError for anything but a regular file. */
+async function readStateFile(path: string): Promise<string | null> {
+  let info: Awaited<ReturnType<typeof lstat>>;
+  try {
+    info = await lstat(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw err;
+  }
+  if (info.isSymbolicLink()) throw new StateFileTypeError(path, "a symlink");
+  if (!info.isFile()) throw new StateFileTypeError(path, info.isFIFO() ? "a FIFO" : "not a regular file");
+  // ? Non-blocking and no-follow: the path may have been swapped since lstat; a FIFO opened
+  // this way does not wait for a writer, and fstat then refuses it.
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+  try {
+    if (!(await handle.stat()).isFile()) throw new StateFileTypeError(path, "not a regular file");
+    return await handle.readFile("utf8");
+  } finally {
+    await handle.close().catch(() => {});
+  }
+}
+
 export function createJsonFilePersistence(path: string): Persistence {
   const dir = dirname(path);
   // ? One temp name per process: saves are serialised by the store. Temp files left by
@@ -51,13 +85,8 @@ export function createJsonFilePersistence(path: string): Persistence {
     path,
     async load(): Promise<LoadResult> {
       await removeStaleTemps();
-      let text: string;
-      try {
-        text = await readFile(path, "utf8");
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === "ENOENT") return { state: null, corrupt: null };
-        throw err;
-      }
+      const text = await readStateFile(path);
+      if (text === null) return { state: null, corrupt: null };
       let parsed: unknown;
       try {
         parsed = JSON.parse(text);

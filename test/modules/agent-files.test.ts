@@ -135,3 +135,16 @@ describe("an agent rewriting its file in place", () => {
     });
   });
 });
+
+describe("an agent file beyond the body limits (issue 15 item 10)", () => {
+  test("400 KB of nested arrays is refused by its shape; the last good copy is served", async () => {
+    await using t = await startApp();
+    const file = t.services.files.regime;
+    write(t, "runtime/market_regime.json", fixtureText("market_regime"));
+    await file.refresh();
+    write(t, "runtime/market_regime.json", `${"[".repeat(200_000)}${"]".repeat(200_000)}`);
+    await file.refresh();
+    expect(file.state()).toMatchObject({ serving: "last_good", last_error: "nested deeper than 32 levels" });
+    expect((await get(t.app, "/meta/regime")).body).toEqual(fixture("market_regime"));
+  });
+});

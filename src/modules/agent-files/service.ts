@@ -3,11 +3,12 @@
 // a read can see an empty, truncated or half-rewritten file. Such a read never reaches a
 // client: the last good copy keeps being served, one WARN is logged per bad stretch, and
 // the new content is picked up as soon as the file is whole again.
-import { type FSWatcher, watch } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { constants, type FSWatcher, type Stats, watch } from "node:fs";
+import { type FileHandle, open, readlink, realpath, stat } from "node:fs/promises";
+import { basename, dirname, join, sep } from "node:path";
 import type { TSchema } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { MAX_DEPTH, MAX_NODES } from "../../http/json-body";
 import type { Logger } from "../../log/logger";
 import { Allocations, type FileSource, PerformanceAttribution, RegimeDocument } from "./model";
 
@@ -15,6 +16,17 @@ import { Allocations, type FileSource, PerformanceAttribution, RegimeDocument } 
 export const MAX_AGENT_FILE_BYTES = 16 * 1024 * 1024;
 /** Change events come in bursts while an agent writes; coalesce them for this long. */
 const EVENT_DEBOUNCE_MS = 20;
+/**
+ * Longest one look at a file (open, fstat, read) may take. Past it the last good copy stays
+ * served and no new look starts until the stuck one ends: a hung filesystem must not take
+ * every file-I/O thread (and with them the state file's writes) one poll at a time.
+ */
+export const READ_TIMEOUT_MS = 2000;
+/**
+ * ? Non-blocking: opening a FIFO for reading would otherwise wait for a writer, holding a
+ * file-I/O thread for good (issue 15 item 5). A regular file reads the same either way.
+ */
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
 
 export interface WatchedFile {
   /** The last valid content as JSON text, or null when the file does not exist or never was valid. */
@@ -36,9 +48,64 @@ export interface WatchOptions {
   validate(value: unknown): string | null;
   pollMs: number;
   log: Logger;
+  /** NEOLIGHT_HOME: a file whose real path (after symlinks) leads outside it is refused, never read. */
+  home: string;
 }
 
-export function watchJsonFile({ name, path, validate, pollMs, log }: WatchOptions): WatchedFile {
+/** What one look at the file found; "read" carries its text. */
+type Look =
+  | { kind: "missing" }
+  | { kind: "refused"; sig: string; info: Stats | null; error: string }
+  | { kind: "unchanged"; info: Stats }
+  | { kind: "read"; sig: string; info: Stats; text: string };
+
+/** The file's type in words, for "not a regular file" (never its content). */
+function fileType(info: Stats): string {
+  if (info.isFIFO()) return "a FIFO";
+  if (info.isDirectory()) return "a directory";
+  if (info.isSocket()) return "a socket";
+  if (info.isCharacterDevice() || info.isBlockDevice()) return "a device";
+  return "not a regular file";
+}
+
+/**
+ * What is wrong with `text`'s shape under the body limits (MAX_DEPTH, MAX_NODES), or null.
+ * ? Scanned before JSON.parse: a file of 200k nested arrays parses, but then stalls every
+ * later step (issue 15 item 10). Linear, skips strings; counts keys and items as commas
+ * plus one per non-empty container.
+ */
+function shapeProblem(text: string): string | null {
+  let depth = 0;
+  let nodes = 0;
+  let opened = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 32 || c === 10 || c === 13 || c === 9) continue;
+    if (opened && c !== 93 && c !== 125) nodes++;
+    opened = false;
+    if (c === 34) {
+      for (i++; i < text.length && text.charCodeAt(i) !== 34; i++) if (text.charCodeAt(i) === 92) i++;
+    } else if (c === 91 || c === 123) {
+      if (++depth > MAX_DEPTH) return `nested deeper than ${MAX_DEPTH} levels`;
+      opened = true;
+    } else if (c === 93 || c === 125) depth--;
+    else if (c === 44) nodes++;
+    if (nodes > MAX_NODES) return `holds more than ${MAX_NODES} keys and items`;
+  }
+  return null;
+}
+
+const TIMED_OUT = Symbol("timed out");
+
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const limit = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(() => resolve(TIMED_OUT), ms);
+  });
+  return Promise.race([work, limit]).finally(() => clearTimeout(timer));
+}
+
+export function watchJsonFile({ name, path, validate, pollMs, log, home }: WatchOptions): WatchedFile {
   let good: { value: unknown; json: string } | null = null;
   let seen = ""; // signature (inode, size, mtime) of the version last read
   let bad = false;
@@ -46,6 +113,8 @@ export function watchJsonFile({ name, path, validate, pollMs, log }: WatchOption
   let again = false;
   let debounce: ReturnType<typeof setTimeout> | undefined;
   let watcher: FSWatcher | undefined;
+  let stuck: Promise<unknown> | null = null; // a look that overran READ_TIMEOUT_MS, still running
+  let realHome: string | null = null;
   const figures: FileSource = {
     name,
     path,
@@ -70,15 +139,74 @@ export function watchJsonFile({ name, path, validate, pollMs, log }: WatchOption
     figures.serving = good === null ? "none" : "last_good";
   }
 
-  async function check(): Promise<void> {
-    let info: Awaited<ReturnType<typeof stat>>;
+  /** The real path of the open file: /proc's link for the descriptor (no race), else realpath. */
+  async function openedPath(handle: FileHandle): Promise<string> {
+    return readlink(`/proc/self/fd/${handle.fd}`).catch(() => realpath(path));
+  }
+
+  async function look(): Promise<Look> {
+    let info: Stats;
     try {
       info = await stat(path);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
-        reject("stat-error", (err as Error).message);
-        return;
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return { kind: "missing" };
+      return {
+        kind: "refused",
+        sig: "stat-error",
+        info: null,
+        error: `cannot stat: ${(err as NodeJS.ErrnoException).code ?? "error"}`,
+      };
+    }
+    // ? Only regular files are opened at all: a FIFO, socket or device is refused by its type.
+    if (!info.isFile())
+      return { kind: "refused", sig: `type:${info.ino}`, info, error: `${fileType(info)}, not a regular file` };
+    let handle: FileHandle;
+    try {
+      handle = await open(path, OPEN_FLAGS);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return { kind: "missing" };
+      return {
+        kind: "refused",
+        sig: "open-error",
+        info,
+        error: `cannot open: ${(err as NodeJS.ErrnoException).code ?? "error"}`,
+      };
+    }
+    try {
+      // ? fstat of what was opened: the path may have been swapped for a FIFO since stat().
+      info = await handle.stat();
+      const sig = `${info.ino}:${info.size}:${info.mtimeMs}`;
+      if (!info.isFile())
+        return { kind: "refused", sig: `type:${info.ino}`, info, error: `${fileType(info)}, not a regular file` };
+      realHome ??= await realpath(home);
+      const real = await openedPath(handle);
+      if (real !== realHome && !real.startsWith(realHome + sep)) {
+        return { kind: "refused", sig, info, error: "a symlink leading outside NEOLIGHT_HOME: not read" };
       }
+      if (sig === seen && !bad) return { kind: "unchanged", info };
+      if (info.size > MAX_AGENT_FILE_BYTES) {
+        return { kind: "refused", sig, info, error: `file is larger than ${MAX_AGENT_FILE_BYTES} bytes` };
+      }
+      return { kind: "read", sig, info, text: await handle.readFile("utf8") };
+    } finally {
+      await handle.close().catch(() => {});
+    }
+  }
+
+  async function check(): Promise<void> {
+    if (stuck) return reject("stuck", `a read has not finished after ${READ_TIMEOUT_MS} ms`);
+    const work = look();
+    const found = await withTimeout(work, READ_TIMEOUT_MS);
+    if (found === TIMED_OUT) {
+      stuck = work;
+      void work
+        .catch(() => {})
+        .finally(() => {
+          stuck = null;
+        });
+      return reject("stuck", `a read has not finished after ${READ_TIMEOUT_MS} ms`);
+    }
+    if (found.kind === "missing") {
       if (figures.present) log.info("agent file removed", { source: name, path });
       figures.present = false;
       figures.serving = "none";
@@ -88,22 +216,19 @@ export function watchJsonFile({ name, path, validate, pollMs, log }: WatchOption
       return;
     }
     figures.present = true;
-    figures.last_change = info.mtime.toISOString();
-    const sig = `${info.ino}:${info.size}:${info.mtimeMs}`;
-    if (sig === seen && !bad) return;
-    if (info.size > MAX_AGENT_FILE_BYTES) return reject(sig, `file is larger than ${MAX_AGENT_FILE_BYTES} bytes`);
-    let text: string;
-    try {
-      text = await readFile(path, "utf8");
-    } catch (err) {
-      return reject(sig, (err as Error).message);
-    }
+    if (found.info) figures.last_change = found.info.mtime.toISOString();
+    if (found.kind === "unchanged") return;
+    if (found.kind === "refused") return reject(found.sig, found.error);
+    const { sig, text } = found;
     if (text.trim() === "") return reject(sig, "file is empty");
+    const shape = shapeProblem(text);
+    if (shape !== null) return reject(sig, shape);
     let value: unknown;
     try {
       value = JSON.parse(text);
-    } catch (err) {
-      return reject(sig, `not valid JSON: ${(err as Error).message}`);
+    } catch {
+      // ? Never the parser's message: it quotes the file's first token (issue 15 item 11).
+      return reject(sig, `not valid JSON (${text.length} characters)`);
     }
     const problem = validate(value);
     if (problem !== null) return reject(sig, problem);
@@ -199,7 +324,7 @@ export interface AgentFiles {
 /** CONTRACT section 1: the agent files, relative to NEOLIGHT_HOME. */
 export function watchAgentFiles(home: string, pollMs: number, log: Logger): AgentFiles {
   const file = (name: string, relative: string, schema: TSchema) =>
-    watchJsonFile({ name, path: join(home, relative), validate: validator(schema), pollMs, log });
+    watchJsonFile({ name, path: join(home, relative), validate: validator(schema), pollMs, log, home });
   const performance = file("performance_attribution", "state/performance_attribution.json", PerformanceAttribution);
   const regime = file("market_regime", "runtime/market_regime.json", RegimeDocument);
   const governor = file("capital_governor_allocations", "runtime/capital_governor_allocations.json", Allocations);

@@ -101,6 +101,7 @@ export function createRiskClient({
     validate: checkState,
     pollMs,
     log,
+    home,
   });
   // ? Read at once, not at the first poll: an engine that is down at our start-up still has
   // its state served as soon as the first /risk/status asks.
