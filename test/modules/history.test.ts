@@ -122,6 +122,7 @@ describe("GET /meta/history", () => {
     ["an unknown range", "range=2h", 422, /range/],
     ["from after to", "from=2025-11-03T22:00:00Z&to=2025-11-03T21:00:00Z", 400, /from must be before to/],
     ["a from that is no time", "from=yesterday", 400, /from must be RFC 3339 or Unix ms/],
+    ["a negative from (Date.parse read -1 as 2001-01-01)", "from=-1", 400, /from must be RFC 3339 or Unix ms/],
   ])("%s: %p", async (_name, query, status, message) => {
     await using t = await startApp();
     const res = await get(t.app, `/meta/history?${query}`);

@@ -4,7 +4,8 @@ import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { VERSION } from "../../src/config";
 import { ErrorResponse } from "../../src/http/respond";
 import { LOG_ROTATED_FILES } from "../../src/log/logger";
-import { AtlasUpdate, MetaMetricsUpdate } from "../../src/modules/meta/model";
+import { AtlasUpdate, MetaMetricsUpdate, type QueueStats } from "../../src/modules/meta/model";
+import { MAX_DOCUMENT_BYTES, MAX_DOCUMENT_KEYS } from "../../src/modules/meta/service";
 import { Health, ServiceInfo, Status } from "../../src/modules/system/model";
 import { formatUptime } from "../../src/modules/system/service";
 import { call, fixture, get, logged, post, startApp } from "../helpers";
@@ -94,7 +95,7 @@ describe("GET /status", () => {
     const body = res.body as {
       system: { cpu: number; memory: number; disk: number; details: Record<string, number> };
       guardian: unknown;
-      queue: unknown;
+      queue: QueueStats;
       persistence: Record<string, unknown>;
       last_update: string;
     };
@@ -130,7 +131,13 @@ describe("GET /status", () => {
       applied: 1,
       rejected_full: 0,
       rejected_unpersisted: 0,
+      rejected_too_large: 0,
+      document_keys: body.queue.document_keys,
+      document_bytes: body.queue.document_bytes,
+      max_document_keys: MAX_DOCUMENT_KEYS,
+      max_document_bytes: MAX_DOCUMENT_BYTES,
     });
+    expect(body.queue.document_keys).toBe(Object.keys(fixture("meta_metrics_post")).length);
     expect(body.persistence).toMatchObject({ writes: 1, failures: 0, last_write_at: body.last_update });
     expect(body.last_update).toBe((await get(t.app, "/meta/metrics")).body.cache_timestamp as string);
   });

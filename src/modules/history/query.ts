@@ -25,9 +25,12 @@ export interface QueryPlan {
   shareKey: string | null;
 }
 
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/i;
+
 /** `2025-11-03T22:00:00Z` or `1762207200000` -> Unix ms; BadRequestError otherwise. */
 function parseTime(name: string, text: string): number {
-  const ms = /^\d{1,15}$/.test(text) ? Number(text) : Date.parse(text);
+  // ? Only RFC 3339 goes to Date.parse: it is lenient and read "-1" as 2001-01-01 (issue 15).
+  const ms = /^\d{1,15}$/.test(text) ? Number(text) : RFC3339.test(text) ? Date.parse(text) : Number.NaN;
   if (!Number.isFinite(ms))
     throw new BadRequestError(`${name} must be RFC 3339 or Unix ms, got ${JSON.stringify(text)}`);
   return ms;

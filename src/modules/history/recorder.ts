@@ -93,7 +93,12 @@ export function startRecorder({ log, status, threads, flushMs, files }: Recorder
       // ? Each key is stamped with the commit that last changed it, not the flush: an atlas
       // update a moment after a hive snapshot must not move the agents' figures in time.
       const byTime = new Map<number, string[]>();
-      for (const [key, ts] of dirty) byTime.set(ts, [...(byTime.get(ts) ?? []), key]);
+      // ? Pushed in place: copying the array per key made a 45,000-key post stall GETs for 6.1 s (issue 15).
+      for (const [key, ts] of dirty) {
+        const keys = byTime.get(ts);
+        if (keys === undefined) byTime.set(ts, [key]);
+        else keys.push(key);
+      }
       dirty.clear();
       windowStart.clear();
       const points: HistoryPoint[] = captured;

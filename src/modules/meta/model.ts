@@ -220,5 +220,14 @@ export const QueueStats = t.Object({
   applied: t.Integer({ description: "updates applied and made durable since start-up" }),
   rejected_full: t.Integer({ description: "POSTs answered 503 because the channel was full" }),
   rejected_unpersisted: t.Integer({ description: "updates answered 503 because they could not be made durable" }),
+  rejected_too_large: t.Integer({
+    description: "updates answered 413 because they would grow the document past a cap (safety keys still applied)",
+  }),
+  document_keys: t.Integer({ description: "top-level keys of the document, counting accepted updates still queued" }),
+  document_bytes: t.Integer({ description: "JSON bytes of the stored keys, counting accepted updates still queued" }),
+  max_document_keys: t.Integer({ description: "top-level keys beyond which a new key is refused (413)" }),
+  max_document_bytes: t.Integer({
+    description: "bytes beyond which an update that grows the document is refused (413)",
+  }),
 });
 export type QueueStats = typeof QueueStats.static;

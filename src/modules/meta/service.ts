@@ -2,7 +2,7 @@
 // document. Plain logic, no Elysia: routes in index.ts call this.
 
 import { TypeCompiler } from "@sinclair/typebox/compiler";
-import { describeProblems, UnavailableError, UnprocessableError } from "../../http/errors";
+import { describeProblems, HttpError, UnavailableError, UnprocessableError } from "../../http/errors";
 import { coerce } from "../../http/json-body";
 import { clip, type Logger } from "../../log/logger";
 import {
@@ -32,6 +32,39 @@ const COERCED_WARN_INTERVAL_MS = 1000;
 const MAX_LISTED_COERCED_PATHS = 20;
 /** Paths remembered as warned about (each is warned once); past this the memory starts over. */
 const MAX_WARNED_COERCED_PATHS = 10_000;
+
+/**
+ * Top-level keys the document holds at most; an update adding a key beyond it gets 413.
+ * The hive and its peers use about ten; 30 posts of 40k new keys made a 20.5 MB document
+ * that put /health's p99 at 6.9 s (issue 15).
+ */
+export const MAX_DOCUMENT_KEYS = 1000;
+/**
+ * JSON bytes of the stored keys at most; an update that grows the document beyond it gets
+ * 413. A real document is a few KB; at 8 MiB a render or a durable write still costs tens
+ * of milliseconds, where 69 MB cost 1.1 s per GET and 6.2 s to start (issue 15).
+ */
+export const MAX_DOCUMENT_BYTES = 8 * 1024 * 1024;
+
+/**
+ * The update would grow the document past a cap. Its safety keys (SAFETY_KEYS) were still
+ * applied and made durable, and the message says so: a pause is never refused for size.
+ */
+export class DocumentTooLargeError extends HttpError {
+  constructor(problem: string, applied: readonly string[]) {
+    super(
+      413,
+      `${problem}; nothing else of this update was stored${
+        applied.length > 0 ? `, but its ${applied.join(", ")} were applied` : ""
+      }`,
+    );
+  }
+}
+
+/** Bytes `key: value` adds to the document's JSON (its comma included). */
+function entryBytes(key: string, value: unknown): number {
+  return Buffer.byteLength(JSON.stringify(key)) + Buffer.byteLength(JSON.stringify(value) ?? "null") + 2;
+}
 
 /** CONTRACT section 3: what GET /meta/metrics serves before any data. */
 export function defaultDocument(now: Date): JsonObject {
@@ -116,13 +149,20 @@ export interface MetaService {
    * every rejected case nothing of `set` is visible or stored. `source` says who sent it.
    * `coerced`: paths of `set` the parser stored as null; each is warned about once
    * (rate-bounded), when accepted.
+   * Size caps: when `set` without its safety keys would add a key beyond MAX_DOCUMENT_KEYS,
+   * or grow the document beyond MAX_DOCUMENT_BYTES (counting accepted updates still queued),
+   * its safety keys alone are submitted and, once durable, it rejects with
+   * DocumentTooLargeError (413); with no safety key it rejects at once.
    */
   submit(
     set: JsonObject,
     source: UpdateSource,
     coerced?: readonly string[],
   ): Promise<{ seq: number; state: DocumentState }>;
-  /** The served document as JSON text, rebuilt only when the store's version changes. */
+  /**
+   * The served document as JSON text, rebuilt only when the store's version changes (before
+   * any poster sent `timestamp`, only the default's timestamp is filled in per call).
+   */
   documentJson(): string;
   stats(): QueueStats;
 }
@@ -136,15 +176,68 @@ export interface MetaServiceDeps {
 
 export function createMetaService({ channel, store, log, now = () => new Date() }: MetaServiceDeps): MetaService {
   let seq = 0;
-  const counts = { accepted: 0, applied: 0, rejected_full: 0, rejected_unpersisted: 0 };
+  const counts = { accepted: 0, applied: 0, rejected_full: 0, rejected_unpersisted: 0, rejected_too_large: 0 };
   let fullSinceWarn = 0;
   let lastFullWarn = 0;
   const warnedCoerced = new Set<string>();
   let lastCoercedWarn = Number.NEGATIVE_INFINITY;
-  let cache: { version: number; json: string } | undefined;
+  /**
+   * `json`: the served text; or, when the document has no `timestamp` of its own, the text
+   * after the default's timestamp (`tail`), which each call prefixes with the current time.
+   */
+  let cache: { version: number; json: string; stamped: boolean } | undefined;
+  /**
+   * Bytes of each stored key (entryBytes), including accepted updates still queued: what
+   * the caps are judged on. Rebuilt from the store when an update was not stored.
+   */
+  const sizes = new Map<string, number>();
+  let totalBytes = 0;
 
-  function render(state: DocumentState): string {
-    return JSON.stringify(servedDocument(state, now()));
+  function measureStore(): void {
+    sizes.clear();
+    totalBytes = 0;
+    const { doc } = store.current();
+    for (const key of Object.keys(doc)) {
+      const n = entryBytes(key, doc[key]);
+      sizes.set(key, n);
+      totalBytes += n;
+    }
+  }
+  measureStore();
+
+  /** Why `set` (without its safety keys) may not be stored, or null. O(keys) until it fits the key cap. */
+  function overCap(set: JsonObject): string | null {
+    const keys = Object.keys(set).filter((k) => !SAFETY.has(k));
+    const fresh = keys.filter((k) => !sizes.has(k)).length;
+    if (fresh > 0 && sizes.size + fresh > MAX_DOCUMENT_KEYS) {
+      return `document key limit reached: ${sizes.size} top-level keys stored, this update adds ${fresh}, at most ${MAX_DOCUMENT_KEYS} (MAX_DOCUMENT_KEYS)`;
+    }
+    let growth = 0;
+    for (const k of keys) growth += entryBytes(k, set[k]) - (sizes.get(k) ?? 0);
+    if (growth > 0 && totalBytes + growth > MAX_DOCUMENT_BYTES) {
+      return `document size limit reached: ${totalBytes} bytes stored, this update adds ${growth}, at most ${MAX_DOCUMENT_BYTES} (MAX_DOCUMENT_BYTES)`;
+    }
+    return null;
+  }
+
+  function account(set: JsonObject): void {
+    for (const key of Object.keys(set)) {
+      const n = entryBytes(key, set[key]);
+      totalBytes += n - (sizes.get(key) ?? 0);
+      sizes.set(key, n);
+    }
+  }
+
+  /** The epoch's ISO text, the same length as any other: the placeholder cut off a cached tail. */
+  const STAMP_PREFIX = `{"timestamp":${JSON.stringify(new Date(0).toISOString())}`;
+
+  function render(state: DocumentState): { json: string; stamped: boolean } {
+    if (Object.hasOwn(state.doc, "timestamp"))
+      return { json: JSON.stringify(servedDocument(state, now())), stamped: false };
+    // ? CONTRACT section 3: the default's timestamp is the current time. It is the first key
+    // (defaultDocument's order, and no stored key overrides it), so the rest is cached.
+    const json = JSON.stringify(servedDocument(state, new Date(0)));
+    return { json: json.slice(STAMP_PREFIX.length), stamped: true };
   }
 
   function queueFull(): UnavailableError {
@@ -177,62 +270,98 @@ export function createMetaService({ channel, store, log, now = () => new Date() 
     });
   }
 
-  return {
-    submit(set, source, coerced = []) {
-      if (Object.hasOwn(set, CACHE_TIMESTAMP_KEY)) {
-        return Promise.reject(
-          new UnprocessableError(`${CACHE_TIMESTAMP_KEY} is set by the service and cannot be posted`),
-        );
-      }
-      return new Promise((resolve, reject) => {
-        const update = { seq: seq + 1, set, source };
-        const envelope: Envelope = {
-          update,
-          settle(result) {
-            if (result.ok) {
-              counts.applied++;
-              resolve({ seq: update.seq, state: result.state });
-            } else {
-              counts.rejected_unpersisted++;
-              const published = result.error instanceof PersistenceError && result.error.published;
-              reject(
-                new UnavailableError(
-                  published
-                    ? `update written but not confirmed durable: ${result.error.message}; re-send it (replacing keys again is safe)`
-                    : `update not stored: ${result.error.message}; nothing was changed, retry later`,
-                  PERSIST_FAILED_RETRY_AFTER_S,
-                ),
-              );
-            }
-          },
-        };
-        let sent: boolean;
-        try {
-          sent = channel.trySend(envelope);
-        } catch (err) {
-          if (err instanceof ChannelClosedError) {
-            reject(new UnavailableError("service is shutting down; retry later", SHUTTING_DOWN_RETRY_AFTER_S));
-            return;
+  async function submitCapped(
+    set: JsonObject,
+    source: UpdateSource,
+    coerced: readonly string[],
+  ): Promise<{ seq: number; state: DocumentState }> {
+    if (Object.hasOwn(set, CACHE_TIMESTAMP_KEY)) {
+      throw new UnprocessableError(`${CACHE_TIMESTAMP_KEY} is set by the service and cannot be posted`);
+    }
+    const problem = overCap(set);
+    if (problem === null) return enqueue(set, source, coerced);
+    counts.rejected_too_large++;
+    // ? A pause must never be refused for size (issue 15): the router trades unless we say
+    // paused. The safety keys never count toward the caps, so they are stored on their own.
+    const safety: JsonObject = {};
+    for (const key of SAFETY_KEYS) if (Object.hasOwn(set, key)) safety[key] = set[key];
+    const applied = Object.keys(safety);
+    if (applied.length > 0) {
+      await enqueue(
+        safety,
+        source,
+        coerced.filter((p) => SAFETY.has(p.split("/")[0] as string)),
+      );
+    }
+    throw new DocumentTooLargeError(problem, applied);
+  }
+
+  function enqueue(
+    set: JsonObject,
+    source: UpdateSource,
+    coerced: readonly string[],
+  ): Promise<{ seq: number; state: DocumentState }> {
+    return new Promise((resolve, reject) => {
+      const update = { seq: seq + 1, set, source };
+      const envelope: Envelope = {
+        update,
+        settle(result) {
+          if (result.ok) {
+            counts.applied++;
+            resolve({ seq: update.seq, state: result.state });
+          } else {
+            counts.rejected_unpersisted++;
+            // ? What the store holds is what counts: a refused update's keys were
+            // counted when it was queued.
+            measureStore();
+            const published = result.error instanceof PersistenceError && result.error.published;
+            reject(
+              new UnavailableError(
+                published
+                  ? `update written but not confirmed durable: ${result.error.message}; re-send it (replacing keys again is safe)`
+                  : `update not stored: ${result.error.message}; nothing was changed, retry later`,
+                PERSIST_FAILED_RETRY_AFTER_S,
+              ),
+            );
           }
-          throw err;
-        }
-        if (!sent) {
-          reject(queueFull());
+        },
+      };
+      let sent: boolean;
+      try {
+        sent = channel.trySend(envelope);
+      } catch (err) {
+        if (err instanceof ChannelClosedError) {
+          reject(new UnavailableError("service is shutting down; retry later", SHUTTING_DOWN_RETRY_AFTER_S));
           return;
         }
-        seq = update.seq;
-        counts.accepted++;
-        if (coerced.length > 0) warnCoerced(coerced, update.seq);
-      });
-    },
+        throw err;
+      }
+      if (!sent) {
+        reject(queueFull());
+        return;
+      }
+      seq = update.seq;
+      counts.accepted++;
+      account(set);
+      if (coerced.length > 0) warnCoerced(coerced, update.seq);
+    });
+  }
+
+  return {
+    submit: (set, source, coerced = []) => submitCapped(set, source, coerced),
     documentJson() {
       const state = store.current();
-      // ? Before any poster sent `timestamp` the default's timestamp is "now", so that
-      // one case cannot be cached.
-      if (!Object.hasOwn(state.doc, "timestamp")) return render(state);
-      if (cache?.version !== state.version) cache = { version: state.version, json: render(state) };
-      return cache.json;
+      if (cache?.version !== state.version) cache = { version: state.version, ...render(state) };
+      return cache.stamped ? `{"timestamp":${JSON.stringify(now().toISOString())}${cache.json}` : cache.json;
     },
-    stats: () => ({ depth: channel.depth, capacity: channel.capacity, ...counts }),
+    stats: () => ({
+      depth: channel.depth,
+      capacity: channel.capacity,
+      ...counts,
+      document_keys: sizes.size,
+      document_bytes: totalBytes,
+      max_document_keys: MAX_DOCUMENT_KEYS,
+      max_document_bytes: MAX_DOCUMENT_BYTES,
+    }),
   };
 }
