@@ -225,7 +225,9 @@ export function createAccessPolicy(options: AccessPolicyOptions): AccessPolicy {
           path,
         );
       }
-      const wait = limiter.take(address ?? "unknown");
+      // ? All of loopback is one client (clientKey): 127.0.0.0/8 has 16 million addresses, and
+      // one bucket each would let a local flooder multiply the limit (issue 15).
+      const wait = limiter.take(clientKey(address));
       if (wait > 0) {
         const error = new TooManyRequestsError(wait, options.writeRate);
         refuse(error, "write rate limit", request, address, path);

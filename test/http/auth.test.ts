@@ -409,6 +409,15 @@ describe("write rate limit", () => {
     });
   });
 
+  test("all of loopback is one client: 20 addresses in 127.0.0.0/8 share one bucket", async () => {
+    await using t = await app({ NEOLIGHT_WRITE_RATE: "1", NEOLIGHT_WRITE_BURST: "3" });
+    const statuses: number[] = [];
+    for (let i = 1; i <= 20; i++) statuses.push((await write(t, "POST", "/meta/metrics", `127.0.0.${i}`)).status);
+    expect(statuses).toEqual([200, 200, 200, ...Array(17).fill(429)]);
+    expect((await write(t, "POST", "/meta/metrics", "::1")).status).toBe(429);
+    expect((await get(t.app, "/status")).body.security).toMatchObject({ rate_limit: { buckets: 1 } });
+  });
+
   test("refused clients do not spend the bucket: a stranger cannot lock out the agents", async () => {
     await using t = await app({ NEOLIGHT_WRITE_RATE: "1", NEOLIGHT_WRITE_BURST: "2", NEOLIGHT_DASHBOARD_TOKEN: TOKEN });
     for (let i = 0; i < 10; i++)
