@@ -199,6 +199,12 @@ export const MetaMetricsDocument = t.Object(
 );
 export type MetaMetricsDocument = typeof MetaMetricsDocument.static;
 
+/**
+ * The served document's safety keys (SAFETY_KEYS) as the execution router reads them: what
+ * must always validate, while any other value may be a coerced null (issue 15).
+ */
+export const SafetyFields = t.Pick(MetaMetricsDocument, SAFETY_KEYS);
+
 export const Accepted = t.Object({
   status: t.Literal("ok"),
   timestamp: t.String({ description: "when the update was made durable (RFC 3339 UTC)" }),
