@@ -97,6 +97,8 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
   const history = await createHistory({
     path: join(config.home, "state", "history.db"),
     days: config.historyDays,
+    maxSeries: config.historyMaxSeries,
+    answerSeries: config.historyAnswerSeries,
     log,
     files,
     ...overrides.history,
