@@ -80,7 +80,13 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
   );
   const channel = createChannel<Envelope>(config.queueCapacity);
   const processor = startProcessor(channel, store, log);
-  const meta = createMetaService({ channel, store, log });
+  const meta = createMetaService({
+    channel,
+    store,
+    log,
+    maxDocumentKeys: config.maxDocumentKeys,
+    maxDocumentBytes: config.maxDocumentMb * 1024 * 1024,
+  });
   const files = watchAgentFiles(config.home, config.sourcePollMs, log);
   await files.ready();
   // The live stream and the history hang off the processor, off the request path: a
