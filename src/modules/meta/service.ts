@@ -5,6 +5,7 @@ import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { describeProblems, HttpError, UnavailableError, UnprocessableError } from "../../http/errors";
 import { coerce } from "../../http/json-body";
 import { clip, type Logger } from "../../log/logger";
+import { objectJson, valueJson } from "../../store/json-text";
 import {
   CACHE_TIMESTAMP_KEY,
   type DocumentState,
@@ -64,9 +65,12 @@ export class SizeLimitError extends HttpError {
   }
 }
 
-/** Bytes `key: value` adds to the document's JSON (its comma included). */
+/**
+ * Bytes `key: value` adds to the document's JSON (its comma included). The value's text is
+ * the one the file, the GET and the live stream use too (json-text.ts): made once.
+ */
 function entryBytes(key: string, value: unknown): number {
-  return Buffer.byteLength(JSON.stringify(key)) + Buffer.byteLength(JSON.stringify(value) ?? "null") + 2;
+  return Buffer.byteLength(JSON.stringify(key)) + Buffer.byteLength(valueJson(value)) + 2;
 }
 
 /** CONTRACT section 3: what GET /meta/metrics serves before any data. */
@@ -246,10 +250,10 @@ export function createMetaService(deps: MetaServiceDeps): MetaService {
 
   function render(state: DocumentState): { json: string; stamped: boolean } {
     if (Object.hasOwn(state.doc, "timestamp"))
-      return { json: JSON.stringify(servedDocument(state, now())), stamped: false };
+      return { json: objectJson(servedDocument(state, now())), stamped: false };
     // ? CONTRACT section 3: the default's timestamp is the current time. It is the first key
     // (defaultDocument's order, and no stored key overrides it), so the rest is cached.
-    const json = JSON.stringify(servedDocument(state, new Date(0)));
+    const json = objectJson(servedDocument(state, new Date(0)));
     return { json: json.slice(STAMP_PREFIX.length), stamped: true };
   }
 
