@@ -35,6 +35,8 @@ export function hiveSnapshot(agents: number, i: number): JsonObject {
     };
   }
   return {
+    // As the hive does: its own time, first (the served document is then cached whole).
+    timestamp: new Date(Date.UTC(2025, 10, 3) + i * 300_000).toISOString(),
     per_agent,
     per_strategy,
     guardian: {
