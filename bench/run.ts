@@ -6,7 +6,8 @@
 //
 // Environment: BENCH_DURATION_S (default 10) per load scenario, BENCH_CONNECTIONS (100),
 // BENCH_STARTUP_RUNS (9), BENCH_MILLION (1000000 requests per memory round), BENCH_ROUNDS (5);
-// the history scenario's in bench/history.ts, the scale table's in bench/scale.ts.
+// the history scenario's in bench/history.ts, the scale table's in bench/scale.ts,
+// the serialisation's in bench/serialise.ts.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,6 +16,7 @@ import { compile } from "../scripts/build";
 import { historyScenario, historyTable } from "./history";
 import { IDLE_MS, type Launched, launch, median, procStatusKiB, serviceEnv, toMs } from "./lib";
 import { scaleScenario, scaleTable } from "./scale";
+import { serialiseScenario, serialiseTable } from "./serialise";
 
 const ROOT = join(import.meta.dir, "..");
 const OUT = join(ROOT, "bench", "out");
@@ -258,14 +260,16 @@ async function main(): Promise<void> {
   const history = await historyScenario(SERVERS[0]?.binary);
   // Issue 16: the table of how it scales with N agents (this service, main's design beside it).
   const scale = await scaleScenario(SERVERS[0]?.binary);
+  const serialise = serialiseScenario();
 
   writeFileSync(
     join(OUT, "results.json"),
-    `${JSON.stringify({ date: new Date().toISOString(), duration_s: DURATION, connections: CONNECTIONS, results, history, scale }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), duration_s: DURATION, connections: CONNECTIONS, results, history, scale, serialise }, null, 2)}\n`,
   );
   printTable(results);
   console.log(`\n${historyTable(history)}`);
   console.log(`\n${scaleTable(scale)}`);
+  console.log(`\n${serialiseTable(serialise)}`);
 }
 
 function printTable(results: Record<string, Record<string, unknown>>): void {

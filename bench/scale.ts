@@ -245,7 +245,12 @@ export function scaleTable({ rows, scrapes, base }: Awaited<ReturnType<typeof sc
     `|---|${rows.map(() => "---").join("|")}|`,
     `| snapshot | ${cell((r) => size(r.snapshot_bytes))} |`,
     `| durable snapshots/s | ${cell((r) => vs(r.this.ok_rps, r.base?.ok_rps))} |`,
-    `| GET /meta/metrics req/s | ${cell((r) => vs(r.this.get_rps, r.base?.get_rps))} |`,
+    // ? Where the peer refused the snapshot its document is the defaults: no comparison.
+    `| GET /meta/metrics req/s | ${cell((r) =>
+      r.base !== null && r.base.ok_rps === 0
+        ? `${int(r.this.get_rps)} (${base} holds no snapshot)`
+        : vs(r.this.get_rps, r.base?.get_rps),
+    )} |`,
     `| /meta/history 1 h after 1 h at 1 Hz | ${cell((r) => (r.history_1h_s === null ? "-" : `${r.history_1h_s.toFixed(3)} s`))} |`,
     `| history.db after 30 days at 1/300 s | ${cell((r) =>
       r.history_30d_mb === null

@@ -22,8 +22,7 @@
 // timing without each route stamping it.
 import type { Static, TSchema } from "@sinclair/typebox";
 import { markStart } from "./access-log";
-import type { HttpError } from "./errors";
-import { isInvalidBody } from "./errors";
+import { type HttpError, isInvalidBody } from "./errors";
 import {
   type BodyLimits,
   coercedPaths,
