@@ -74,7 +74,7 @@ const RETRY_AFTER = {
 const ERRORS: Record<number, { description: string; retryAfter?: true }> = {
   400: {
     description:
-      "Bad request: not a JSON object, a repeated or forbidden key, nesting or size past a limit, or a bad query. Nothing was changed.",
+      "Bad request: not a JSON object, a repeated or forbidden key, nesting or size past a limit (NEOLIGHT_MAX_BODY_KEYS), or a bad query. Nothing was changed, except that on POST /meta/metrics a body over the key limit had its guardian, breakers and mode applied when the message says so.",
   },
   401: {
     description:

@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { hiveSnapshot } from "../../bench/history-fill";
 import { OPTIONS } from "../../src/config";
 import { MAX_BODY_BYTES, SAFETY_READ_FACTOR } from "../../src/http/json-body";
-import { get, post, startApp } from "../helpers";
+import { get, logged, post, startApp } from "../helpers";
 
 const PAUSED = { is_paused: true, drawdown: 7.5, reason: "drawdown limit" };
 const BREAKERS = { quote_state: "OPEN", trade_state: "HALF_OPEN" };
@@ -33,6 +33,9 @@ describe("body limits", () => {
     // The agents were not stored: a 200 would have said they were.
     expect(doc.per_agent).toEqual({});
     expect(((await get(t.app, "/status")).body.queue as Record<string, number>).rejected_too_large).toBe(1);
+    expect(logged(t.log, "update over a size limit, only its safety keys applied")).toEqual([
+      expect.objectContaining({ level: "WARN", applied: ["guardian", "breakers", "mode"], seq: 1, refused: 1 }),
+    ]);
   });
 
   test("over the byte limit: 413 naming the option, the guardian applied", async () => {

@@ -27,6 +27,8 @@ export const PERSIST_FAILED_RETRY_AFTER_S = 5;
 export const SHUTTING_DOWN_RETRY_AFTER_S = 5;
 /** At most one "telemetry queue full" WARN per this many ms; the count of the rest is in it. */
 const FULL_WARN_INTERVAL_MS = 1000;
+/** At most one "update over a size limit" WARN per this many ms; the count of the rest is in the next. */
+const TOO_LARGE_WARN_INTERVAL_MS = 1000;
 /** At most one "posted values stored as null" WARN per this many ms (paths not listed are listed later). */
 const COERCED_WARN_INTERVAL_MS = 1000;
 /** Paths one such line lists; the rest of that post's new paths are counted in `more`. */
@@ -198,6 +200,8 @@ export function createMetaService(deps: MetaServiceDeps): MetaService {
   let lastFullWarn = 0;
   const warnedCoerced = new Set<string>();
   let lastCoercedWarn = Number.NEGATIVE_INFINITY;
+  let tooLargeSinceWarn = 0;
+  let lastTooLargeWarn = Number.NEGATIVE_INFINITY;
   /**
    * `json`: the served text; or, when the document has no `timestamp` of its own, the text
    * after the default's timestamp (`tail`), which each call prefixes with the current time.
@@ -272,6 +276,21 @@ export function createMetaService(deps: MetaServiceDeps): MetaService {
     );
   }
 
+  /** One WARN per TOO_LARGE_WARN_INTERVAL_MS for updates refused for size, saying what of the last was applied. */
+  function warnTooLarge(problem: string, applied: readonly string[], seq: number | null): void {
+    tooLargeSinceWarn++;
+    const t = now().getTime();
+    if (t - lastTooLargeWarn < TOO_LARGE_WARN_INTERVAL_MS) return;
+    log.warn("update over a size limit, only its safety keys applied", {
+      problem: clip(problem),
+      applied,
+      seq,
+      refused: tooLargeSinceWarn,
+    });
+    lastTooLargeWarn = t;
+    tooLargeSinceWarn = 0;
+  }
+
   /** One WARN for the paths not warned about yet; skipped (and so warned later) within the interval. */
   function warnCoerced(paths: readonly string[], seq: number): void {
     const fresh = paths.filter((p) => !warnedCoerced.has(p));
@@ -312,6 +331,7 @@ export function createMetaService(deps: MetaServiceDeps): MetaService {
         coerced.filter((p) => SAFETY.has(p.split("/")[0] as string)),
       ));
     }
+    warnTooLarge(problem, applied, seq);
     throw new SizeLimitError(overLimit?.status ?? 413, problem, applied, seq);
   }
 
