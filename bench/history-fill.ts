@@ -8,7 +8,7 @@ import { documentPoints } from "../src/modules/history/points";
 import { type HistoryPoint, openSqliteHistory } from "../src/store/history";
 import type { JsonObject } from "../src/store/store";
 
-/** The hive's snapshot number `i` with `agents` agents and as many strategies. */
+/** The hive's snapshot number `i` with `agents` agents and as many strategies: a valid POST /meta/metrics body. */
 export function hiveSnapshot(agents: number, i: number): JsonObject {
   const per_agent: JsonObject = {};
   const per_strategy: JsonObject = {};
@@ -35,10 +35,16 @@ export function hiveSnapshot(agents: number, i: number): JsonObject {
     };
   }
   return {
+    // As the hive does: its own time, first (the served document is then cached whole).
+    timestamp: new Date(Date.UTC(2025, 10, 3) + i * 300_000).toISOString(),
     per_agent,
     per_strategy,
-    guardian: { is_paused: i % 97 === 0, drawdown: 1 + Math.abs(Math.sin(i / 50)) },
-    breakers: { trade_state: i % 97 === 0 ? "OPEN" : "CLOSED" },
+    guardian: {
+      is_paused: i % 97 === 0,
+      drawdown: 1 + Math.abs(Math.sin(i / 50)),
+      reason: i % 97 === 0 ? "drawdown limit" : "Normal operation",
+    },
+    breakers: { quote_state: "CLOSED", trade_state: i % 97 === 0 ? "OPEN" : "CLOSED" },
     mode: "TEST_MODE",
     market_regime: { regime: i % 200 < 100 ? "BULL" : "BEAR", confidence: 0.7 },
   };

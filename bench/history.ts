@@ -152,7 +152,7 @@ async function measure(design: string, binary: string, fill: string, cwd: string
 }
 
 /** Builds `ref`'s binary in a temporary directory; its path and tree, or null when that fails. */
-function buildBase(ref: string): { binary: string; tree: string } | null {
+export function buildBase(ref: string): { binary: string; tree: string } | null {
   const tree = mkdtempSync(join(tmpdir(), "neolight-base-"));
   const archive = spawnSync("sh", ["-c", `git archive ${ref} | tar -x -C ${tree}`], { cwd: ROOT });
   if (archive.status !== 0) return null;

@@ -6,7 +6,8 @@
 //
 // Environment: BENCH_DURATION_S (default 10) per load scenario, BENCH_CONNECTIONS (100),
 // BENCH_STARTUP_RUNS (9), BENCH_MILLION (1000000 requests per memory round), BENCH_ROUNDS (5);
-// the history scenario's in bench/history.ts.
+// the history scenario's in bench/history.ts, the scale table's in bench/scale.ts,
+// the serialisation's in bench/serialise.ts.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,6 +15,8 @@ import { join } from "node:path";
 import { compile } from "../scripts/build";
 import { historyScenario, historyTable } from "./history";
 import { IDLE_MS, type Launched, launch, median, procStatusKiB, serviceEnv, toMs } from "./lib";
+import { scaleScenario, scaleTable } from "./scale";
+import { serialiseScenario, serialiseTable } from "./serialise";
 
 const ROOT = join(import.meta.dir, "..");
 const OUT = join(ROOT, "bench", "out");
@@ -255,13 +258,18 @@ async function main(): Promise<void> {
   // Issue 16: the router's read under five dashboards' 30-day charts (this service only,
   // and main's design beside it).
   const history = await historyScenario(SERVERS[0]?.binary);
+  // Issue 16: the table of how it scales with N agents (this service, main's design beside it).
+  const scale = await scaleScenario(SERVERS[0]?.binary);
+  const serialise = serialiseScenario();
 
   writeFileSync(
     join(OUT, "results.json"),
-    `${JSON.stringify({ date: new Date().toISOString(), duration_s: DURATION, connections: CONNECTIONS, results, history }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), duration_s: DURATION, connections: CONNECTIONS, results, history, scale, serialise }, null, 2)}\n`,
   );
   printTable(results);
   console.log(`\n${historyTable(history)}`);
+  console.log(`\n${scaleTable(scale)}`);
+  console.log(`\n${serialiseTable(serialise)}`);
 }
 
 function printTable(results: Record<string, Record<string, unknown>>): void {

@@ -38,10 +38,13 @@ export function createApp(services: Services) {
   const { log } = services;
   const access = accessControl(services.access, services.clientAddress);
   const accessLines = accessLog(log, services.metrics.requests, services.clientAddress);
-  const writeRoute = writeRoutes({
-    check: access.checkWrite,
-    onInvalid: () => services.metrics.countRejected("invalid"),
-  });
+  const writeRoute = writeRoutes(
+    {
+      check: access.checkWrite,
+      onInvalid: () => services.metrics.countRejected("invalid"),
+    },
+    { maxBytes: services.config.maxBodyMb * 1024 * 1024, maxNodes: services.config.maxBodyKeys },
+  );
   let routes: RouteTable = routeTable([]);
   const app = new Elysia({ name: "neolight-dashboard", normalize: false })
     .use(accessLines.plugin)

@@ -5,7 +5,12 @@ import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import pkg from "../package.json";
 import { gitCommit } from "./build-info" with { type: "macro" };
+import { MAX_BODY_BYTES, MAX_NODES } from "./http/json-body";
 import { LOG_LEVELS, type LogLevel } from "./log/logger";
+import { MAX_SERIES_PER_ANSWER } from "./modules/history/service";
+import { MAX_SERIES_TOTAL } from "./modules/history/threads";
+import { MAX_DOCUMENT_BYTES, MAX_DOCUMENT_KEYS } from "./modules/meta/service";
+import { MAX_SERIES_PER_FAMILY } from "./modules/metrics/exposition";
 
 export const VERSION: string = pkg.version;
 /** The git commit this program was built from (build-info.ts): baked in by `bun build`. */
@@ -19,6 +24,13 @@ const MAX_QUEUE_CAPACITY = 100_000;
 const MAX_LOG_MB = 1_000_000;
 /** Upper bound on the history window: ten years of 1-second samples is already a large file. */
 const MAX_HISTORY_DAYS = 3650;
+/** Upper bound on the series caps: a million series is a history.db of hundreds of GB a month. */
+const MAX_SERIES_CAP = 1_000_000;
+/** Upper bound on the body and document sizes, MB: Bun refuses any request body over 128 MB. */
+const MAX_SIZE_MB = 128;
+/** Upper bound on the key limits: ten million keys take seconds to check on every post. */
+const MAX_KEYS = 10_000_000;
+const MIB = 1024 * 1024;
 /** Bun.serve's upper bound for idleTimeout. */
 const MAX_IDLE_TIMEOUT_S = 255;
 /** Longest expected interval: a week; anything slower is not watched but forgotten. */
@@ -274,6 +286,68 @@ export const OPTIONS = {
     default: 30,
     help: "days of chart history kept in state/history.db, 0 for none",
     parse: integer(0, MAX_HISTORY_DAYS),
+  }),
+  /**
+   * Issue 16: at 1,334 agents the old single cap of 20,000 was all agents' series. The
+   * safety kinds (guardian, breakers, regime, mode, allocations) have a budget of this size
+   * of their own, so agents never crowd them out; past it new series are not recorded.
+   */
+  historyMaxSeries: option({
+    env: "NEOLIGHT_HISTORY_MAX_SERIES",
+    flag: "--history-max-series",
+    default: MAX_SERIES_TOTAL,
+    help: "most series recorded per class (agents and strategies; the safety kinds), each ~15 per agent",
+    parse: integer(1, MAX_SERIES_CAP),
+  }),
+  /** ~100 agents x 8 figures; the safety series always come first in the cut. */
+  historyAnswerSeries: option({
+    env: "NEOLIGHT_HISTORY_ANSWER_SERIES",
+    flag: "--history-answer-series",
+    default: MAX_SERIES_PER_ANSWER,
+    help: "most series in one /meta/history answer, the safety series first (truncated says when cut)",
+    parse: integer(1, MAX_SERIES_CAP),
+  }),
+  /** 1,000 series per family is ~1 MB per scrape at 3,000 agents (README: the /metrics cost). */
+  metricsMaxSeries: option({
+    env: "NEOLIGHT_METRICS_MAX_SERIES",
+    flag: "--metrics-max-series",
+    default: MAX_SERIES_PER_FAMILY,
+    help: "most series per /metrics family (one per agent or strategy)",
+    parse: integer(1, MAX_SERIES_CAP),
+  }),
+  /**
+   * A hive snapshot is ~330 bytes and ~17 keys per agent: the defaults hold ~2,900 agents.
+   * A body over either limit still has its guardian, breakers and mode applied (json-body.ts).
+   */
+  maxBodyMb: option({
+    env: "NEOLIGHT_MAX_BODY_MB",
+    flag: "--max-body-mb",
+    default: MAX_BODY_BYTES / MIB,
+    help: "largest accepted POST body, MB",
+    parse: integer(1, MAX_SIZE_MB),
+  }),
+  maxBodyKeys: option({
+    env: "NEOLIGHT_MAX_BODY_KEYS",
+    flag: "--max-body-keys",
+    default: MAX_NODES,
+    help: "most keys and array items in one POST body",
+    parse: integer(1, MAX_KEYS),
+  }),
+  /** Issue 15: 30 posts of 40k new keys made a 20.5 MB document that put /health's p99 at 6.9 s. */
+  maxDocumentKeys: option({
+    env: "NEOLIGHT_MAX_DOCUMENT_KEYS",
+    flag: "--max-document-keys",
+    default: MAX_DOCUMENT_KEYS,
+    help: "most top-level keys the document holds",
+    parse: integer(1, MAX_KEYS),
+  }),
+  /** At 8 MB a render or a durable write still costs tens of ms; 69 MB cost 1.1 s per GET (issue 15). */
+  maxDocumentMb: option({
+    env: "NEOLIGHT_MAX_DOCUMENT_MB",
+    flag: "--max-document-mb",
+    default: MAX_DOCUMENT_BYTES / MIB,
+    help: "largest stored document, MB of JSON",
+    parse: integer(1, MAX_SIZE_MB),
   }),
   /** Without it, writes are accepted from this host only (auth.ts). */
   token: option<string | null>({

@@ -80,7 +80,13 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
   );
   const channel = createChannel<Envelope>(config.queueCapacity);
   const processor = startProcessor(channel, store, log);
-  const meta = createMetaService({ channel, store, log });
+  const meta = createMetaService({
+    channel,
+    store,
+    log,
+    maxDocumentKeys: config.maxDocumentKeys,
+    maxDocumentBytes: config.maxDocumentMb * 1024 * 1024,
+  });
   const files = watchAgentFiles(config.home, config.sourcePollMs, log);
   await files.ready();
   // The live stream and the history hang off the processor, off the request path: a
@@ -97,6 +103,8 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
   const history = await createHistory({
     path: join(config.home, "state", "history.db"),
     days: config.historyDays,
+    maxSeries: config.historyMaxSeries,
+    answerSeries: config.historyAnswerSeries,
     log,
     files,
     ...overrides.history,

@@ -79,8 +79,12 @@ export class RequestTimeoutError extends HttpError {
 }
 
 export class PayloadTooLargeError extends HttpError {
-  constructor(limit: number) {
-    super(413, `request body is larger than ${limit} bytes`);
+  /** `how`: what raises the limit (the option's name), or what follows from it. */
+  constructor(limit: number, how?: string) {
+    super(
+      413,
+      `request body is larger than ${limit} bytes${how === undefined ? "" : ` (the body size limit: ${how})`}`,
+    );
   }
 }
 

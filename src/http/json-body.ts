@@ -11,18 +11,56 @@ import { type TypeCheck, TypeCompiler, type ValueError } from "@sinclair/typebox
 import {
   BadRequestError,
   describeProblems,
+  type HttpError,
   PayloadTooLargeError,
   RequestTimeoutError,
   UnprocessableError,
   UnsupportedMediaTypeError,
 } from "./errors";
 
-/** Largest accepted body. The hive snapshot is ~3 KiB; 1 MiB leaves room for growth. */
+/**
+ * Largest accepted body by default (NEOLIGHT_MAX_BODY_MB). The hive snapshot is ~330 bytes
+ * per agent: 1 MiB holds ~3,000 agents.
+ */
 export const MAX_BODY_BYTES = 1024 * 1024;
 /** Deepest accepted nesting. The contract's deepest path is 4 levels. */
 export const MAX_DEPTH = 32;
-/** Most keys + array items in one body: bounds the work of validating and storing it. */
+/**
+ * Most keys + array items in one body by default (NEOLIGHT_MAX_BODY_KEYS): bounds the work
+ * of validating and storing it. The hive snapshot has ~17 per agent: ~2,900 agents.
+ */
 export const MAX_NODES = 50_000;
+/**
+ * A body over a limit that may carry safety keys (a route's `strict` keys: the guardian) is
+ * still read up to this many times the limit, so that its safety keys can be applied: a
+ * hive that grew past the limit must not lose its pause with the rest (issue 16, the rule
+ * of issue 15: a guardian update is never refused for size). Beyond it, nothing is read.
+ */
+export const SAFETY_READ_FACTOR = 16;
+/** Bun refuses any request body over 128 MiB (maxRequestBodySize) before we see it. */
+const SERVER_BODY_CEILING = 128 * 1024 * 1024;
+
+/** The size limits of a body (config: NEOLIGHT_MAX_BODY_MB, NEOLIGHT_MAX_BODY_KEYS). */
+export interface BodyLimits {
+  /** Largest body, bytes. */
+  maxBytes: number;
+  /** Most keys and array items. */
+  maxNodes: number;
+}
+
+export const DEFAULT_BODY_LIMITS: BodyLimits = { maxBytes: MAX_BODY_BYTES, maxNodes: MAX_NODES };
+
+/** The options that raise each limit, as the 413/400 message names them. */
+const RAISE_BYTES = "raise NEOLIGHT_MAX_BODY_MB (--max-body-mb)";
+const RAISE_NODES = "raise NEOLIGHT_MAX_BODY_KEYS (--max-body-keys)";
+
+function tooLarge(limit: number): PayloadTooLargeError {
+  return new PayloadTooLargeError(limit, RAISE_BYTES);
+}
+
+function tooManyNodes(limit: number): BadRequestError {
+  return new BadRequestError(`body holds more than ${limit} keys and items (the body key limit: ${RAISE_NODES})`);
+}
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -128,12 +166,17 @@ function findDuplicate(text: string): { key: string; path: string } | null {
 
 /**
  * Throws when the parsed body breaks a limit or cannot be stored faithfully: nesting deeper
- * than MAX_DEPTH or more than MAX_NODES (400), a key repeated in one object (400: which one
+ * than MAX_DEPTH or more than `ceiling` keys and items (400, naming `limit`), a key repeated in one object (400: which one
  * the poster meant is unknowable), a FORBIDDEN_KEYS key (400). A number JSON.parse turned
  * into ±Infinity (1e400) is replaced by null in place, and its path returned: JSON cannot
  * carry it, and it is no more a figure than NaN.
  */
-function checkShape(root: Record<string, unknown>, text: string): string[] {
+function checkShape(
+  root: Record<string, unknown>,
+  text: string,
+  ceiling: number,
+  limit: number,
+): { nonFinite: string[]; nodes: number } {
   let nodes = 0;
   let objectKeys = 0;
   let forbidden = false;
@@ -154,7 +197,7 @@ function checkShape(root: Record<string, unknown>, text: string): string[] {
       }
     }
     nodes += children.length;
-    if (nodes > MAX_NODES) throw new BadRequestError(`body holds more than ${MAX_NODES} keys and items`);
+    if (nodes > ceiling) throw tooManyNodes(limit);
     for (const child of children) {
       if (typeof child === "object") {
         if (child !== null) {
@@ -176,7 +219,7 @@ function checkShape(root: Record<string, unknown>, text: string): string[] {
       `key ${JSON.stringify(at?.key)} at ${at?.path} is not accepted (${FORBIDDEN_KEYS.join(", ")} are refused at any depth)`,
     );
   }
-  return infinite ? nullInfinite(root) : [];
+  return { nonFinite: infinite ? nullInfinite(root) : [], nodes };
 }
 
 /** Replaces every non-finite number under `root` by null; their paths (slow path: only when there are some). */
@@ -252,23 +295,77 @@ function nullNonFiniteTokens(text: string): { text: string; paths: string[] } | 
  * the content type), 415 for a JSON object not labelled as JSON, 400 for what checkShape
  * refuses. NaN, Infinity and -Infinity tokens (not JSON, but what Python writes) and
  * numbers beyond a double are read as null: `nonFinite` lists their paths.
+ * With `safetyKeys`, a body over a limit (but within SAFETY_READ_FACTOR times it) is read
+ * whole all the same and checked like any other; `body` then holds only its safety keys, and
+ * `overLimit` is the refusal to answer once they are applied. One without any safety key is
+ * refused at once.
  */
 export async function readJsonObject(
   request: Request,
-): Promise<{ body: Record<string, unknown>; nonFinite: string[] }> {
+  limits: BodyLimits = DEFAULT_BODY_LIMITS,
+  safetyKeys: readonly string[] = [],
+): Promise<ReadBody> {
+  const salvage = safetyKeys.length > 0;
+  const { maxBytes, maxNodes } = limits;
+  const byteCeiling = salvage
+    ? Math.max(maxBytes, Math.min(SERVER_BODY_CEILING, maxBytes * SAFETY_READ_FACTOR))
+    : maxBytes;
+  const beyond = () =>
+    salvage
+      ? new PayloadTooLargeError(
+          maxBytes,
+          `${RAISE_BYTES}; over ${byteCeiling} bytes nothing of it is read, its guardian included`,
+        )
+      : tooLarge(maxBytes);
   const length = request.headers.get("content-length");
-  if (length !== null && Number(length) > MAX_BODY_BYTES) throw new PayloadTooLargeError(MAX_BODY_BYTES);
+  if (length !== null && Number(length) > byteCeiling) throw beyond();
   // ? With a declared length the server already bounds the body: read it in one go (the
   // hot path). Without one (chunked) count bytes as they come and stop at the limit.
   let bytes: Uint8Array;
   try {
-    bytes = length !== null ? new Uint8Array(await request.arrayBuffer()) : await readLimited(request, MAX_BODY_BYTES);
+    bytes =
+      length !== null ? new Uint8Array(await request.arrayBuffer()) : await readLimited(request, byteCeiling, beyond);
   } catch (err) {
     if (err instanceof PayloadTooLargeError) throw err;
     // ? Bun aborts the body when the client stops sending for NEOLIGHT_IDLE_TIMEOUT_S or
     // hangs up; nobody is left to answer, but the log should say what happened, not 500.
     throw new RequestTimeoutError();
   }
+  let parsed: { body: Record<string, unknown>; nonFinite: string[]; nodes: number };
+  try {
+    parsed = parseObject(
+      bytes,
+      request.headers.get("content-type"),
+      salvage ? maxNodes * SAFETY_READ_FACTOR : maxNodes,
+      maxNodes,
+    );
+  } catch (err) {
+    // ? A body over the byte limit, read only for its safety keys, that cannot give them
+    // is refused for its size, as it was before it was read.
+    if (bytes.byteLength > maxBytes) throw tooLarge(maxBytes);
+    throw err;
+  }
+  const { body, nonFinite, nodes } = parsed;
+  const overLimit =
+    bytes.byteLength > maxBytes ? tooLarge(maxBytes) : nodes > maxNodes ? tooManyNodes(maxNodes) : undefined;
+  if (overLimit === undefined) return { body, nonFinite };
+  const safety: Record<string, unknown> = {};
+  for (const key of safetyKeys) if (Object.hasOwn(body, key)) safety[key] = body[key];
+  if (Object.keys(safety).length === 0) throw overLimit;
+  const under = (path: string) => Object.hasOwn(safety, path.split("/")[0] as string);
+  return { body: safety, nonFinite: nonFinite.filter(under), overLimit };
+}
+
+/**
+ * `bytes` as one JSON object, checked by checkShape (at most `ceiling` keys and items, the
+ * 400 naming `limit`), with the paths read as null and its count of keys and items.
+ */
+function parseObject(
+  bytes: Uint8Array,
+  contentType: string | null,
+  ceiling: number,
+  limit: number,
+): { body: Record<string, unknown>; nonFinite: string[]; nodes: number } {
   let text: string;
   try {
     text = utf8.decode(bytes);
@@ -298,15 +395,27 @@ export async function readJsonObject(
   }
   // ? The content type is judged last: CONTRACT section 4 says a body that is not a JSON
   // object gets 400 whatever it was labelled; a JSON object sent without saying so is 415.
-  const contentType = request.headers.get("content-type");
   if (!isJsonType(contentType)) throw new UnsupportedMediaTypeError(contentType);
   const body = value as Record<string, unknown>;
-  const overflowed = checkShape(body, text);
-  return { body, nonFinite: overflowed.length === 0 ? tokens : [...tokens, ...overflowed] };
+  const shape = checkShape(body, text, ceiling, limit);
+  return {
+    body,
+    nonFinite: shape.nonFinite.length === 0 ? tokens : [...tokens, ...shape.nonFinite],
+    nodes: shape.nodes,
+  };
 }
 
-/** Reads at most `limit` bytes; a chunked body that grows past it is cut off with 413. */
-async function readLimited(request: Request, limit: number): Promise<Uint8Array> {
+/** What readJsonObject read. */
+export interface ReadBody {
+  body: Record<string, unknown>;
+  /** Paths of `body` read as null: NaN, Infinity and numbers beyond a double. */
+  nonFinite: string[];
+  /** The body broke a limit and `body` holds only its safety keys: the refusal to answer once they are applied. */
+  overLimit?: HttpError;
+}
+
+/** Reads at most `limit` bytes; a chunked body that grows past it is cut off with `tooLarge()`. */
+async function readLimited(request: Request, limit: number, tooLarge: () => HttpError): Promise<Uint8Array> {
   if (request.body === null) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -317,7 +426,7 @@ async function readLimited(request: Request, limit: number): Promise<Uint8Array>
     total += value.byteLength;
     if (total > limit) {
       await reader.cancel().catch(() => {});
-      throw new PayloadTooLargeError(limit);
+      throw tooLarge();
     }
     chunks.push(value);
   }
@@ -397,6 +506,17 @@ export function coercedPaths(body: object): readonly string[] {
   return coercedByBody.get(body) ?? [];
 }
 
+/** Refusals of bodies over a limit whose safety keys were kept (readJsonObject's `overLimit`), per parsed body. */
+const overLimitByBody = new WeakMap<object, HttpError>();
+
+/**
+ * The refusal of `body` (as jsonObjectParser returned it) when the poster's body broke a size
+ * limit and `body` holds only its safety keys, to be applied before answering it; else undefined.
+ */
+export function overLimitRefusal(body: object): HttpError | undefined {
+  return overLimitByBody.get(body);
+}
+
 /**
  * `schema` for a route's `body:` when its parse hook is jsonObjectParser: the same schema
  * (types, OpenAPI) with Elysia's own second check turned off. The parser has checked the
@@ -407,8 +527,10 @@ export function parsedBodySchema<T extends TSchema>(schema: T): T {
 }
 
 /**
- * A parse hook for a write route: readJsonObject, then `schema`: problems under `strict`
- * keys are our own 422, any other is coerced to null (coerce(), coercedPaths()).
+ * A parse hook for a write route: readJsonObject within `limits`, then `schema`: problems
+ * under `strict` keys are our own 422, any other is coerced to null (coerce(),
+ * coercedPaths()). A body over a limit with strict keys comes back as those keys alone
+ * (overLimitRefusal()).
  * ? Elysia would validate the body against the route's schema again afterwards, but a body
  * that fails there makes Elysia build its ValidationError, which interpolates the offending
  * value into a string: a value like {"toString": 1} in a string field throws a TypeError
@@ -418,11 +540,14 @@ export function parsedBodySchema<T extends TSchema>(schema: T): T {
 export function jsonObjectParser(
   schema: TSchema,
   strict: readonly string[] = [],
+  limits: BodyLimits = DEFAULT_BODY_LIMITS,
 ): (request: Request) => Promise<Record<string, unknown>> {
   const check = TypeCompiler.Compile(schema);
   const strictKeys = new Set(strict);
   return async (request) => {
-    const { body, nonFinite } = await readJsonObject(request);
+    // ? The strict keys are the safety keys: a body over a limit still gets them applied.
+    const { body, nonFinite, overLimit } = await readJsonObject(request, limits, strict);
+    if (overLimit !== undefined) overLimitByBody.set(body, overLimit);
     if (check.Check(body)) {
       if (nonFinite.length > 0) coercedByBody.set(body, nonFinite);
       return body;

@@ -74,7 +74,7 @@ const RETRY_AFTER = {
 const ERRORS: Record<number, { description: string; retryAfter?: true }> = {
   400: {
     description:
-      "Bad request: not a JSON object, a repeated or forbidden key, nesting or size past a limit, or a bad query. Nothing was changed.",
+      "Bad request: not a JSON object, a repeated or forbidden key, nesting or size past a limit (NEOLIGHT_MAX_BODY_KEYS), or a bad query. Nothing was changed, except that on POST /meta/metrics a body over the key limit had its guardian, breakers and mode applied when the message says so.",
   },
   401: {
     description:
@@ -85,7 +85,9 @@ const ERRORS: Record<number, { description: string; retryAfter?: true }> = {
       "A wrong token; or, with no write token configured, a write from another host (writes are then accepted from this host only).",
   },
   408: { description: "The body did not arrive whole within NEOLIGHT_IDLE_TIMEOUT_S. Nothing was changed." },
-  413: { description: `The body is larger than ${MAX_BODY_BYTES} bytes. Nothing was changed.` },
+  413: {
+    description: `The body is larger than NEOLIGHT_MAX_BODY_MB (${MAX_BODY_BYTES} bytes by default), or would grow the document past its caps. Nothing was changed, except that on POST /meta/metrics its guardian, breakers and mode were applied when the message says so.`,
+  },
   415: { description: "The body is a JSON object but not sent as `content-type: application/json`." },
   422: { description: "Valid JSON that breaks the schema; the message names the field. Nothing was changed." },
   429: { description: "Too many writes from this address (NEOLIGHT_WRITE_RATE).", retryAfter: true },

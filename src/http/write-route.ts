@@ -22,8 +22,16 @@
 // timing without each route stamping it.
 import type { Static, TSchema } from "@sinclair/typebox";
 import { markStart } from "./access-log";
-import { isInvalidBody } from "./errors";
-import { coercedPaths, jsonBodyHooks, jsonObjectParser, parsedBodySchema } from "./json-body";
+import { type HttpError, isInvalidBody } from "./errors";
+import {
+  type BodyLimits,
+  coercedPaths,
+  DEFAULT_BODY_LIMITS,
+  jsonBodyHooks,
+  jsonObjectParser,
+  overLimitRefusal,
+  parsedBodySchema,
+} from "./json-body";
 
 /** What the write path needs from outside http/ (auth.ts's policy, /metrics' counter). */
 export interface WriteGate {
@@ -48,10 +56,12 @@ const writeParsers = new WeakSet<object>();
 /**
  * Declares a write route: spread the result into `.post(path, ...)`. `handler` gets the
  * checked body and the paths stored as null (`coerced`), and its answer is the 200's.
+ * `overLimit`: the poster's body broke a size limit and `body` holds only its `strict`
+ * (safety) keys; the handler applies them and answers with this refusal, saying so.
  */
 export type WriteRoute = <S extends TSchema, A, R, D>(
   schema: S,
-  handler: (body: Static<S>, coerced: readonly string[]) => Promise<A>,
+  handler: (body: Static<S>, coerced: readonly string[], overLimit?: HttpError) => Promise<A>,
   options: WriteRouteOptions<R, D>,
 ) => [
   (context: { body: Static<S> }) => Promise<A>,
@@ -63,10 +73,10 @@ export type WriteRoute = <S extends TSchema, A, R, D>(
   },
 ];
 
-/** The writeRoute of an app: every write it declares passes `gate`. */
-export function writeRoutes(gate: WriteGate): WriteRoute {
+/** The writeRoute of an app: every write it declares passes `gate`, and its body `limits`. */
+export function writeRoutes(gate: WriteGate, limits: BodyLimits = DEFAULT_BODY_LIMITS): WriteRoute {
   return (schema, handler, { strict = [], response, detail }) => {
-    const parse = jsonObjectParser(schema, strict);
+    const parse = jsonObjectParser(schema, strict, limits);
     const hook = async ({ request }: { request: Request }) => {
       markStart(request);
       gate.check(request);
@@ -79,8 +89,10 @@ export function writeRoutes(gate: WriteGate): WriteRoute {
     };
     writeParsers.add(hook);
     const answer = async ({ body }: { body: Static<typeof schema> }) => {
+      const overLimit = overLimitRefusal(body as object);
+      if (overLimit !== undefined) gate.onInvalid();
       try {
-        return await handler(body, coercedPaths(body as object));
+        return await handler(body, coercedPaths(body as object), overLimit);
       } catch (err) {
         // ? The service may refuse a body the schema let through (meta: a posted cache_timestamp).
         if (isInvalidBody(err)) gate.onInvalid();

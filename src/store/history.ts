@@ -45,12 +45,25 @@ export interface RangeQuery {
   maxSeries: number;
 }
 
+/**
+ * The kinds that gate or explain trading, in the order an answer gives them: they come
+ * before any per-agent or per-strategy series whatever the cut, and have a series budget
+ * of their own (openSqliteHistory), so that many agents can never crowd them out. (Issue
+ * 16: from ~125 agents the 1,000-series cut was all agents and the guardian's chart went
+ * blank; from 1,334 a fresh history.db never recorded the guardian at all.)
+ */
+export const SAFETY_KINDS: readonly string[] = ["guardian", "breaker", "regime", "mode", "allocation"];
+
+/** SQL ranking a series' kind: the safety kinds first, in SAFETY_KINDS' order. */
+const KIND_RANK = `CASE kind ${SAFETY_KINDS.map((k, i) => `WHEN '${k}' THEN ${i}`).join(" ")} ELSE ${SAFETY_KINDS.length} END`;
+
 export interface HistoryStore {
   readonly path: string;
   /**
    * Appends `points` in one transaction: all or none. Series are created on first use,
-   * up to `maxSeries` (open option); points of series beyond it are skipped and counted
-   * in the result. A point of a series at an existing ms replaces it. Throws on storage
+   * up to `maxSeries` (open option) of the SAFETY_KINDS and `maxSeries` of the others (two
+   * budgets: agents never use up the guardian's); points of series beyond it are skipped
+   * and counted in the result. A point of a series at an existing ms replaces it. Throws on storage
    * errors.
    */
   record(points: readonly HistoryPoint[]): { written: number; skipped: number };
@@ -59,8 +72,9 @@ export interface HistoryStore {
    * gives one point: its last sample (its largest for peak series), at that sample's
    * time; buckets of a minute or more are made from the roll-ups, so a bucket edge that
    * cuts a roll-up's minute or hour gives that minute's or hour's sample to the bucket
-   * its time falls in. Series are filtered by kind and subject, ordered by kind, subject,
-   * field (byte order) and cut at maxSeries before reading (a series without points in
+   * its time falls in. Series are filtered by kind and subject, ordered by kind (the
+   * SAFETY_KINDS first, in their order, then the others by name), subject, field (byte
+   * order) and cut at maxSeries before reading (a series without points in
    * the range takes a place in the cut; `truncated` says more were selected). The
    * caller owns the result. Throws on storage errors.
    */
@@ -70,7 +84,7 @@ export interface HistoryStore {
    * each roll-up whose bucket ended by then; returns how many points.
    */
   prune(before: number, limit: number): number;
-  /** Number of distinct series stored. */
+  /** Number of distinct series stored (both budgets). */
   seriesCount(): number;
   /** Closes the file (a WAL checkpoint happens on close). Idempotent. */
   close(): void;
@@ -190,6 +204,9 @@ export function openSqliteHistory(path: string, maxSeries = Number.POSITIVE_INFI
   }
 
   const ids = new Map<string, number>();
+  /** Series of the SAFETY_KINDS among `ids`: their budget is counted apart. */
+  let safetySeries = 0;
+  const isSafety = new Set(SAFETY_KINDS);
   for (const row of db.query("SELECT id, kind, subject, field FROM series").all() as {
     id: number;
     kind: string;
@@ -197,6 +214,7 @@ export function openSqliteHistory(path: string, maxSeries = Number.POSITIVE_INFI
     field: string;
   }[]) {
     ids.set(`${row.kind}\u0000${row.subject}\u0000${row.field}`, row.id);
+    if (isSafety.has(row.kind)) safetySeries++;
   }
   const insertSeries = db.query("INSERT INTO series (kind, subject, field, peak) VALUES (?1, ?2, ?3, ?4) RETURNING id");
   const insertPoint = db.query("INSERT OR REPLACE INTO points (ts, series_id, value, label) VALUES (?1, ?2, ?3, ?4)");
@@ -218,7 +236,7 @@ export function openSqliteHistory(path: string, maxSeries = Number.POSITIVE_INFI
     `SELECT id, kind, subject, field, peak FROM series
      WHERE (?1 IS NULL OR kind IN (SELECT value FROM json_each(?1)))
        AND (?2 IS NULL OR subject IN (SELECT value FROM json_each(?2)))
-     ORDER BY kind, subject, field`,
+     ORDER BY ${KIND_RANK}, kind, subject, field`,
   );
   // ? The rows come in key order, (time, series), and are bucketed below in one pass: a
   // GROUP BY here sorted millions of rows (9 s for 30 days at 300 agents).
@@ -246,14 +264,16 @@ export function openSqliteHistory(path: string, maxSeries = Number.POSITIVE_INFI
     return (before: number, limit: number) => q.run(before - ms, limit);
   });
 
-  /** The series' id, created when new; undefined when it is new and the cap is reached. */
+  /** The series' id, created when new; undefined when it is new and its budget is used up. */
   function seriesId(p: HistoryPoint): number | undefined {
     const key = `${p.kind}\u0000${p.subject}\u0000${p.field}`;
     let id = ids.get(key);
-    if (id === undefined && ids.size < maxSeries) {
-      id = (insertSeries.get(p.kind, p.subject, p.field, p.peak ? 1 : 0) as { id: number }).id;
-      ids.set(key, id);
-    }
+    if (id !== undefined) return id;
+    const safety = isSafety.has(p.kind);
+    if ((safety ? safetySeries : ids.size - safetySeries) >= maxSeries) return undefined;
+    id = (insertSeries.get(p.kind, p.subject, p.field, p.peak ? 1 : 0) as { id: number }).id;
+    ids.set(key, id);
+    if (safety) safetySeries++;
     return id;
   }
 

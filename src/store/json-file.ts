@@ -6,6 +6,7 @@ import { copyFile, link, lstat, open, readdir, rename, unlink } from "node:fs/pr
 import { basename, dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { createFdReserve } from "./fd-reserve";
+import { objectJson } from "./json-text";
 import {
   CACHE_TIMESTAMP_KEY,
   type JsonObject,
@@ -126,7 +127,9 @@ export function createJsonFilePersistence(path: string): Persistence {
       return aside;
     },
     async save(state) {
-      const text = JSON.stringify({ ...state.doc, [CACHE_TIMESTAMP_KEY]: state.updatedAt });
+      // ? Each value's text is made once and shared with the served document and the live
+      // stream (json-text.ts): only the keys are written anew.
+      const text = objectJson({ ...state.doc, [CACHE_TIMESTAMP_KEY]: state.updatedAt });
       const fd = reserve.open(tmp, "w", 0o644);
       try {
         await writeFd(fd, text);

@@ -12,6 +12,7 @@
 // ? Types only: the live feature's schemas say what each event's data holds (and OpenAPI
 // documents them from there); the hub itself stays plain logic.
 import type { LiveEvents, LiveStats, SnapshotEvent, UpdateEvent } from "../modules/live/model";
+import { jsonLength, objectJson } from "../store/json-text";
 import type { DocumentState, DocumentUpdate } from "../store/store";
 import { assignOwn } from "../store/store";
 
@@ -55,7 +56,8 @@ export interface Subscription {
 export interface Hub {
   /**
    * Called with each committed state and the batch that made it, in commit order (the
-   * processor's onCommit). Never blocks and never throws for a subscriber's sake.
+   * processor's onCommit). Never blocks and never throws for a subscriber's sake. With no
+   * subscriber no frame is made (one is, from the ring, for a subscriber resuming from before it).
    */
   publish(state: DocumentState, batch: readonly DocumentUpdate[]): void;
   /**
@@ -91,12 +93,27 @@ const RETRY = encoder.encode(`retry: ${RETRY_MS}\n\n`);
 
 interface RingEntry {
   version: number;
-  frame: Uint8Array;
+  /** The frame's size, or its estimate (jsonLength) while it is not made. */
+  bytes: number;
+  /** The frame, made at the first call (at once when someone listens). */
+  frame(): Uint8Array;
 }
 
-function frame<E extends keyof LiveEvents>(id: string, event: E, data: LiveEvents[E]): Uint8Array {
-  // JSON.stringify never emits a raw line break, so `data:` is always one line.
-  return encoder.encode(`id: ${id}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+/**
+ * One SSE frame of `data`, whose `documentKey` holds document values: their text is the one
+ * the file and the GET use (json-text.ts), made once per value, not once per frame.
+ */
+function frame<E extends keyof LiveEvents>(
+  id: string,
+  event: E,
+  data: LiveEvents[E],
+  documentKey: keyof LiveEvents[E] & string,
+): Uint8Array {
+  const { [documentKey]: values, ...rest } = data;
+  const head = JSON.stringify(rest);
+  const json = `${head.slice(0, -1)}${head.length > 2 ? "," : ""}${JSON.stringify(documentKey)}:${objectJson(values as Record<string, unknown>)}}`;
+  // JSON text never holds a raw line break, so `data:` is always one line.
+  return encoder.encode(`id: ${id}\nevent: ${event}\ndata: ${json}\n\n`);
 }
 
 export function createHub(options: HubOptions): Hub {
@@ -121,11 +138,16 @@ export function createHub(options: HubOptions): Hub {
     if (snapshot?.version !== latest.version) {
       snapshot = {
         version: latest.version,
-        frame: frame(idOf(latest.version), "snapshot", {
-          version: latest.version,
-          updated_at: latest.updatedAt,
-          doc: options.render(latest),
-        }),
+        frame: frame(
+          idOf(latest.version),
+          "snapshot",
+          {
+            version: latest.version,
+            updated_at: latest.updatedAt,
+            doc: options.render(latest),
+          },
+          "doc",
+        ),
       };
     }
     return snapshot.frame;
@@ -204,16 +226,26 @@ export function createHub(options: HubOptions): Hub {
     publish(state, batch) {
       if (closed || state.version <= latest.version) return;
       latest = state;
+      figures.events++;
       const set: UpdateEvent["set"] = {};
       for (const update of batch) assignOwn(set, update.set);
-      const f = frame(idOf(state.version), "update", { version: state.version, updated_at: state.updatedAt, set });
-      ring.push({ version: state.version, frame: f });
-      ringBytes += f.byteLength;
+      const data = { version: state.version, updated_at: state.updatedAt, set };
+      let made: Uint8Array | undefined;
+      const make = () => {
+        made ??= frame(idOf(data.version), "update", data, "set");
+        return made;
+      };
+      // ? Nobody listens: the frame is not made (issue 16: one per commit, for no one), only
+      // kept to be made should a viewer resume from before it; its size is estimated from
+      // its values' texts, which the file's write has made already.
+      const entry: RingEntry = { version: state.version, bytes: 0, frame: make };
+      entry.bytes = subs.size === 0 ? jsonLength(set) : make().byteLength;
+      ring.push(entry);
+      ringBytes += entry.bytes;
       while (ring.length > RING_EVENTS || (ringBytes > RING_BYTES && ring.length > 1)) {
-        ringBytes -= (ring.shift() as RingEntry).frame.byteLength;
+        ringBytes -= (ring.shift() as RingEntry).bytes;
       }
-      figures.events++;
-      for (const sub of subs) sub.push(f);
+      if (made !== undefined) for (const sub of subs) sub.push(made);
     },
     subscribe(lastEventId) {
       if (closed) throw new HubUnavailableError("service is shutting down; retry later");
@@ -228,7 +260,7 @@ export function createHub(options: HubOptions): Hub {
         sub.push(snapshotFrame());
       } else {
         figures.resumed++;
-        for (const e of missed) sub.push(e.frame);
+        for (const e of missed) sub.push(e.frame());
       }
       subs.add(sub);
       return sub;

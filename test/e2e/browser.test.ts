@@ -12,8 +12,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
+import { hiveSnapshot } from "../../bench/history-fill";
 import { type HistoryPoint, openSqliteHistory } from "../../src/store/history";
-import { fixture, ROOT, tempDir } from "../helpers";
+import { fixture, ROOT, tempDir, waitFor } from "../helpers";
 import { standInEngine } from "../risk-engine";
 import { compiledBinary, postJson, type ServiceProcess, spawnService } from "./process";
 
@@ -31,7 +32,12 @@ declare const document: {
   documentElement: { scrollWidth: number; clientWidth: number };
   body: { scrollWidth: number };
 };
-declare const window: { marker?: boolean };
+declare const window: { marker?: boolean; mutated?: Set<{ nodeName: string }> };
+declare function getComputedStyle(el: PageElement): { position: string };
+declare class MutationObserver {
+  constructor(callback: (records: { target: { nodeName: string } }[]) => void);
+  observe(node: PageElement, options: Record<string, boolean>): void;
+}
 declare const Image: new () => { src: string; naturalWidth: number; onload: () => void; onerror: () => void };
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -252,6 +258,112 @@ describe.skipIf(!available)("the dashboard page in Chromium (compiled binary)", 
         timeout: LIVE_MS,
       });
       expect(await desktop.evaluate(() => window.marker)).toBe(true);
+    },
+    SLOW,
+  );
+
+  // Issue 16 item 7: historySoon() restarted its timer on every update, so while updates
+  // streamed faster than its delay the charts never refreshed (its 30 s refresh included).
+  test(
+    "charts refresh while updates stream",
+    async () => {
+      let loads = 0;
+      const count = (r: { url(): string }) => {
+        if (r.url().includes("/meta/history")) loads++;
+      };
+      desktop.on("request", count);
+      let posting = true;
+      let n = 0;
+      // Load, not a clock: an update every 300 ms, less than the page's 1.5 s delay.
+      const poster = (async () => {
+        while (posting) {
+          await postJson(`${url()}/meta/metrics`, { stress_timestamp: `streamed ${n++}` });
+          await Bun.sleep(300);
+        }
+      })();
+      try {
+        // Two loads: the 30 s refresh alone could give one.
+        await waitFor(() => loads >= 2, "two chart loads while updates stream", 15_000);
+      } finally {
+        posting = false;
+        await poster;
+        desktop.off("request", count);
+      }
+    },
+    SLOW,
+  );
+
+  test(
+    "300 agents: top and bottom 10 with show all, a search box, a sticky header, only changed cells redrawn",
+    async () => {
+      const snapshot = hiveSnapshot(300, 1);
+      expect((await postJson(`${url()}/meta/metrics`, snapshot)).status).toBe(200);
+      await desktop.waitForFunction(() => document.querySelector("#agents tbody tr.gap") !== null, undefined, {
+        timeout: LIVE_MS * 5,
+      });
+      const rows = () => desktop.$$eval("#agents tbody tr", (trs) => trs.map((tr) => tr.textContent ?? ""));
+      expect(await rows()).toHaveLength(21);
+      expect((await rows())[10]).toBe("… 280 more show all");
+      expect(await desktop.$eval("#agents thead th", (th) => getComputedStyle(th).position)).toBe("sticky");
+
+      await desktop.fill("#agents-card .table-search", "agent_29");
+      const found = await desktop.$$eval("#agents tbody th", (ths) => ths.map((th) => th.textContent ?? ""));
+      expect(found.sort()).toEqual(["agent_29", ...Array.from({ length: 10 }, (_, i) => `agent_29${i}`)]);
+      expect(await desktop.textContent("#agents-card .table-count")).toBe("11 of 300");
+      await desktop.fill("#agents-card .table-search", "");
+      await desktop.click("#agents-card .table-tools .show-all");
+      expect(await rows()).toHaveLength(300);
+
+      // One agent's one figure changes: one cell is written, no row is replaced or moved
+      // (sorted by name, so the order stays).
+      await desktop.click("#agents thead th:nth-child(1) button");
+      expect(await desktop.getAttribute("#agents thead th:nth-child(1)", "aria-sort")).toBe("ascending");
+      await desktop.evaluate(() => {
+        const mutated = new Set<{ nodeName: string }>();
+        window.mutated = mutated;
+        new MutationObserver((records) => {
+          for (const r of records) mutated.add(r.target);
+        }).observe(document.querySelector("#agents tbody") as PageElement, {
+          childList: true,
+          subtree: true,
+          characterData: true,
+          attributes: true,
+        });
+      });
+      const agents = snapshot.per_agent as Record<string, Record<string, number>>;
+      const changed = { ...agents, agent_5: { ...agents.agent_5, pnl_1d: 12_345.67 } };
+      expect((await postJson(`${url()}/meta/metrics`, { per_agent: changed })).status).toBe(200);
+      await desktop.waitForFunction(() =>
+        [...document.querySelectorAll("#agents tbody td")].some((td) => td.textContent === "+$12,345.67"),
+      );
+      const mutated = await desktop.evaluate(() => [...(window.mutated ?? [])].map((n) => n.nodeName));
+      expect(mutated).toEqual(["TD"]);
+    },
+    SLOW,
+  );
+
+  test(
+    "the P&L chart draws 10 agents and a total, and says when the answer was cut",
+    async () => {
+      // The 300 agents' history (2,400 agent series) is over the answer's 1,000-series cut.
+      // Asked again until an answer holds them: one range's answer is shared for 5 s.
+      let clicks = 0;
+      await waitFor(
+        async () => {
+          if (clicks++ % 50 === 0) await desktop.click("#ranges button[data-range='24h']");
+          return (await desktop.getAttribute("#charts", "data-truncated")) === "true";
+        },
+        "a history answer cut at its series limit",
+        20_000,
+      );
+      expect(await desktop.textContent("#history-note")).toContain("some agents are not charted");
+      const legend = await desktop.$$eval("#chart-pnl .u-legend .u-series", (s) => s.map((x) => x.textContent ?? ""));
+      // The x series, 10 agents at 1d and 7d, and the total.
+      expect(legend.length).toBeLessThanOrEqual(1 + 20 + 1);
+      expect(legend.some((l) => l.startsWith("total 1d ("))).toBe(true);
+      // The guardian's chart is still drawn: the safety series come first in the cut.
+      expect(Number(await desktop.getAttribute("#chart-drawdown", "data-points"))).toBeGreaterThan(0);
+      expect((await postJson(`${url()}/meta/metrics`, fixture("meta_metrics_post"))).status).toBe(200);
     },
     SLOW,
   );

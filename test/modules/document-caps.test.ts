@@ -19,7 +19,7 @@ describe("document caps", () => {
     const res = await post(t.app, "/meta/metrics", { extra1: 1, extra2: 2 });
     expect(res.status).toBe(413);
     expect(res.body).toEqual({
-      error: `document key limit reached: ${MAX_DOCUMENT_KEYS - 1} top-level keys stored, this update adds 2, at most ${MAX_DOCUMENT_KEYS} (MAX_DOCUMENT_KEYS); nothing else of this update was stored`,
+      error: `document key limit reached: ${MAX_DOCUMENT_KEYS - 1} top-level keys stored, this update adds 2, at most ${MAX_DOCUMENT_KEYS} (raise NEOLIGHT_MAX_DOCUMENT_KEYS, --max-document-keys); nothing else of this update was stored`,
       code: 413,
     });
     expect((await get(t.app, "/meta/metrics")).body.extra1).toBeUndefined();

@@ -35,10 +35,11 @@ describe("history store", () => {
       bucketMs: 120,
       truncated: false,
       series: [
-        { kind: "agent", subject: "smart_trader", field: "pnl_1d", t: [T0, T0 + MIN], v: [10, 20] },
-        { kind: "agent", subject: "smart_trader", field: "pnl_7d", t: [T0], v: [100] },
+        // The safety kinds first (guardian, then regime), then the others by name.
         { kind: "guardian", subject: "", field: "is_paused", t: [T0], v: [1] },
         { kind: "regime", subject: "", field: "label", t: [T0], v: [null], labels: ["BULL"] },
+        { kind: "agent", subject: "smart_trader", field: "pnl_1d", t: [T0, T0 + MIN], v: [10, 20] },
+        { kind: "agent", subject: "smart_trader", field: "pnl_7d", t: [T0], v: [100] },
       ],
     });
     expect(store.query({ ...all, kinds: ["regime"] }).series.map((s) => s.kind)).toEqual(["regime"]);
@@ -121,6 +122,61 @@ describe("history store", () => {
     const answer = store.query({ ...all, maxSeries: 2 });
     expect(answer.series.map((s) => s.field)).toEqual(["a", "b"]);
     expect(answer.truncated).toBe(true);
+  });
+
+  test("agents never crowd out the safety series: each class has its own series budget", () => {
+    using dir = tempDir();
+    // Issue 16: with one budget, 1,334 agents filled it and a fresh file never recorded the guardian.
+    const store = openSqliteHistory(join(dir.path, "history.db"), 2);
+    expect(store.record([p("a", 0, 1), p("b", 0, 1), p("c", 0, 1)])).toEqual({ written: 2, skipped: 1 });
+    const safety: HistoryPoint[] = [
+      { kind: "guardian", subject: "", field: "is_paused", ts: T0, value: 1, peak: true },
+      { kind: "breaker", subject: "trade_state", field: "state", ts: T0, value: 1, peak: true },
+      { kind: "regime", subject: "", field: "label", ts: T0, value: null, label: "BEAR" },
+    ];
+    expect(store.record(safety)).toEqual({ written: 2, skipped: 1 });
+    expect(store.query(all).series.map((s) => `${s.kind}/${s.field}`)).toEqual([
+      "guardian/is_paused",
+      "breaker/state",
+      "agent/a",
+      "agent/b",
+    ]);
+    expect(store.seriesCount()).toBe(4);
+    store.close();
+    // The budgets are counted again from the file after a restart.
+    const again = openSqliteHistory(join(dir.path, "history.db"), 2);
+    expect(again.record([p("d", 1, 1), { ...(safety[2] as HistoryPoint), ts: T0 + MIN }])).toEqual({
+      written: 0,
+      skipped: 2,
+    });
+    again.close();
+  });
+
+  test("the answer's cut keeps guardian, breakers, regime, mode and allocations before any agent", () => {
+    using dir = tempDir();
+    const store = openSqliteHistory(join(dir.path, "history.db"));
+    const agents = Array.from({ length: 50 }, (_, i) => p("pnl_1d", 0, i, { subject: `a${i}` }));
+    const safety: HistoryPoint[] = [
+      { kind: "allocation", subject: "a0", field: "governor", ts: T0, value: 0.2 },
+      { kind: "mode", subject: "", field: "label", ts: T0, value: null, label: "LIVE" },
+      { kind: "regime", subject: "", field: "confidence", ts: T0, value: 0.7 },
+      { kind: "breaker", subject: "quote_state", field: "state", ts: T0, value: 0, peak: true },
+      { kind: "guardian", subject: "", field: "drawdown", ts: T0, value: 3 },
+      { kind: "guardian", subject: "", field: "is_paused", ts: T0, value: 1, peak: true },
+    ];
+    store.record([...agents, ...safety]);
+    const answer = store.query({ ...all, maxSeries: 7 });
+    expect(answer.series.map((s) => `${s.kind}/${s.subject}/${s.field}`)).toEqual([
+      "guardian//drawdown",
+      "guardian//is_paused",
+      "breaker/quote_state/state",
+      "regime//confidence",
+      "mode//label",
+      "allocation/a0/governor",
+      "agent/a0/pnl_1d",
+    ]);
+    expect(answer.truncated).toBe(true);
+    store.close();
   });
 
   test("long ranges read the roll-ups and answer what the raw points would: each bucket's last, or its peak", () => {

@@ -9,7 +9,7 @@ import type { AgentFiles } from "../agent-files/service";
 import { figureFiles } from "../meta/figures";
 import { allocationPoints, documentPoints } from "./points";
 import type { HistoryStatus } from "./status";
-import { type HistoryThreads, MAX_SERIES_TOTAL } from "./threads";
+import type { HistoryThreads } from "./threads";
 
 /** Samples are written at most this often: one transaction per tick (the samples kept follow SAMPLE_MS). */
 export const FLUSH_MS = 1000;
@@ -29,6 +29,8 @@ export interface RecorderOptions {
   status: HistoryStatus;
   threads: HistoryThreads;
   flushMs: number;
+  /** The writer's series cap per class, for the WARN when it is reached. */
+  maxSeries: number;
   /** The governor's allocation files (its own, and its override copy); absent: not sampled. */
   files?: Pick<AgentFiles, "regime" | "governor" | "override">;
 }
@@ -42,7 +44,7 @@ export interface Recorder {
   stop(): void;
 }
 
-export function startRecorder({ log, status, threads, flushMs, files }: RecorderOptions): Recorder {
+export function startRecorder({ log, status, threads, flushMs, maxSeries, files }: RecorderOptions): Recorder {
   /** Top-level keys changed since the last flush, each with the time of its last change. */
   const dirty = new Map<string, number>();
   /** When each dirty key's current sampling window began (the first change in it). */
@@ -71,7 +73,7 @@ export function startRecorder({ log, status, threads, flushMs, files }: Recorder
         status.last_error = null;
         if (skipped > 0 && !seriesCapWarned) {
           // ? Only new series are refused; the ones already charted keep being recorded.
-          log.warn("history series limit reached, new series not recorded", { limit: MAX_SERIES_TOTAL, skipped });
+          log.warn("history series limit reached, new series not recorded", { limit: maxSeries, skipped });
           seriesCapWarned = true;
         }
       } catch (err) {

@@ -21,9 +21,12 @@ import { startPruner } from "./prune";
 import { planQuery, type QueryPlan } from "./query";
 import { FLUSH_MS, startRecorder } from "./recorder";
 import { type HistoryStatus, initialStatus } from "./status";
-import { startHistoryThreads } from "./threads";
+import { MAX_SERIES_TOTAL, startHistoryThreads } from "./threads";
 
-/** Most series in one answer (~100 agents x 8 figures); the answer says when it cut. */
+/**
+ * Most series in one answer (~100 agents x 8 figures), the safety kinds first; the answer
+ * says when it cut. Default of NEOLIGHT_HISTORY_ANSWER_SERIES.
+ */
 export const MAX_SERIES_PER_ANSWER = 1000;
 /**
  * A query not answered within this is stopped (its thread is replaced) and answered 503:
@@ -82,6 +85,10 @@ export interface HistoryOptions {
   log: Logger;
   /** The agent files: the governor's allocations (its file, else its override copy) are sampled from them. */
   files?: Pick<AgentFiles, "regime" | "governor" | "override">;
+  /** Series recorded at most per class (the safety kinds; the others). Default: MAX_SERIES_TOTAL. */
+  maxSeries?: number;
+  /** Series in one answer at most, the safety kinds first. Default: MAX_SERIES_PER_ANSWER. */
+  answerSeries?: number;
   /** Default: FLUSH_MS. */
   flushMs?: number;
   /** Default: QUERY_TIMEOUT_MS. */
@@ -96,6 +103,8 @@ export async function createHistory(options: HistoryOptions): Promise<History> {
   const { path, days, log } = options;
   const queryTimeoutMs = options.queryTimeoutMs ?? QUERY_TIMEOUT_MS;
   const cacheMs = options.cacheMs ?? CACHE_MS;
+  const maxSeries = options.maxSeries ?? MAX_SERIES_TOTAL;
+  const answerSeries = options.answerSeries ?? MAX_SERIES_PER_ANSWER;
   const status = initialStatus(path, days);
   let closed = false;
   const threads = await startHistoryThreads({
@@ -103,6 +112,7 @@ export async function createHistory(options: HistoryOptions): Promise<History> {
     log,
     status,
     queryTimeoutMs,
+    maxSeries,
     workerEntry: options.workerEntry,
     closing: () => closed,
     off: days === 0 ? "NEOLIGHT_HISTORY_DAYS is 0" : null,
@@ -113,6 +123,7 @@ export async function createHistory(options: HistoryOptions): Promise<History> {
     status,
     threads,
     flushMs: options.flushMs ?? FLUSH_MS,
+    maxSeries,
     files: options.files,
   });
 
@@ -137,7 +148,7 @@ export async function createHistory(options: HistoryOptions): Promise<History> {
       const thread = await threads.reader();
       return await thread.call(
         "answer",
-        { from, to, points, kinds, subjects, maxSeries: MAX_SERIES_PER_ANSWER, retentionDays: days },
+        { from, to, points, kinds, subjects, maxSeries: answerSeries, retentionDays: days },
         queryTimeoutMs,
       );
     } catch (err) {

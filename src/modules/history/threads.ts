@@ -6,7 +6,10 @@ import type { Logger } from "../../log/logger";
 import { type HistoryThread, HistoryThreadError, spawnHistoryThread } from "../../store/history-thread";
 import type { HistoryStatus } from "./status";
 
-/** Most distinct series ever created: a poster inventing agent names must not fill the disk. */
+/**
+ * Most distinct series ever created, per class (the safety kinds; the others): a poster
+ * inventing agent names must not fill the disk. Default of NEOLIGHT_HISTORY_MAX_SERIES.
+ */
 export const MAX_SERIES_TOTAL = 20_000;
 /** Shutdown waits at most this for the writer to close the file (a WAL checkpoint). */
 const CLOSE_TIMEOUT_MS = 5_000;
@@ -19,6 +22,8 @@ export interface ThreadOptions {
   /** The figures /status shows: these threads keep enabled, series, failures and the rest. */
   status: HistoryStatus;
   queryTimeoutMs: number;
+  /** Series created at most per class (the safety kinds; the others). */
+  maxSeries: number;
   /** The history thread's code (tests start a thread that crashes). Default: workerEntry(). */
   workerEntry?: string;
   /** True once the history is closing: a writer that stopped is then not started again. */
@@ -48,7 +53,7 @@ export interface HistoryThreads {
  * when that fails, or when `off` says so.
  */
 export async function startHistoryThreads(options: ThreadOptions): Promise<HistoryThreads> {
-  const { path, log, status, queryTimeoutMs } = options;
+  const { path, log, status, queryTimeoutMs, maxSeries } = options;
   const spawn = (role: string) =>
     spawnHistoryThread({
       entry: options.workerEntry,
@@ -58,7 +63,7 @@ export async function startHistoryThreads(options: ThreadOptions): Promise<Histo
         log.error("history thread stopped", { role, reason });
       },
     });
-  const store = { path, maxSeries: MAX_SERIES_TOTAL };
+  const store = { path, maxSeries };
   /** The thread that writes (record, prune); null while history is off. */
   let writer: HistoryThread | null = null;
   /** The thread that answers queries, started with the first one; replaced when it stops. */

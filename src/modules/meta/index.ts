@@ -36,8 +36,8 @@ export function metaRoutes(meta: MetaService, writeRoute: WriteRoute) {
       "/meta/metrics",
       ...writeRoute(
         MetaMetricsUpdate,
-        async (body, coerced) => {
-          const { seq, state } = await meta.submit(body, "hive", coerced);
+        async (body, coerced, overLimit) => {
+          const { seq, state } = await meta.submit(body, "hive", coerced, overLimit);
           return accepted(seq, state, coerced);
         },
         {

@@ -5,6 +5,7 @@ import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { describeProblems, HttpError, UnavailableError, UnprocessableError } from "../../http/errors";
 import { coerce } from "../../http/json-body";
 import { clip, type Logger } from "../../log/logger";
+import { objectJson, valueJson } from "../../store/json-text";
 import {
   CACHE_TIMESTAMP_KEY,
   type DocumentState,
@@ -26,6 +27,8 @@ export const PERSIST_FAILED_RETRY_AFTER_S = 5;
 export const SHUTTING_DOWN_RETRY_AFTER_S = 5;
 /** At most one "telemetry queue full" WARN per this many ms; the count of the rest is in it. */
 const FULL_WARN_INTERVAL_MS = 1000;
+/** At most one "update over a size limit" WARN per this many ms; the count of the rest is in the next. */
+const TOO_LARGE_WARN_INTERVAL_MS = 1000;
 /** At most one "posted values stored as null" WARN per this many ms (paths not listed are listed later). */
 const COERCED_WARN_INTERVAL_MS = 1000;
 /** Paths one such line lists; the rest of that post's new paths are counted in `more`. */
@@ -34,36 +37,42 @@ const MAX_LISTED_COERCED_PATHS = 20;
 const MAX_WARNED_COERCED_PATHS = 10_000;
 
 /**
- * Top-level keys the document holds at most; an update adding a key beyond it gets 413.
+ * Top-level keys the document holds at most by default (NEOLIGHT_MAX_DOCUMENT_KEYS); an
+ * update adding a key beyond it gets 413.
  * The hive and its peers use about ten; 30 posts of 40k new keys made a 20.5 MB document
  * that put /health's p99 at 6.9 s (issue 15).
  */
 export const MAX_DOCUMENT_KEYS = 1000;
 /**
- * JSON bytes of the stored keys at most; an update that grows the document beyond it gets
- * 413. A real document is a few KB; at 8 MiB a render or a durable write still costs tens
+ * JSON bytes of the stored keys at most by default (NEOLIGHT_MAX_DOCUMENT_MB); an update
+ * that grows the document beyond it gets 413. A real document is a few KB; at 8 MiB a render or a durable write still costs tens
  * of milliseconds, where 69 MB cost 1.1 s per GET and 6.2 s to start (issue 15).
  */
 export const MAX_DOCUMENT_BYTES = 8 * 1024 * 1024;
 
 /**
- * The update would grow the document past a cap. Its safety keys (SAFETY_KEYS) were still
- * applied and made durable, and the message says so: a pause is never refused for size.
+ * The update broke a size limit: the document's caps (413), or the body's (413 for bytes,
+ * 400 for keys: the parser kept only its safety keys). Its safety keys (SAFETY_KEYS) were
+ * still applied and made durable as update `seq`, and the message says so: a pause is
+ * never refused for size.
  */
-export class DocumentTooLargeError extends HttpError {
-  constructor(problem: string, applied: readonly string[]) {
+export class SizeLimitError extends HttpError {
+  constructor(status: number, problem: string, applied: readonly string[], seq: number | null) {
     super(
-      413,
+      status,
       `${problem}; nothing else of this update was stored${
-        applied.length > 0 ? `, but its ${applied.join(", ")} were applied` : ""
+        applied.length > 0 ? `, but its ${applied.join(", ")} were applied (seq ${seq})` : ""
       }`,
     );
   }
 }
 
-/** Bytes `key: value` adds to the document's JSON (its comma included). */
+/**
+ * Bytes `key: value` adds to the document's JSON (its comma included). The value's text is
+ * the one the file, the GET and the live stream use too (json-text.ts): made once.
+ */
 function entryBytes(key: string, value: unknown): number {
-  return Buffer.byteLength(JSON.stringify(key)) + Buffer.byteLength(JSON.stringify(value) ?? "null") + 2;
+  return Buffer.byteLength(JSON.stringify(key)) + Buffer.byteLength(valueJson(value)) + 2;
 }
 
 /** CONTRACT section 3: what GET /meta/metrics serves before any data. */
@@ -149,15 +158,18 @@ export interface MetaService {
    * every rejected case nothing of `set` is visible or stored. `source` says who sent it.
    * `coerced`: paths of `set` the parser stored as null; each is warned about once
    * (rate-bounded), when accepted.
-   * Size caps: when `set` without its safety keys would add a key beyond MAX_DOCUMENT_KEYS,
-   * or grow the document beyond MAX_DOCUMENT_BYTES (counting accepted updates still queued),
-   * its safety keys alone are submitted and, once durable, it rejects with
-   * DocumentTooLargeError (413); with no safety key it rejects at once.
+   * Size caps: when `set` without its safety keys would add a key beyond maxDocumentKeys,
+   * or grow the document beyond maxDocumentBytes (counting accepted updates still queued),
+   * its safety keys alone are submitted and, once durable, it rejects with SizeLimitError
+   * (413); with no safety key it rejects at once. `overLimit`: the poster's body broke a
+   * body limit and `set` holds only its safety keys: they are submitted, and once durable
+   * it rejects with SizeLimitError of overLimit's status and words.
    */
   submit(
     set: JsonObject,
     source: UpdateSource,
     coerced?: readonly string[],
+    overLimit?: HttpError,
   ): Promise<{ seq: number; state: DocumentState }>;
   /**
    * The served document as JSON text, rebuilt only when the store's version changes (before
@@ -172,15 +184,24 @@ export interface MetaServiceDeps {
   store: DocumentStore;
   log: Logger;
   now?: () => Date;
+  /** Default: MAX_DOCUMENT_KEYS. */
+  maxDocumentKeys?: number;
+  /** Default: MAX_DOCUMENT_BYTES. */
+  maxDocumentBytes?: number;
 }
 
-export function createMetaService({ channel, store, log, now = () => new Date() }: MetaServiceDeps): MetaService {
+export function createMetaService(deps: MetaServiceDeps): MetaService {
+  const { channel, store, log, now = () => new Date() } = deps;
+  const maxKeys = deps.maxDocumentKeys ?? MAX_DOCUMENT_KEYS;
+  const maxBytes = deps.maxDocumentBytes ?? MAX_DOCUMENT_BYTES;
   let seq = 0;
   const counts = { accepted: 0, applied: 0, rejected_full: 0, rejected_unpersisted: 0, rejected_too_large: 0 };
   let fullSinceWarn = 0;
   let lastFullWarn = 0;
   const warnedCoerced = new Set<string>();
   let lastCoercedWarn = Number.NEGATIVE_INFINITY;
+  let tooLargeSinceWarn = 0;
+  let lastTooLargeWarn = Number.NEGATIVE_INFINITY;
   /**
    * `json`: the served text; or, when the document has no `timestamp` of its own, the text
    * after the default's timestamp (`tail`), which each call prefixes with the current time.
@@ -209,13 +230,13 @@ export function createMetaService({ channel, store, log, now = () => new Date() 
   function overCap(set: JsonObject): string | null {
     const keys = Object.keys(set).filter((k) => !SAFETY.has(k));
     const fresh = keys.filter((k) => !sizes.has(k)).length;
-    if (fresh > 0 && sizes.size + fresh > MAX_DOCUMENT_KEYS) {
-      return `document key limit reached: ${sizes.size} top-level keys stored, this update adds ${fresh}, at most ${MAX_DOCUMENT_KEYS} (MAX_DOCUMENT_KEYS)`;
+    if (fresh > 0 && sizes.size + fresh > maxKeys) {
+      return `document key limit reached: ${sizes.size} top-level keys stored, this update adds ${fresh}, at most ${maxKeys} (raise NEOLIGHT_MAX_DOCUMENT_KEYS, --max-document-keys)`;
     }
     let growth = 0;
     for (const k of keys) growth += entryBytes(k, set[k]) - (sizes.get(k) ?? 0);
-    if (growth > 0 && totalBytes + growth > MAX_DOCUMENT_BYTES) {
-      return `document size limit reached: ${totalBytes} bytes stored, this update adds ${growth}, at most ${MAX_DOCUMENT_BYTES} (MAX_DOCUMENT_BYTES)`;
+    if (growth > 0 && totalBytes + growth > maxBytes) {
+      return `document size limit reached: ${totalBytes} bytes stored, this update adds ${growth}, at most ${maxBytes} (raise NEOLIGHT_MAX_DOCUMENT_MB, --max-document-mb)`;
     }
     return null;
   }
@@ -233,10 +254,10 @@ export function createMetaService({ channel, store, log, now = () => new Date() 
 
   function render(state: DocumentState): { json: string; stamped: boolean } {
     if (Object.hasOwn(state.doc, "timestamp"))
-      return { json: JSON.stringify(servedDocument(state, now())), stamped: false };
+      return { json: objectJson(servedDocument(state, now())), stamped: false };
     // ? CONTRACT section 3: the default's timestamp is the current time. It is the first key
     // (defaultDocument's order, and no stored key overrides it), so the rest is cached.
-    const json = JSON.stringify(servedDocument(state, new Date(0)));
+    const json = objectJson(servedDocument(state, new Date(0)));
     return { json: json.slice(STAMP_PREFIX.length), stamped: true };
   }
 
@@ -253,6 +274,21 @@ export function createMetaService({ channel, store, log, now = () => new Date() 
       `telemetry queue full (${channel.capacity} updates waiting); retry later`,
       QUEUE_FULL_RETRY_AFTER_S,
     );
+  }
+
+  /** One WARN per TOO_LARGE_WARN_INTERVAL_MS for updates refused for size, saying what of the last was applied. */
+  function warnTooLarge(problem: string, applied: readonly string[], seq: number | null): void {
+    tooLargeSinceWarn++;
+    const t = now().getTime();
+    if (t - lastTooLargeWarn < TOO_LARGE_WARN_INTERVAL_MS) return;
+    log.warn("update over a size limit, only its safety keys applied", {
+      problem: clip(problem),
+      applied,
+      seq,
+      refused: tooLargeSinceWarn,
+    });
+    lastTooLargeWarn = t;
+    tooLargeSinceWarn = 0;
   }
 
   /** One WARN for the paths not warned about yet; skipped (and so warned later) within the interval. */
@@ -274,26 +310,29 @@ export function createMetaService({ channel, store, log, now = () => new Date() 
     set: JsonObject,
     source: UpdateSource,
     coerced: readonly string[],
+    overLimit: HttpError | undefined,
   ): Promise<{ seq: number; state: DocumentState }> {
     if (Object.hasOwn(set, CACHE_TIMESTAMP_KEY)) {
       throw new UnprocessableError(`${CACHE_TIMESTAMP_KEY} is set by the service and cannot be posted`);
     }
-    const problem = overCap(set);
+    const problem = overLimit === undefined ? overCap(set) : overLimit.message;
     if (problem === null) return enqueue(set, source, coerced);
     counts.rejected_too_large++;
-    // ? A pause must never be refused for size (issue 15): the router trades unless we say
-    // paused. The safety keys never count toward the caps, so they are stored on their own.
+    // ? A pause must never be refused for size (issues 15, 16): the router trades unless we
+    // say paused. The safety keys never count toward the caps, so they are stored on their own.
     const safety: JsonObject = {};
     for (const key of SAFETY_KEYS) if (Object.hasOwn(set, key)) safety[key] = set[key];
     const applied = Object.keys(safety);
+    let seq: number | null = null;
     if (applied.length > 0) {
-      await enqueue(
+      ({ seq } = await enqueue(
         safety,
         source,
         coerced.filter((p) => SAFETY.has(p.split("/")[0] as string)),
-      );
+      ));
     }
-    throw new DocumentTooLargeError(problem, applied);
+    warnTooLarge(problem, applied, seq);
+    throw new SizeLimitError(overLimit?.status ?? 413, problem, applied, seq);
   }
 
   function enqueue(
@@ -348,7 +387,7 @@ export function createMetaService({ channel, store, log, now = () => new Date() 
   }
 
   return {
-    submit: (set, source, coerced = []) => submitCapped(set, source, coerced),
+    submit: (set, source, coerced = [], overLimit) => submitCapped(set, source, coerced, overLimit),
     documentJson() {
       const state = store.current();
       if (cache?.version !== state.version) cache = { version: state.version, ...render(state) };
@@ -360,8 +399,8 @@ export function createMetaService({ channel, store, log, now = () => new Date() 
       ...counts,
       document_keys: sizes.size,
       document_bytes: totalBytes,
-      max_document_keys: MAX_DOCUMENT_KEYS,
-      max_document_bytes: MAX_DOCUMENT_BYTES,
+      max_document_keys: maxKeys,
+      max_document_bytes: maxBytes,
     }),
   };
 }

@@ -45,7 +45,13 @@ export function documentFiguresWriter({ store, files, now }: DocumentFiguresDeps
     const doc: JsonObject = { ...defaultDocument(new Date(now())), ...state.doc };
     const readings = figures(doc, figureFiles(files));
     const byFigure = new Map<Figure, Reading[]>();
-    for (const r of readings) byFigure.set(r.figure, [...(byFigure.get(r.figure) ?? []), r]);
+    // ? Pushed in place: copying the list per reading made a scrape at 3,000 agents take
+    // 600-900 ms (quadratic in the agents), not ~20 (issue 16).
+    for (const r of readings) {
+      const list = byFigure.get(r.figure);
+      if (list === undefined) byFigure.set(r.figure, [r]);
+      else list.push(r);
+    }
     for (const figure of FIGURES) writeFigure(w, figure, byFigure.get(figure) ?? []);
   };
 }

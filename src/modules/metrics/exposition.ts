@@ -12,7 +12,10 @@
 // Label values come from clients (agent names): each family holds at most `seriesLimit`
 // series, so an agent flood cannot blow up the scrape or Prometheus's memory.
 
-/** Series per family at most: far above the handful of agents a deployment runs (the fixtures hold 3). */
+/**
+ * Series per family at most: far above the handful of agents a deployment runs (the
+ * fixtures hold 3). Default of NEOLIGHT_METRICS_MAX_SERIES (README: what a scrape costs).
+ */
 export const MAX_SERIES_PER_FAMILY = 1000;
 /** Longer label values are cut: Prometheus keeps each in memory per series; no name is this long. */
 export const MAX_LABEL_VALUE_LENGTH = 256;

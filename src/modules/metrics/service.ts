@@ -14,7 +14,7 @@ import type { AgentFiles } from "../agent-files/service";
 import type { MetaService } from "../meta/service";
 import type { RiskClient } from "../risk/service";
 import { documentFiguresWriter } from "./document";
-import { ExpositionWriter, type Histogram, MAX_SERIES_PER_FAMILY } from "./exposition";
+import { ExpositionWriter, type Histogram } from "./exposition";
 import type { MetricsStatus, SourceStaleness } from "./model";
 import { writeDurability, writeProcess, writeTraffic } from "./process";
 import { createRequestStats, type RequestStats } from "./requests";
@@ -96,7 +96,7 @@ export function startMetrics(deps: MetricsDeps): MetricsService {
     requests,
     render() {
       scrapes++;
-      const w = new ExpositionWriter(MAX_SERIES_PER_FAMILY);
+      const w = new ExpositionWriter(config.metricsMaxSeries);
       writeProcess(w);
       writeTraffic(w, { requests, meta });
       writeRejected(w);
@@ -115,7 +115,7 @@ export function startMetrics(deps: MetricsDeps): MetricsService {
       return w.text();
     },
     staleness: () => monitor.entries(),
-    status: () => ({ series_limit: MAX_SERIES_PER_FAMILY, scrapes, truncated: truncated.map((t) => ({ ...t })) }),
+    status: () => ({ series_limit: config.metricsMaxSeries, scrapes, truncated: truncated.map((t) => ({ ...t })) }),
     countRejected(reason) {
       rejected[reason]++;
     },

@@ -1,5 +1,5 @@
 // The charts over time, drawn with uPlot from GET /meta/history: per-agent P&L (1d solid,
-// 7d dashed), guardian drawdown with paused periods shaded, allocation weights with the
+// 7d dashed) of the CHARTED_AGENTS largest movers plus every agent's total, guardian drawdown with paused periods shaded, allocation weights with the
 // governor's bounds, and the regime timeline (a coloured band per regime, confidence on
 // top). Each chart sizes itself to its box, so the page never scrolls sideways.
 import uPlot from "uplot";
@@ -8,7 +8,23 @@ import type { HistoryAnswer, Series } from "../../modules/history/model";
 import type { AllocationField, SeriesKind } from "../../modules/meta/figures";
 import type { AgentFigures, Guardian, RegimeDocument, RegimeLabel } from "../../modules/meta/model";
 
-const PALETTE = ["#4dabf7", "#ffa94d", "#b197fc", "#63e6be", "#ff8787", "#ffd43b", "#74c0fc", "#e599f7", "#a9e34b"];
+const PALETTE = [
+  "#4dabf7",
+  "#ffa94d",
+  "#b197fc",
+  "#63e6be",
+  "#ff8787",
+  "#ffd43b",
+  "#74c0fc",
+  "#e599f7",
+  "#a9e34b",
+  "#ced4da",
+];
+/**
+ * Agents drawn by name at most: those whose latest 1d P&L is largest either way. Issue 16:
+ * 250 lines in 9 colours with a 4,000 px legend said nothing; the total line holds them all.
+ */
+export const CHARTED_AGENTS = 10;
 /** One colour per regime the schema knows: a new RegimeLabel does not compile without one. */
 export const REGIME_COLOURS: Readonly<Record<string, string>> = {
   BULL: "#2f9e44",
@@ -144,7 +160,20 @@ export class Charts {
       answer.series.filter((s) => s.kind === kind && (fields.length === 0 || (fields as string[]).includes(s.field)));
 
     const pnl: Line[] = [];
-    for (const s of of("agent", "pnl_1d", "pnl_7d")) {
+    const agentSeries = of("agent", "pnl_1d", "pnl_7d");
+    const daily = agentSeries.filter((s) => s.field === "pnl_1d");
+    const size = (s: Series) => {
+      for (let i = s.v.length - 1; i >= 0; i--) if (s.v[i] !== null) return Math.abs(s.v[i] as number);
+      return 0;
+    };
+    const charted = new Set(
+      [...daily]
+        .sort((a, b) => size(b) - size(a) || a.subject.localeCompare(b.subject))
+        .slice(0, CHARTED_AGENTS)
+        .map((s) => s.subject),
+    );
+    for (const s of agentSeries) {
+      if (!charted.has(s.subject)) continue;
       const weekly = s.field === "pnl_7d";
       pnl.push({
         label: `${s.subject} ${weekly ? "7d" : "1d"}`,
@@ -153,6 +182,21 @@ export class Charts {
       });
     }
     pnl.sort((a, b) => a.label.localeCompare(b.label));
+    if (daily.length > 1) {
+      // Every agent's 1d P&L summed at each sample time (the hive posts them together).
+      const total = new Map<number, number | null>();
+      for (const s of daily) {
+        s.t.forEach((t, i) => {
+          const v = s.v[i];
+          if (v !== null && v !== undefined) total.set(t, (total.get(t) ?? 0) + v);
+        });
+      }
+      pnl.push({
+        label: `total 1d (${daily.length} agents)`,
+        points: total,
+        style: { stroke: "#f8f9fa", width: 3 },
+      });
+    }
     this.pnl.set(pnl, from, to);
 
     const dd: Line[] = [];

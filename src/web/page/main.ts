@@ -384,6 +384,7 @@ let historyTimer: ReturnType<typeof setTimeout> | undefined;
 
 async function loadHistory(): Promise<void> {
   clearTimeout(historyTimer);
+  historyDue = Date.now() + HISTORY_REFRESH_MS;
   historyTimer = setTimeout(loadHistory, HISTORY_REFRESH_MS);
   const res = await getJson<HistoryAnswer>(`/meta/history?range=${state.range}&points=300`);
   const box = byId("charts");
@@ -393,12 +394,26 @@ async function loadHistory(): Promise<void> {
     return;
   }
   box.dataset.history = "ok";
-  setText("history-note", "");
+  box.dataset.truncated = String(res.body.truncated);
+  // ? The answer's cut keeps the safety series first (guardian, breakers, regime, ...):
+  // what is left out are agents and strategies, and the viewer should know.
+  setText("history-note", res.body.truncated ? "more series than one answer holds: some agents are not charted" : "");
   charts.show(res.body);
 }
 
+/** When the pending history load fires (Date.now() ms). */
+let historyDue = 0;
+
+/**
+ * Loads history HISTORY_AFTER_UPDATE_MS after an update, unless a load is due sooner.
+ * ? Issue 16: this restarted its timer on every update, so while updates streamed (faster
+ * than one per HISTORY_AFTER_UPDATE_MS) the charts never refreshed.
+ */
 function historySoon(): void {
+  const due = Date.now() + HISTORY_AFTER_UPDATE_MS;
+  if (historyDue > Date.now() && historyDue <= due) return;
   clearTimeout(historyTimer);
+  historyDue = due;
   historyTimer = setTimeout(loadHistory, HISTORY_AFTER_UPDATE_MS);
 }
 
