@@ -6,6 +6,7 @@ import type { Config } from "./config";
 import { type AccessPolicy, type ClientAddress, createAccessPolicy, peerAddress } from "./http/auth";
 import type { Logger } from "./log/logger";
 import { type AgentFiles, watchAgentFiles } from "./modules/agent-files/service";
+import { createGuardian, type GuardianService, resolvingStore } from "./modules/guardian/service";
 import { logGuardianTransitions } from "./modules/guardian/transitions";
 import { createHistory, type History, type HistoryOptions } from "./modules/history/service";
 import {
@@ -32,6 +33,8 @@ export interface Services {
   channel: Channel<Envelope>;
   processor: Processor;
   meta: MetaService;
+  /** The guardian's pause file and operator actions (issue 11). */
+  guardian: GuardianService;
   files: AgentFiles;
   risk: RiskClient;
   system: SystemService;
@@ -68,7 +71,9 @@ export interface ServiceOverrides {
 export async function startServices(config: Config, log: Logger, overrides: ServiceOverrides = {}): Promise<Services> {
   const startedAt = Date.now();
   const writeTiming = createWriteTiming();
-  const store = logGuardianTransitions(
+  // ? The resolver inside the transition log: the log compares what is served before and
+  // after each commit, and what is served is the resolved guardian.
+  const guardianStore = resolvingStore(
     await openStore({
       persistence: writeTiming.wrap(overrides.persistence ?? createJsonFilePersistence(config.metricsPath)),
       log,
@@ -76,11 +81,22 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
       restore: restoreDocument(log),
       failSafe: pauseAfterCorruption(log),
     }),
-    log,
   );
+  const store = logGuardianTransitions(guardianStore, log);
   const channel = createChannel<Envelope>(config.queueCapacity);
   const processor = startProcessor(channel, store, log);
   const meta = createMetaService({ channel, store, log });
+  const guardian = createGuardian({
+    home: config.home,
+    pollMs: config.sourcePollMs,
+    store: guardianStore,
+    meta,
+    processor,
+    log,
+  });
+  // ? Before the first request (main.ts listens once this resolves): after a restart the
+  // pause file, changed or expired while we were down, is what the router must be told.
+  await guardian.ready();
   const files = watchAgentFiles(config.home, config.sourcePollMs, log);
   await files.ready();
   // The live stream and the history hang off the processor, off the request path: a
@@ -118,6 +134,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     processor,
     meta,
     files,
+    guardian,
     risk,
     startedAt,
     writeLatency: writeTiming.latency,
@@ -139,6 +156,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     store,
     meta,
     files,
+    pauseFile: guardian.file,
     risk,
     hub,
     history,
@@ -153,6 +171,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     channel,
     processor,
     meta,
+    guardian,
     files,
     risk,
     system,
@@ -163,6 +182,8 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     metrics,
     close() {
       closing ??= (async () => {
+        // ? First: a pause file change seen from here on is applied at the next start-up.
+        guardian.close();
         channel.close();
         await processor.done;
         await store.close();
