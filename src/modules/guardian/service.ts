@@ -292,7 +292,8 @@ export function createGuardian({ home, pollMs, store, meta, processor, log, now 
   }
 
   function operatorAction(action: "pause" | "resume", at: number, reason: string | null, c: Caller): OperatorAction {
-    return { last_action: action, at: isoSeconds(at), reason, client: c.address };
+    // ? To the millisecond: compared with the hive report's arrival (resolve.ts), both our clock.
+    return { last_action: action, at: new Date(at).toISOString(), reason, client: c.address };
   }
 
   return {
@@ -318,6 +319,8 @@ export function createGuardian({ home, pollMs, store, meta, processor, log, now 
         } catch (err) {
           throw unavailable("writing", err);
         }
+        // ? The watcher takes the new file in now: GET /guardian right after the answer shows it.
+        await file.refresh();
         const { seq, state } = await submit(
           { pause_file: { state: "content", content }, operator: operatorAction("pause", at, request.reason, c) },
           "operator",
@@ -340,6 +343,7 @@ export function createGuardian({ home, pollMs, store, meta, processor, log, now 
         } catch (err) {
           throw unavailable("removing", err);
         }
+        await file.refresh();
         const reason = request.reason === undefined || request.reason === "" ? null : request.reason;
         const { seq, state } = await submit(
           { pause_file: { state: "absent" }, operator: operatorAction("resume", at, reason, c) },
