@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { compile } from "../scripts/build";
 import { historyScenario, historyTable } from "./history";
 import { IDLE_MS, type Launched, launch, median, procStatusKiB, serviceEnv, toMs } from "./lib";
+import { pauseFileScenario, pauseFileTable } from "./pause-file";
 
 const ROOT = join(import.meta.dir, "..");
 const OUT = join(ROOT, "bench", "out");
@@ -255,13 +256,16 @@ async function main(): Promise<void> {
   // Issue 16: the router's read under five dashboards' 30-day charts (this service only,
   // and main's design beside it).
   const history = await historyScenario(SERVERS[0]?.binary);
+  // Issue 11: the pause file's write -> served latency, with POST /meta/metrics beside it.
+  const pauseFile = await pauseFileScenario(SERVERS[0]?.binary);
 
   writeFileSync(
     join(OUT, "results.json"),
-    `${JSON.stringify({ date: new Date().toISOString(), duration_s: DURATION, connections: CONNECTIONS, results, history }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), duration_s: DURATION, connections: CONNECTIONS, results, history, pause_file: pauseFile }, null, 2)}\n`,
   );
   printTable(results);
   console.log(`\n${historyTable(history)}`);
+  console.log(`\n${pauseFileTable(pauseFile)}`);
 }
 
 function printTable(results: Record<string, Record<string, unknown>>): void {

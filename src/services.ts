@@ -7,6 +7,7 @@ import { type AccessPolicy, type ClientAddress, createAccessPolicy, peerAddress 
 import type { Logger } from "./log/logger";
 import { type AgentFiles, watchAgentFiles } from "./modules/agent-files/service";
 import { createGuardian, type GuardianService, resolvingStore } from "./modules/guardian/service";
+import { GUARDIAN_SOURCES_KEY } from "./modules/guardian/resolve";
 import { logGuardianTransitions } from "./modules/guardian/transitions";
 import { createHistory, type History, type HistoryOptions } from "./modules/history/service";
 import {
@@ -104,6 +105,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
   const hub = createHub({
     initial: store.current(),
     render: (state) => servedDocument(state, new Date()),
+    hiddenKeys: [GUARDIAN_SOURCES_KEY],
     // ? Bun closes a connection that stays silent for the idle timeout, streams included:
     // beat at least twice within it.
     heartbeatMs: Math.min(HEARTBEAT_MS, (config.idleTimeoutS * 1000) / 2),

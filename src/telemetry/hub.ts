@@ -77,6 +77,8 @@ export interface HubOptions {
   render(state: DocumentState): SnapshotEvent["doc"];
   /** Called once per dropped subscriber (the hub has no logger of its own). */
   onDrop?(info: { subscriber: number; queued: number; capacity: number }): void;
+  /** Keys of the document never streamed (the guardian's sources, issue 11). Default: none. */
+  hiddenKeys?: readonly string[];
   /** Default: SUBSCRIBER_QUEUE. */
   queueCapacity?: number;
   /** Default: HEARTBEAT_MS. */
@@ -102,6 +104,7 @@ function frame<E extends keyof LiveEvents>(id: string, event: E, data: LiveEvent
 export function createHub(options: HubOptions): Hub {
   const capacity = options.queueCapacity ?? SUBSCRIBER_QUEUE;
   const boot = options.boot ?? Date.now().toString(36);
+  const hidden = new Set(options.hiddenKeys ?? []);
   let latest = options.initial;
   const ring: RingEntry[] = [];
   let ringBytes = 0;
@@ -205,7 +208,13 @@ export function createHub(options: HubOptions): Hub {
       if (closed || state.version <= latest.version) return;
       latest = state;
       const set: UpdateEvent["set"] = {};
-      for (const update of batch) assignOwn(set, update.set);
+      // ? The committed values, not the posted ones: a commit may resolve a key (the served
+      // guardian, where a pause of another source wins over the hive's report, issue 11).
+      for (const update of batch) {
+        for (const key of Object.keys(update.set)) {
+          if (!hidden.has(key)) assignOwn(set, { [key]: state.doc[key] });
+        }
+      }
       const f = frame(idOf(state.version), "update", { version: state.version, updated_at: state.updatedAt, set });
       ring.push({ version: state.version, frame: f });
       ringBytes += f.byteLength;

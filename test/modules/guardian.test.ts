@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
-import { GuardianSources, GuardianView, type PauseReading } from "../../src/modules/guardian/model";
+import { type GuardianSources, GuardianView, type PauseReading } from "../../src/modules/guardian/model";
 import { resolveGuardian } from "../../src/modules/guardian/resolve";
 import { PAUSE_FILE } from "../../src/modules/guardian/service";
 import { call, fixture, get, type Json, logged, post, startApp, type TestApp, waitFor } from "../helpers";
@@ -59,7 +59,11 @@ describe("resolveGuardian: a pause wins", () => {
     [
       "a file present but never readable pauses (the safe answer)",
       sources({ pause_file: { state: "unreadable", error: "file is empty" } }),
-      expect.objectContaining({ is_paused: true, paused_by: "pause_file", reason: expect.stringContaining("unreadable") }),
+      expect.objectContaining({
+        is_paused: true,
+        paused_by: "pause_file",
+        reason: expect.stringContaining("unreadable"),
+      }),
     ],
     [
       "the hive's own pause is served when no file pauses",
@@ -150,7 +154,10 @@ describe("the pause file is a source", () => {
     await using torn = await startApp({ home: mkdirOf(t.home, "torn") });
     writeFileSync(pausePath(torn), '{"paused": tr');
     await waitServed(torn, true);
-    expect(await guardianOf(torn)).toMatchObject({ paused_by: "pause_file", reason: expect.stringContaining("unreadable") });
+    expect(await guardianOf(torn)).toMatchObject({
+      paused_by: "pause_file",
+      reason: expect.stringContaining("unreadable"),
+    });
   });
 
   test("an until that passes re-resolves by itself, and the file is left in place", async () => {
@@ -257,9 +264,18 @@ describe("an operator can pause and resume", () => {
     expect(view).toEqual({
       guardian: res.body,
       sources: {
-        hive: { report: fixture("meta_metrics_post").guardian, received_at: expect.any(String), age_s: expect.any(Number) },
+        hive: {
+          report: fixture("meta_metrics_post").guardian,
+          received_at: expect.any(String),
+          age_s: expect.any(Number),
+        },
         pause_file: { path: pausePath(t), present: true, active: true, content: file, error: null },
-        operator: { last_action: "pause", at: expect.stringMatching(/Z$/), reason: "investigating fills", client: "127.0.0.1" },
+        operator: {
+          last_action: "pause",
+          at: expect.stringMatching(/Z$/),
+          reason: "investigating fills",
+          client: "127.0.0.1",
+        },
       },
     });
     const metrics = await (await t.app.handle(new Request("http://localhost/metrics"))).text();
@@ -296,7 +312,12 @@ describe("an operator can pause and resume", () => {
     expect(existsSync(pausePath(t))).toBe(false);
     expect(await guardianOf(t)).toEqual(res.body);
     expect(logged(t.log, "guardian resumed by operator")).toEqual([
-      expect.objectContaining({ level: "WARN", reason: "fills reconciled", address: "127.0.0.1", user_agent: ua["user-agent"] }),
+      expect.objectContaining({
+        level: "WARN",
+        reason: "fills reconciled",
+        address: "127.0.0.1",
+        user_agent: ua["user-agent"],
+      }),
     ]);
     expect(logged(t.log, "guardian resumed")).toEqual([expect.objectContaining({ source: "operator" })]);
     // The hive's next snapshot counts again.
@@ -356,7 +377,12 @@ describe("an operator can pause and resume", () => {
     expect((await post(remote.app, "/guardian/pause", { reason: "r" })).status).toBe(403);
     await using tokened = await startApp({ env: { NEOLIGHT_DASHBOARD_TOKEN: "a-token-of-16-chars-or-more" } });
     expect((await post(tokened.app, "/guardian/resume", {})).status).toBe(401);
-    const ok = await post(tokened.app, "/guardian/pause", { reason: "r" }, { authorization: "Bearer a-token-of-16-chars-or-more" });
+    const ok = await post(
+      tokened.app,
+      "/guardian/pause",
+      { reason: "r" },
+      { authorization: "Bearer a-token-of-16-chars-or-more" },
+    );
     expect(ok.status).toBe(200);
     await using limited = await startApp({ env: { NEOLIGHT_WRITE_RATE: "1", NEOLIGHT_WRITE_BURST: "1" } });
     expect((await post(limited.app, "/guardian/pause", { reason: "r" })).status).toBe(200);
@@ -368,7 +394,10 @@ describe("an operator can pause and resume", () => {
     // The temp file's name taken by a directory: the open fails before anything is renamed.
     mkdirSync(join(t.home, "state", `.guardian_pause.json.tmp-${process.pid}`));
     const res = await post(t.app, "/guardian/pause", { reason: "ops" });
-    expect(res).toMatchObject({ status: 503, body: { code: 503, error: expect.stringContaining("nothing was changed") } });
+    expect(res).toMatchObject({
+      status: 503,
+      body: { code: 503, error: expect.stringContaining("nothing was changed") },
+    });
     expect(res.headers.get("retry-after")).toBe("5");
     expect(existsSync(pausePath(t))).toBe(false);
     expect(await guardianOf(t)).toMatchObject({ is_paused: false });

@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createJsonFilePersistence } from "../../src/store/json-file";
 import { type DocumentUpdate, type Persistence, UnconfirmedWriteError } from "../../src/store/store";
-import { fixture, get, logged, post, startApp, tempDir, waitFor } from "../helpers";
+import { fixture, get, logged, post, servedGuardian, startApp, tempDir, waitFor } from "../helpers";
 
 /** The real JSON-file persistence, recording what each save held. */
 function recording(path: string): Persistence & { saves: number } {
@@ -117,7 +117,7 @@ describe("a failing disk", () => {
     expect(res.status).toBe(503);
     expect(res.headers.get("retry-after")).toBe("5");
     expect(res.body).toEqual({ error: expect.stringContaining("not stored"), code: 503 });
-    expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual(paused.guardian);
+    expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual(servedGuardian(paused.guardian));
     const status = (await get(t.app, "/status")).body;
     expect(status.persistence).toMatchObject({ failures: 1, last_error: expect.any(String) });
     expect(logged(t.log, "telemetry batch not persisted")).toHaveLength(1);
@@ -126,7 +126,9 @@ describe("a failing disk", () => {
     mkdirSync(state);
     const again = await post(t.app, "/meta/metrics", { guardian: { is_paused: false, drawdown: 0, reason: "x" } });
     expect(again.status).toBe(200);
-    expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual({ is_paused: false, drawdown: 0, reason: "x" });
+    expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual(
+      servedGuardian({ is_paused: false, drawdown: 0, reason: "x" }),
+    );
     expect((await get(t.app, "/status")).body.persistence).toMatchObject({ last_error: null, failures: 1 });
   });
 });
@@ -155,11 +157,11 @@ describe("a write that replaced the file but could not confirm durability", () =
       const res = await post(t.app, "/meta/metrics", { guardian: resumed });
       expect(res.status).toBe(503);
       expect(res.body).toEqual({ error: expect.stringContaining("not confirmed durable"), code: 503 });
-      expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual(resumed);
-      expect(JSON.parse(readFileSync(path, "utf8")).guardian).toEqual(resumed);
+      expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual(servedGuardian(resumed));
+      expect(JSON.parse(readFileSync(path, "utf8")).guardian).toEqual(servedGuardian(resumed));
       expect(logged(t.log, "telemetry batch not persisted")).toEqual([expect.objectContaining({ published: true })]);
     }
     await using t = await startApp({ home: dir.path });
-    expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual(resumed);
+    expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual(servedGuardian(resumed));
   });
 });

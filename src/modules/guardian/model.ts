@@ -5,7 +5,6 @@ import { Type as t } from "@sinclair/typebox";
 import { Guardian, ServedGuardian } from "../meta/model";
 
 const open = { additionalProperties: true } as const;
-const Stamp = (description: string) => t.String({ description });
 const StampOrNull = (description: string) => t.Union([t.String(), t.Null()], { description });
 
 /**

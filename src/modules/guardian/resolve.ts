@@ -78,8 +78,12 @@ export function fileExpiry(reading: PauseReading, now: number): number | null {
  */
 export function resolveGuardian(sources: GuardianSources, previous: Readonly<JsonObject> | undefined, now: number) {
   const hive = sources.hive;
-  const { paused_by: _by, paused_since: _since, until: _until, ...report } = (hive?.report ??
-    DEFAULT_GUARDIAN) as Guardian & Record<string, unknown>;
+  const {
+    paused_by: _by,
+    paused_since: _since,
+    until: _until,
+    ...report
+  } = (hive?.report ?? DEFAULT_GUARDIAN) as Guardian & Record<string, unknown>;
   const operator = sources.operator;
   // ? A resume answers "not paused" at once, not after the hive's next snapshot (which will
   // agree: the hive reads the same file). A hive report newer than the resume counts again.
@@ -92,7 +96,8 @@ export function resolveGuardian(sources: GuardianSources, previous: Readonly<Jso
   let reason = report.reason;
   if (file !== null) [pausedBy, reason] = [file.paused_by, file.reason];
   else if (report.is_paused === true && !resumedSinceHive) pausedBy = "hive";
-  else if (resumedSinceHive) reason = operator.reason ? `resumed by operator: ${operator.reason}` : "resumed by operator";
+  else if (resumedSinceHive)
+    reason = operator.reason ? `resumed by operator: ${operator.reason}` : "resumed by operator";
   const paused = pausedBy !== null;
   const pausedSince =
     paused && previous?.is_paused === true && typeof previous.paused_since === "string"

@@ -90,7 +90,9 @@ export function resolvingStore(store: DocumentStore, now: () => number = Date.no
       current = {
         ...current,
         ...partial,
-        ...(report ? { hive: { report: update.set.guardian as Guardian, received_at: new Date(at).toISOString() } } : {}),
+        ...(report
+          ? { hive: { report: update.set.guardian as Guardian, received_at: new Date(at).toISOString() } }
+          : {}),
       };
       const guardian = resolveGuardian(current, previous, at);
       previous = guardian;

@@ -16,7 +16,7 @@ import {
 } from "../../store/store";
 import { type Channel, ChannelClosedError } from "../../telemetry/channel";
 import type { Envelope } from "../../telemetry/processor";
-import { DEFAULT_GUARDIAN, GUARDIAN_SOURCES_KEY, servedGuardianOf } from "../guardian/resolve";
+import { DEFAULT_GUARDIAN, GUARDIAN_SOURCES_KEY, isoSeconds, servedGuardianOf } from "../guardian/resolve";
 import { type MetaMetricsDocument, MetaMetricsUpdate, type QueueStats, SAFETY_KEYS } from "./model";
 
 /** Seconds a client is told to wait after a 503 for a full channel: one batch is milliseconds. */
@@ -114,6 +114,9 @@ export function pauseAfterCorruption(log: Logger): (problem: string) => JsonObje
         is_paused: true,
         drawdown: 0,
         reason: `persisted state was corrupt (${problem}): paused until the guardian reports`,
+        // ? The served shape (issue 11): it stands in for the hive's report until the next one.
+        paused_by: "hive",
+        paused_since: isoSeconds(Date.now()),
       },
     };
   };
