@@ -6,8 +6,8 @@ import type { Config } from "./config";
 import { type AccessPolicy, type ClientAddress, createAccessPolicy, peerAddress } from "./http/auth";
 import type { Logger } from "./log/logger";
 import { type AgentFiles, watchAgentFiles } from "./modules/agent-files/service";
-import { createGuardian, type GuardianService, resolvingStore } from "./modules/guardian/service";
 import { GUARDIAN_SOURCES_KEY } from "./modules/guardian/resolve";
+import { createGuardian, type GuardianService, resolvingStore } from "./modules/guardian/service";
 import { logGuardianTransitions } from "./modules/guardian/transitions";
 import { createHistory, type History, type HistoryOptions } from "./modules/history/service";
 import {

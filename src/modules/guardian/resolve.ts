@@ -76,7 +76,11 @@ export function fileExpiry(reading: PauseReading, now: number): number | null {
  * reason and until; the hive's own pause counts unless an operator resumed after it came.
  * `previous`: the guardian served before, for paused_since (a pause that goes on keeps it).
  */
-export function resolveGuardian(sources: GuardianSources, previous: Readonly<JsonObject> | undefined, now: number) {
+export function resolveGuardian(
+  sources: GuardianSources,
+  previous: Readonly<JsonObject> | undefined,
+  now: number,
+): ServedGuardian {
   const hive = sources.hive;
   const {
     paused_by: _by,

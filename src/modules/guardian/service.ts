@@ -167,7 +167,15 @@ export interface GuardianDeps {
   now?: () => number;
 }
 
-export function createGuardian({ home, pollMs, store, meta, processor, log, now = Date.now }: GuardianDeps) {
+export function createGuardian({
+  home,
+  pollMs,
+  store,
+  meta,
+  processor,
+  log,
+  now = Date.now,
+}: GuardianDeps): GuardianService {
   const path = join(home, PAUSE_FILE);
   const counts = {
     pause: { ok: 0, failed: 0 },
@@ -386,5 +394,5 @@ export function createGuardian({ home, pollMs, store, meta, processor, log, now 
       clearTimeout(retry);
       clearTimeout(expiry);
     },
-  } satisfies GuardianService;
+  };
 }
