@@ -7,7 +7,9 @@ import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { type GuardianSources, GuardianView, type PauseReading } from "../../src/modules/guardian/model";
 import { resolveGuardian } from "../../src/modules/guardian/resolve";
 import { PAUSE_FILE } from "../../src/modules/guardian/service";
-import { call, fixture, get, type Json, logged, post, startApp, type TestApp, waitFor } from "../helpers";
+import { createJsonFilePersistence } from "../../src/store/json-file";
+import type { Persistence } from "../../src/store/store";
+import { call, fixture, get, type Json, logged, post, startApp, type TestApp, tempDir, waitFor } from "../helpers";
 
 const HIVE_RUNNING = { is_paused: false, drawdown: 3.2, reason: "Normal operation", extra: 1 };
 const HIVE_PAUSED = { is_paused: true, drawdown: 8.7, reason: "Daily drawdown limit exceeded" };
@@ -192,6 +194,32 @@ describe("the pause file is a source", () => {
       // The sources are never served.
       expect(Object.keys((await get(third.app, "/meta/metrics")).body)).not.toContain("_guardian_sources");
     }
+  });
+
+  test("a change the disk cannot take yet is retried, logged once, and applied when it can", async () => {
+    using dir = tempDir();
+    mkdirSync(join(dir.path, "state"), { recursive: true });
+    const real = createJsonFilePersistence(join(dir.path, "state", "meta_metrics.json"));
+    let full = false;
+    const persistence: Persistence = {
+      ...real,
+      load: () => real.load(),
+      keepAside: () => real.keepAside(),
+      save: (state) => (full ? Promise.reject(new Error("ENOSPC: no space left on device")) : real.save(state)),
+    };
+    await using t = await startApp({ home: dir.path, overrides: { persistence } });
+    full = true;
+    writeInPlace(t, { paused: true, reason: "cooldown" });
+    await waitFor(() => logged(t.log, "guardian pause file not applied yet, retrying").length > 0, "the failure");
+    // Nothing is served that is not on disk; the router learns of it once it is.
+    expect((await guardianOf(t)).is_paused).toBe(false);
+    await waitFor(() => logged(t.log, "telemetry batch not persisted").length >= 2, "a retry");
+    full = false;
+    expect(await waitServed(t, true)).toMatchObject({ paused_by: "pause_file", reason: "cooldown" });
+    expect(logged(t.log, "guardian pause file not applied yet, retrying")).toHaveLength(1);
+    expect(logged(t.log, "guardian pause file applied")).toEqual([
+      expect.objectContaining({ attempts: expect.any(Number) }),
+    ]);
   });
 
   test("/status lists the pause file with the agent files and in staleness", async () => {

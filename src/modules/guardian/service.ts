@@ -188,6 +188,8 @@ export function createGuardian({
   /** Operator actions and file syncs run one at a time, in order: neither sees the other half done. */
   let chain: Promise<unknown> = Promise.resolve();
   let syncQueued: Promise<void> | null = null;
+  /** Failed attempts to apply the file since the last success (0: none failing). */
+  let retrying = 0;
 
   const file = watchJsonFile({
     name: "guardian_pause",
@@ -235,12 +237,17 @@ export function createGuardian({
     if (sameReading(next, sources.pause_file) && sameDecision(resolved, served)) return schedule();
     try {
       await submit({ pause_file: next }, "pause_file");
+      if (retrying) log.info("guardian pause file applied", { path, attempts: retrying });
+      retrying = 0;
     } catch (err) {
-      log.warn("guardian pause file not applied yet, retrying", {
-        path,
-        error: (err as Error).message,
-        retry_ms: PAUSE_SYNC_RETRY_MS,
-      });
+      // ? One line per failing stretch, not one a second: the disk may stay full for hours.
+      if (retrying++ === 0) {
+        log.warn("guardian pause file not applied yet, retrying", {
+          path,
+          error: (err as Error).message,
+          retry_ms: PAUSE_SYNC_RETRY_MS,
+        });
+      }
       if (!closed) {
         clearTimeout(retry);
         retry = setTimeout(() => void sync(), PAUSE_SYNC_RETRY_MS);
