@@ -30,7 +30,7 @@ test("the pause file, an operator, and a restart, through the compiled binary", 
     expect((await postJson(`${svc.url}/meta/metrics`, fixture("meta_metrics_post"))).status).toBe(200);
 
     // Self-heal's cooldown, written in place (not atomically), then torn mid-rewrite.
-    const until = iso(Date.now() + 2500);
+    const until = iso(Date.now() + 5000);
     writeFileSync(pauseFile, JSON.stringify({ ...fixture("guardian_pause"), until }));
     expect(await served(svc, true)).toMatchObject({
       paused_by: "pause_file",

@@ -164,7 +164,7 @@ describe("the pause file is a source", () => {
 
   test("an until that passes re-resolves by itself, and the file is left in place", async () => {
     await using t = await startApp();
-    const until = new Date(Date.now() + 1500).toISOString().replace(/\.\d{3}Z$/, "Z");
+    const until = new Date(Date.now() + 3000).toISOString().replace(/\.\d{3}Z$/, "Z");
     writeInPlace(t, { paused: true, reason: "cooldown", until });
     expect(await waitServed(t, true)).toMatchObject({ paused_by: "pause_file", until });
     const resumed = await waitServed(t, false);
