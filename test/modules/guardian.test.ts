@@ -234,6 +234,8 @@ describe("the pause file is a source", () => {
     expect(status.staleness).toContainEqual(
       expect.objectContaining({ source: "guardian_pause", last_update: expect.any(String), stale: false }),
     );
+    // The file's update carries `guardian` too, but the hive has not spoken.
+    expect(status.staleness).toContainEqual(expect.objectContaining({ source: "hive", last_update: null }));
   });
 });
 
