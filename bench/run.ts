@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { compile } from "../scripts/build";
 import { historyScenario, historyTable } from "./history";
 import { IDLE_MS, type Launched, launch, median, procStatusKiB, serviceEnv, toMs } from "./lib";
+import { pauseFileScenario, pauseFileTable } from "./pause-file";
 import { scaleScenario, scaleTable } from "./scale";
 import { serialiseScenario, serialiseTable } from "./serialise";
 
@@ -261,15 +262,18 @@ async function main(): Promise<void> {
   // Issue 16: the table of how it scales with N agents (this service, main's design beside it).
   const scale = await scaleScenario(SERVERS[0]?.binary);
   const serialise = serialiseScenario();
+  // Issue 11: the pause file's write -> served latency, with POST /meta/metrics beside it.
+  const pauseFile = await pauseFileScenario(SERVERS[0]?.binary);
 
   writeFileSync(
     join(OUT, "results.json"),
-    `${JSON.stringify({ date: new Date().toISOString(), duration_s: DURATION, connections: CONNECTIONS, results, history, scale, serialise }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), duration_s: DURATION, connections: CONNECTIONS, results, history, scale, serialise, pause_file: pauseFile }, null, 2)}\n`,
   );
   printTable(results);
   console.log(`\n${historyTable(history)}`);
   console.log(`\n${scaleTable(scale)}`);
   console.log(`\n${serialiseTable(serialise)}`);
+  console.log(`\n${pauseFileTable(pauseFile)}`);
 }
 
 function printTable(results: Record<string, Record<string, unknown>>): void {

@@ -18,6 +18,8 @@ import { cors } from "./http/security";
 import { assertWriteRoutes, writeRoutes } from "./http/write-route";
 import { clip } from "./log/logger";
 import { agentFileRoutes } from "./modules/agent-files";
+import { guardianRoutes } from "./modules/guardian";
+import { GUARDIAN_EXAMPLES } from "./modules/guardian/examples";
 import { historyRoutes } from "./modules/history";
 import { liveRoutes } from "./modules/live";
 import { metaRoutes } from "./modules/meta";
@@ -82,9 +84,10 @@ export function createApp(services: Services) {
       accessLines.write(request, path, route, status, elapsedMs(request));
       return errorResponse(status, message, headers);
     })
-    .use(openapiDocs(META_EXAMPLES))
+    .use(openapiDocs({ ...META_EXAMPLES, ...GUARDIAN_EXAMPLES }))
     .use(systemRoutes(services.system, () => routes))
     .use(metaRoutes(services.meta, writeRoute))
+    .use(guardianRoutes(services.guardian, writeRoute, access.clientOf))
     .use(agentFileRoutes(services.files))
     .use(riskRoutes(services.risk))
     .use(liveRoutes(services.hub))

@@ -6,6 +6,8 @@ import type { Config } from "./config";
 import { type AccessPolicy, type ClientAddress, createAccessPolicy, peerAddress } from "./http/auth";
 import type { Logger } from "./log/logger";
 import { type AgentFiles, watchAgentFiles } from "./modules/agent-files/service";
+import { GUARDIAN_SOURCES_KEY } from "./modules/guardian/resolve";
+import { createGuardian, type GuardianService, resolvingStore } from "./modules/guardian/service";
 import { logGuardianTransitions } from "./modules/guardian/transitions";
 import { createHistory, type History, type HistoryOptions } from "./modules/history/service";
 import {
@@ -32,6 +34,8 @@ export interface Services {
   channel: Channel<Envelope>;
   processor: Processor;
   meta: MetaService;
+  /** The guardian's pause file and operator actions (issue 11). */
+  guardian: GuardianService;
   files: AgentFiles;
   risk: RiskClient;
   system: SystemService;
@@ -68,7 +72,9 @@ export interface ServiceOverrides {
 export async function startServices(config: Config, log: Logger, overrides: ServiceOverrides = {}): Promise<Services> {
   const startedAt = Date.now();
   const writeTiming = createWriteTiming();
-  const store = logGuardianTransitions(
+  // ? The resolver inside the transition log: the log compares what is served before and
+  // after each commit, and what is served is the resolved guardian.
+  const guardianStore = resolvingStore(
     await openStore({
       persistence: writeTiming.wrap(overrides.persistence ?? createJsonFilePersistence(config.metricsPath)),
       log,
@@ -76,8 +82,8 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
       restore: restoreDocument(log),
       failSafe: pauseAfterCorruption(log),
     }),
-    log,
   );
+  const store = logGuardianTransitions(guardianStore, log);
   const channel = createChannel<Envelope>(config.queueCapacity);
   const processor = startProcessor(channel, store, log);
   const meta = createMetaService({
@@ -87,6 +93,17 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     maxDocumentKeys: config.maxDocumentKeys,
     maxDocumentBytes: config.maxDocumentMb * 1024 * 1024,
   });
+  const guardian = createGuardian({
+    home: config.home,
+    pollMs: config.sourcePollMs,
+    store: guardianStore,
+    meta,
+    processor,
+    log,
+  });
+  // ? Before the first request (main.ts listens once this resolves): after a restart the
+  // pause file, changed or expired while we were down, is what the router must be told.
+  await guardian.ready();
   const files = watchAgentFiles(config.home, config.sourcePollMs, log);
   await files.ready();
   // The live stream and the history hang off the processor, off the request path: a
@@ -94,6 +111,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
   const hub = createHub({
     initial: store.current(),
     render: (state) => servedDocument(state, new Date()),
+    hiddenKeys: [GUARDIAN_SOURCES_KEY],
     // ? Bun closes a connection that stays silent for the idle timeout, streams included:
     // beat at least twice within it.
     heartbeatMs: Math.min(HEARTBEAT_MS, (config.idleTimeoutS * 1000) / 2),
@@ -126,6 +144,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     processor,
     meta,
     files,
+    guardian,
     risk,
     startedAt,
     writeLatency: writeTiming.latency,
@@ -147,6 +166,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     store,
     meta,
     files,
+    pauseFile: guardian.file,
     risk,
     hub,
     history,
@@ -161,6 +181,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     channel,
     processor,
     meta,
+    guardian,
     files,
     risk,
     system,
@@ -171,6 +192,8 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     metrics,
     close() {
       closing ??= (async () => {
+        // ? First: a pause file change seen from here on is applied at the next start-up.
+        guardian.close();
         channel.close();
         await processor.done;
         await store.close();

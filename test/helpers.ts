@@ -1,6 +1,7 @@
 // Shared test helpers: fixtures, a real temporary NEOLIGHT_HOME, the app wired with the
 // real services (in process, through app.handle), and waitFor (test/wait.ts). The real
 // service process of the e2e tests is test/e2e/process.ts.
+import { expect } from "bun:test";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -119,4 +120,19 @@ export function logged(log: MemoryLogger, message: string): Json[] {
 export async function discardBody(res: Response): Promise<void> {
   if (res.headers.get("content-type")?.startsWith("text/event-stream")) await res.body?.cancel();
   else await res.arrayBuffer();
+}
+
+/**
+ * A posted guardian as it is served and stored (issue 11): who paused it (a posted pause is
+ * the hive's) and since when.
+ */
+export function servedGuardian(guardian: unknown): Json {
+  const g = guardian as Json;
+  const paused = g.is_paused === true;
+  return { ...g, paused_by: paused ? "hive" : null, paused_since: paused ? expect.any(String) : null };
+}
+
+/** A document as GET /meta/metrics serves it: its guardian as servedGuardian says. */
+export function served(doc: Json): Json {
+  return doc.guardian === undefined ? doc : { ...doc, guardian: servedGuardian(doc.guardian) };
 }

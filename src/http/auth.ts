@@ -283,6 +283,8 @@ export interface AccessControl {
    * WriteGate.check). Throws the refusal; returns when the write may proceed.
    */
   checkWrite(request: Request): void;
+  /** The request's client address (the TCP peer), for audit lines. */
+  clientOf(request: Request): string | null;
 }
 
 /**
@@ -309,5 +311,6 @@ export function accessControl(policy: AccessPolicy, clientAddress: ClientAddress
       if (isSafe(request.method)) return;
       policy.checkWrite(request, clientAddress(request, server), pathOf(request.url));
     },
+    clientOf: (request) => clientAddress(request, server),
   };
 }

@@ -12,7 +12,9 @@
 //    refused, for /metrics;
 // 5. calls `handler(body, coerced)`, through an Elysia handler that takes only `body` from
 //    the context: taking the whole context makes every request build all of it (a third of
-//    GET /meta/metrics' throughput, measured; access-log.ts).
+//    GET /meta/metrics' throughput, measured; access-log.ts). A handler declared with a third
+//    parameter also gets the request (the guardian's audit line names the client); only its
+//    route's Elysia handler takes `request` as well.
 // ? Why the check is a parse hook and not a global one: a global parse hook makes Elysia
 // compose every GET handler as an async function (a promise per request: +1-2 % CPU on
 // GET /meta/metrics, measured), and a global beforeHandle runs after the body is read. So
@@ -55,16 +57,22 @@ const writeParsers = new WeakSet<object>();
 
 /**
  * Declares a write route: spread the result into `.post(path, ...)`. `handler` gets the
- * checked body and the paths stored as null (`coerced`), and its answer is the 200's.
- * `overLimit`: the poster's body broke a size limit and `body` holds only its `strict`
- * (safety) keys; the handler applies them and answers with this refusal, saying so.
+ * checked body, the paths stored as null (`coerced`), `overLimit` and, when it declares a
+ * fourth parameter, the request; its answer is the 200's. `overLimit`: the poster's body
+ * broke a size limit and `body` holds only its `strict` (safety) keys; the handler applies
+ * them and answers with this refusal, saying so, or throws it to refuse the body whole.
  */
 export type WriteRoute = <S extends TSchema, A, R, D>(
   schema: S,
-  handler: (body: Static<S>, coerced: readonly string[], overLimit?: HttpError) => Promise<A>,
+  handler: (
+    body: Static<S>,
+    coerced: readonly string[],
+    overLimit: HttpError | undefined,
+    request: Request,
+  ) => Promise<A>,
   options: WriteRouteOptions<R, D>,
 ) => [
-  (context: { body: Static<S> }) => Promise<A>,
+  (context: { body: Static<S>; request: Request }) => Promise<A>,
   {
     parse: ReturnType<typeof jsonBodyHooks<Record<string, unknown>>>;
     body: S;
@@ -88,17 +96,23 @@ export function writeRoutes(gate: WriteGate, limits: BodyLimits = DEFAULT_BODY_L
       }
     };
     writeParsers.add(hook);
-    const answer = async ({ body }: { body: Static<typeof schema> }) => {
+    const run = async (body: Static<typeof schema>, request: Request | undefined) => {
       const overLimit = overLimitRefusal(body as object);
       if (overLimit !== undefined) gate.onInvalid();
       try {
-        return await handler(body, coercedPaths(body as object), overLimit);
+        return await handler(body, coercedPaths(body as object), overLimit, request as Request);
       } catch (err) {
         // ? The service may refuse a body the schema let through (meta: a posted cache_timestamp).
         if (isInvalidBody(err)) gate.onInvalid();
         throw err;
       }
     };
+    // ? Two functions, not one taking `request` always: Elysia reads the parameter list to
+    // decide what each request's context holds, and the telemetry routes need only `body`.
+    const answer =
+      handler.length >= 4
+        ? ({ body, request }: { body: Static<typeof schema>; request: Request }) => run(body, request)
+        : ({ body }: { body: Static<typeof schema> }) => run(body, undefined);
     return [answer, { parse: jsonBodyHooks(hook), body: parsedBodySchema(schema), response, detail }];
   };
 }

@@ -12,10 +12,11 @@ export type JsonObject = Record<string, unknown>;
  * is logged about a change (a guardian pause or resume) names the cause that was committed,
  * not a guess. `hive`: POST /meta/metrics (the contract's guardian poster is the hive
  * agent); `atlas`: POST /atlas/update; `corrupt_state`: the fail-safe pause recorded after
- * a corrupt state file at start-up. Later sources (the pause file and an operator, issue
- * 11) add their own names here.
+ * a corrupt state file at start-up; `pause_file`: a change of state/guardian_pause.json (or
+ * its `until` passing) seen by the watcher; `operator`: POST /guardian/pause or /resume
+ * (issue 11).
  */
-export type UpdateSource = "hive" | "atlas" | "corrupt_state";
+export type UpdateSource = "hive" | "atlas" | "corrupt_state" | "pause_file" | "operator";
 
 /** One accepted update: these top-level keys replace the document's (CONTRACT section 3). */
 export interface DocumentUpdate {

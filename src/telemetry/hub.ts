@@ -79,6 +79,8 @@ export interface HubOptions {
   render(state: DocumentState): SnapshotEvent["doc"];
   /** Called once per dropped subscriber (the hub has no logger of its own). */
   onDrop?(info: { subscriber: number; queued: number; capacity: number }): void;
+  /** Keys of the document never streamed (the guardian's sources, issue 11). Default: none. */
+  hiddenKeys?: readonly string[];
   /** Default: SUBSCRIBER_QUEUE. */
   queueCapacity?: number;
   /** Default: HEARTBEAT_MS. */
@@ -119,6 +121,7 @@ function frame<E extends keyof LiveEvents>(
 export function createHub(options: HubOptions): Hub {
   const capacity = options.queueCapacity ?? SUBSCRIBER_QUEUE;
   const boot = options.boot ?? Date.now().toString(36);
+  const hidden = new Set(options.hiddenKeys ?? []);
   let latest = options.initial;
   const ring: RingEntry[] = [];
   let ringBytes = 0;
@@ -228,7 +231,13 @@ export function createHub(options: HubOptions): Hub {
       latest = state;
       figures.events++;
       const set: UpdateEvent["set"] = {};
-      for (const update of batch) assignOwn(set, update.set);
+      // ? The committed values, not the posted ones: a commit may resolve a key (the served
+      // guardian, where a pause of another source wins over the hive's report, issue 11).
+      for (const update of batch) {
+        for (const key of Object.keys(update.set)) {
+          if (!hidden.has(key)) assignOwn(set, { [key]: state.doc[key] });
+        }
+      }
       const data = { version: state.version, updated_at: state.updatedAt, set };
       let made: Uint8Array | undefined;
       const make = () => {

@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { VERSION } from "../../src/config";
-import { fixture, ROOT, tempDir } from "../helpers";
+import { served as asServed, fixture, ROOT, tempDir } from "../helpers";
 import { compiledBinary, postJson, spawnService } from "./process";
 
 /** A PATH without Bun: the binary must not need it. */
@@ -20,15 +20,19 @@ describe("the compiled binary", () => {
     await using svc = await spawnService({ home: home.path, cmd: [bin], cwd: cwd.path, env: { PATH: NO_BUN_PATH } });
     expect((await postJson(`${svc.url}/meta/metrics`, hive)).status).toBe(200);
     const served = (await (await fetch(`${svc.url}/meta/metrics`)).json()) as Record<string, unknown>;
-    expect(served).toEqual({ ...hive, cache_timestamp: expect.any(String) });
+    expect(served).toEqual(asServed({ ...hive, cache_timestamp: expect.any(String) }));
     // The embedded API docs assets are in the binary too.
     const js = await fetch(`${svc.url}/swagger/assets/swagger-ui-bundle.js`);
     expect(js.status).toBe(200);
     expect((await js.arrayBuffer()).byteLength).toBeGreaterThan(100_000);
 
     expect(await svc.stop("SIGTERM")).toBe(0);
-    const persisted = JSON.parse(readFileSync(join(home.path, "state", "meta_metrics.json"), "utf8"));
+    const { _guardian_sources: sources, ...persisted } = JSON.parse(
+      readFileSync(join(home.path, "state", "meta_metrics.json"), "utf8"),
+    );
     expect(persisted).toEqual(served);
+    // What the served guardian was resolved from (issue 11), kept beside it, never served.
+    expect(sources).toMatchObject({ hive: { report: hive.guardian }, pause_file: { state: "absent" } });
   });
 
   test("records history on its own thread, from any directory; SIGTERM writes the last samples", async () => {

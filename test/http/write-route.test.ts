@@ -22,7 +22,12 @@ describe("writeRoute", () => {
   test("every route of the app that is not GET, HEAD or OPTIONS is a write route", async () => {
     await using t = await startApp();
     const writes = t.app.routes.filter((r) => !["GET", "HEAD", "OPTIONS"].includes(r.method));
-    expect(writes.map((r) => `${r.method} ${r.path}`).sort()).toEqual(["POST /atlas/update", "POST /meta/metrics"]);
+    expect(writes.map((r) => `${r.method} ${r.path}`).sort()).toEqual([
+      "POST /atlas/update",
+      "POST /guardian/pause",
+      "POST /guardian/resume",
+      "POST /meta/metrics",
+    ]);
     expect(writes.filter((r) => !isWriteRoute(r))).toEqual([]);
   });
 

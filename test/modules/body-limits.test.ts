@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { hiveSnapshot } from "../../bench/history-fill";
 import { OPTIONS } from "../../src/config";
 import { MAX_BODY_BYTES, SAFETY_READ_FACTOR } from "../../src/http/json-body";
-import { get, logged, post, startApp } from "../helpers";
+import { get, logged, post, servedGuardian, startApp } from "../helpers";
 
 const PAUSED = { is_paused: true, drawdown: 7.5, reason: "drawdown limit" };
 const BREAKERS = { quote_state: "OPEN", trade_state: "HALF_OPEN" };
@@ -26,7 +26,7 @@ describe("body limits", () => {
     );
     const doc = (await get(t.app, "/meta/metrics")).body;
     expect({ guardian: doc.guardian, breakers: doc.breakers, mode: doc.mode }).toEqual({
-      guardian: PAUSED,
+      guardian: servedGuardian(PAUSED),
       breakers: BREAKERS,
       mode: "LIVE",
     });
@@ -46,7 +46,7 @@ describe("body limits", () => {
     expect(res.body.error).toStartWith(`request body is larger than ${MAX_BODY_BYTES} bytes`);
     expect(res.body.error).toContain(OPTIONS.maxBodyMb.env);
     expect(res.body.error).toContain("but its guardian, breakers, mode were applied");
-    expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual(PAUSED);
+    expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual(servedGuardian(PAUSED));
   });
 
   test("a body over the limit without safety keys, or beyond the safety read, changes nothing", async () => {

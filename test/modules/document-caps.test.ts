@@ -2,7 +2,7 @@
 // pause is never refused for size, and that the served bytes are cached whatever it holds.
 import { describe, expect, test } from "bun:test";
 import { MAX_DOCUMENT_BYTES, MAX_DOCUMENT_KEYS } from "../../src/modules/meta/service";
-import { fixture, get, post, startApp } from "../helpers";
+import { fixture, get, post, servedGuardian, startApp } from "../helpers";
 
 const PAUSED = { is_paused: true, drawdown: 0.12, reason: "drawdown 12%" };
 
@@ -50,7 +50,7 @@ describe("document caps", () => {
     expect(res.body.error).toContain("document size limit reached");
     expect(res.body.error).toContain("but its guardian, breakers, mode were applied");
     const doc = (await get(t.app, "/meta/metrics")).body;
-    expect(doc.guardian).toEqual(PAUSED);
+    expect(doc.guardian).toEqual(servedGuardian(PAUSED));
     expect(doc.big1).toBeUndefined();
     expect(doc.per_agent).toEqual({}); // the default: the hive's agents were not stored
     // A guardian-only update is never refused, even with the document full.

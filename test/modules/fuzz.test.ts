@@ -235,7 +235,17 @@ describe("fuzz: write routes", () => {
           ).toEqual([]);
           expect(typeof (served.guardian as { is_paused: unknown }).is_paused).toBe("boolean");
           const { cache_timestamp: _stamp, ...rest } = served;
-          for (const key of Object.keys(model)) expect({ key, value: rest[key] }).toEqual({ key, value: model[key] });
+          // ? The served guardian says who paused it and since when (issue 11): set by the service.
+          const own = (key: string, doc: Json) => {
+            if (key !== "guardian") return doc[key];
+            const { paused_by: _by, paused_since: _since, until: _until, ...reported } = doc[key] as Json;
+            return reported;
+          };
+          const guardian = served.guardian as Json;
+          expect(guardian.paused_by).toBe(guardian.is_paused === true ? "hive" : null);
+          for (const key of Object.keys(model)) {
+            expect({ key, value: own(key, rest) }).toEqual({ key, value: own(key, model) });
+          }
         } catch (err) {
           const preview = typeof body === "string" ? body.slice(0, 300) : `${body.byteLength} bytes`;
           throw new Error(

@@ -1,9 +1,11 @@
 // GET /events through app.handle: headers, the first snapshot, updates within the same
 // stream after POSTs, Last-Event-ID resume over HTTP, and clean-up when the client goes.
 import { describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { SnapshotEvent, UpdateEvent } from "../../src/modules/live/model";
-import { fixture, get, post, startApp, waitFor } from "../helpers";
+import { fixture, get, post, served, startApp, waitFor } from "../helpers";
 
 interface Event {
   id: string;
@@ -69,7 +71,7 @@ describe("GET /events", () => {
     expect(update).toEqual({
       id: expect.stringMatching(/^[0-9a-z]+\.2$/),
       event: "update",
-      data: { version: 2, updated_at: paused.body.timestamp, set: fixture("meta_metrics_paused_post") },
+      data: { version: 2, updated_at: paused.body.timestamp, set: served(fixture("meta_metrics_paused_post")) },
     });
     await post(t.app, "/atlas/update", fixture("atlas_update_post"));
     expect((await stream.next()).data.set).toEqual({ atlas: fixture("atlas_update_post") });
@@ -131,5 +133,40 @@ describe("GET /events", () => {
     };
     expect(Object.keys(doc.paths["/events"]?.get.responses["200"]?.content ?? {})).toEqual(["text/event-stream"]);
     expect(doc.paths["/meta/history"]?.get.responses["200"]).toBeDefined();
+  });
+});
+
+describe("the guardian in the stream (issue 11)", () => {
+  test("updates carry the served guardian: a pause file's pause wins over the hive's post; its sources never", async () => {
+    await using t = await startApp();
+    const res = await t.app.handle(new Request("http://localhost/events"));
+    const stream = events(res);
+    expect((await stream.next()).event).toBe("snapshot");
+    writeFileSync(join(t.home, "state", "guardian_pause.json"), JSON.stringify({ paused: true, reason: "cooldown" }));
+    const paused = await stream.next();
+    expect(paused.data.set).toEqual({
+      guardian: {
+        is_paused: true,
+        drawdown: 0,
+        reason: "cooldown",
+        paused_by: "pause_file",
+        paused_since: expect.any(String),
+      },
+    });
+    const running = { is_paused: false, drawdown: 4, reason: "Normal operation" };
+    expect((await post(t.app, "/meta/metrics", { guardian: running, mode: "LIVE_MODE" })).status).toBe(200);
+    const update = await stream.next();
+    expect(errors(UpdateEvent, update.data)).toEqual([]);
+    expect(update.data.set).toEqual({
+      guardian: {
+        ...running,
+        is_paused: true,
+        reason: "cooldown",
+        paused_by: "pause_file",
+        paused_since: expect.any(String),
+      },
+      mode: "LIVE_MODE",
+    });
+    await stream.cancel();
   });
 });

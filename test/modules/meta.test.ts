@@ -1,7 +1,7 @@
 // GET/POST /meta/metrics and POST /atlas/update through app.handle, against the contract
 // (CONTRACT sections 3 and 4) and the fixtures.
 import { describe, expect, test } from "bun:test";
-import { call, fixture, get, logged, post, startApp } from "../helpers";
+import { call, fixture, get, logged, post, served, servedGuardian, startApp } from "../helpers";
 
 const ISO = expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
 
@@ -16,7 +16,7 @@ describe("GET /meta/metrics", () => {
       timestamp: ISO,
       per_agent: {},
       per_strategy: {},
-      guardian: { is_paused: false, drawdown: 0, reason: "Normal operation" },
+      guardian: { is_paused: false, drawdown: 0, reason: "Normal operation", paused_by: null, paused_since: null },
       breakers: { quote_state: "CLOSED", trade_state: "CLOSED" },
       mode: "TEST_MODE",
       summary: { total_agents: 0, total_strategies: 0 },
@@ -31,7 +31,7 @@ describe("GET /meta/metrics", () => {
     const ack = await post(t.app, "/meta/metrics", hive);
     expect(ack).toMatchObject({ status: 200, body: { status: "ok", timestamp: ISO, seq: 1 } });
     const res = await get(t.app, "/meta/metrics");
-    expect(res.body).toEqual({ ...hive, cache_timestamp: ack.body.timestamp });
+    expect(res.body).toEqual(served({ ...hive, cache_timestamp: ack.body.timestamp }));
   });
 });
 
@@ -48,7 +48,7 @@ describe("POST /meta/metrics merge rule", () => {
 
     const doc = (await get(t.app, "/meta/metrics")).body;
     expect((doc.guardian as { is_paused: boolean }).is_paused).toBe(true);
-    expect(doc).toEqual({ ...paused, ...stress, atlas, cache_timestamp: last.body.timestamp });
+    expect(doc).toEqual(served({ ...paused, ...stress, atlas, cache_timestamp: last.body.timestamp }));
   });
 
   test("a partial post before any snapshot keeps the defaults around it", async () => {
@@ -56,7 +56,7 @@ describe("POST /meta/metrics merge rule", () => {
     const stress = fixture("stress_post");
     await post(t.app, "/meta/metrics", stress);
     const doc = (await get(t.app, "/meta/metrics")).body;
-    expect(doc.guardian).toEqual({ is_paused: false, drawdown: 0, reason: "Normal operation" });
+    expect(doc.guardian).toEqual(servedGuardian({ is_paused: false, drawdown: 0, reason: "Normal operation" }));
     expect(doc.stress_last).toEqual(stress.stress_last);
   });
 
@@ -70,7 +70,7 @@ describe("POST /meta/metrics merge rule", () => {
       timestamp: `2025-11-03T22:00:12.100374+00:00 ${"y".repeat(100)}`,
     };
     expect((await post(t.app, "/meta/metrics", body)).status).toBe(200);
-    expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual(body.guardian);
+    expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual(servedGuardian(body.guardian));
   });
 
   test("unknown top-level keys and unknown nested keys are kept and served back", async () => {
@@ -82,7 +82,7 @@ describe("POST /meta/metrics merge rule", () => {
     await post(t.app, "/meta/metrics", body);
     const doc = (await get(t.app, "/meta/metrics")).body;
     expect(doc.future_agent).toEqual(body.future_agent);
-    expect(doc.guardian).toEqual(body.guardian);
+    expect(doc.guardian).toEqual(servedGuardian(body.guardian));
   });
 
   test("each post replaces the whole key it carries, not a deep merge", async () => {

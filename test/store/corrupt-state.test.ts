@@ -10,7 +10,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createJsonFilePersistence } from "../../src/store/json-file";
 import { type Persistence, UNSAVED_RETRY_MS } from "../../src/store/store";
-import { fixture, get, type Json, logged, post, startApp, tempDir, waitFor } from "../helpers";
+import { fixture, get, type Json, logged, post, servedGuardian, startApp, tempDir, waitFor } from "../helpers";
 
 const TRUNCATED = '{"guardian": {"is_paused": false, "drawdown": 1, "rea';
 
@@ -52,11 +52,13 @@ describe("a corrupt state file on a disk that cannot be written (item 1)", () =>
     {
       await using t = await startApp({ home: dir.path, overrides: { persistence } });
       // The first request already sees the pause, though nothing could be written.
-      expect(await guardianOf(t)).toEqual({
-        is_paused: true,
-        drawdown: 0,
-        reason: expect.stringContaining("persisted state was corrupt (not valid JSON"),
-      });
+      expect(await guardianOf(t)).toEqual(
+        servedGuardian({
+          is_paused: true,
+          drawdown: 0,
+          reason: expect.stringContaining("persisted state was corrupt (not valid JSON"),
+        }),
+      );
       expect(await persistenceOf(t)).toMatchObject({
         corrupt_found: expect.stringMatching(/^not valid JSON/),
         corrupt_moved_to: null,
@@ -118,7 +120,7 @@ describe("a corrupt state file on a disk that cannot be written (item 1)", () =>
       disk.full = false;
       expect((await post(t.app, "/meta/metrics", body)).status).toBe(200);
       // A guardian in the body supersedes the pause; without one the pause is what got written.
-      const expected = guardian ?? paused;
+      const expected = guardian === undefined ? paused : servedGuardian(guardian);
       expect(await guardianOf(t)).toEqual(expected);
       expect(JSON.parse(readFileSync(path, "utf8")).guardian).toEqual(expected);
       const status = await persistenceOf(t);
@@ -170,11 +172,13 @@ describe("a state file that parses but breaks a safety key's schema (item 2)", (
     const path = writeState(dir.path, content);
     await using t = await startApp({ home: dir.path });
     const doc = (await get(t.app, "/meta/metrics")).body;
-    expect(doc.guardian).toEqual({
-      is_paused: true,
-      drawdown: 0,
-      reason: expect.stringContaining("persisted state was corrupt (schema: "),
-    });
+    expect(doc.guardian).toEqual(
+      servedGuardian({
+        is_paused: true,
+        drawdown: 0,
+        reason: expect.stringContaining("persisted state was corrupt (schema: "),
+      }),
+    );
     // The sections that are valid are still served; a broken safety key falls back to the default.
     expect(doc.per_agent).toEqual(perAgent);
     expect(doc.breakers).toEqual({ quote_state: "CLOSED", trade_state: "CLOSED" });
@@ -200,7 +204,7 @@ describe("a state file that parses but breaks a safety key's schema (item 2)", (
     writeState(dir.path, content);
     await using t = await startApp({ home: dir.path });
     const doc = (await get(t.app, "/meta/metrics")).body;
-    expect(doc.guardian).toEqual(hive.guardian);
+    expect(doc.guardian).toEqual(servedGuardian(hive.guardian));
     expect((doc.per_agent as Record<string, Json>)[agent]).toMatchObject({ sharpe_30d: null, pnl_1d: null });
     expect(doc.summary).toEqual({ total_agents: null, total_strategies: 2 });
     expect(await persistenceOf(t)).toMatchObject({ corrupt_found: null, corrupt_moved_to: null });

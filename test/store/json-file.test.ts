@@ -6,7 +6,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createJsonFilePersistence } from "../../src/store/json-file";
 import { openStore } from "../../src/store/store";
-import { fixture, get, logged, post, startApp, tempDir } from "../helpers";
+import { fixture, get, logged, post, served, servedGuardian, startApp, tempDir } from "../helpers";
 
 describe("JSON-file persistence", () => {
   test("a missing file is empty state", async () => {
@@ -119,7 +119,9 @@ describe("restart in process", () => {
     }
     await using t = await startApp({ home: dir.path });
     const doc = (await get(t.app, "/meta/metrics")).body;
-    expect(doc).toEqual({ ...fixture("meta_metrics_paused_post"), ...fixture("stress_post"), cache_timestamp: acked });
+    expect(doc).toEqual(
+      served({ ...fixture("meta_metrics_paused_post"), ...fixture("stress_post"), cache_timestamp: acked }),
+    );
     expect((await get(t.app, "/status")).body.persistence).toMatchObject({ restored: true, corrupt_moved_to: null });
   });
 
@@ -150,7 +152,9 @@ describe("restart in process", () => {
     });
     // The hive's next snapshot replaces the fail-safe pause with the real state.
     await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
-    expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual(fixture("meta_metrics_post").guardian);
+    expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual(
+      servedGuardian(fixture("meta_metrics_post").guardian),
+    );
   });
 
   test("a missing file (first start) keeps the contract's default: not paused", async () => {
@@ -159,6 +163,8 @@ describe("restart in process", () => {
       is_paused: false,
       drawdown: 0,
       reason: "Normal operation",
+      paused_by: null,
+      paused_since: null,
     });
   });
 });

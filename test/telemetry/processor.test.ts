@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createJsonFilePersistence } from "../../src/store/json-file";
 import { type DocumentUpdate, type Persistence, UnconfirmedWriteError } from "../../src/store/store";
-import { fixture, get, logged, post, startApp, tempDir, waitFor } from "../helpers";
+import { fixture, get, logged, post, servedGuardian, startApp, tempDir, waitFor } from "../helpers";
 
 /** The real JSON-file persistence, recording what each save held. */
 function recording(path: string): Persistence & { saves: number } {
@@ -105,19 +105,22 @@ describe("a full channel", () => {
 describe("a failing disk", () => {
   test("answers 503, serves nothing that is not on disk, and recovers without a restart", async () => {
     using dir = tempDir();
-    await using t = await startApp({ home: dir.path });
+    // ? The document in a directory of its own: the pause file in $NEOLIGHT_HOME/state (issue
+    // 11) is not this test's disk, and a watcher finding its directory gone must not race it.
+    const state = join(dir.path, "data");
+    mkdirSync(state);
+    await using t = await startApp({ home: dir.path, env: { METRICS_PATH: join(state, "meta_metrics.json") } });
     const paused = fixture("meta_metrics_paused_post");
     expect((await post(t.app, "/meta/metrics", paused)).status).toBe(200);
 
-    // Replace the state directory with a file: every write fails (ENOTDIR), even as root.
-    const state = join(dir.path, "state");
+    // Replace the document's directory with a file: every write fails (ENOTDIR), even as root.
     rmSync(state, { recursive: true });
     writeFileSync(state, "not a directory");
     const res = await post(t.app, "/meta/metrics", { guardian: { is_paused: false, drawdown: 0, reason: "x" } });
     expect(res.status).toBe(503);
     expect(res.headers.get("retry-after")).toBe("5");
     expect(res.body).toEqual({ error: expect.stringContaining("not stored"), code: 503 });
-    expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual(paused.guardian);
+    expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual(servedGuardian(paused.guardian));
     const status = (await get(t.app, "/status")).body;
     expect(status.persistence).toMatchObject({ failures: 1, last_error: expect.any(String) });
     expect(logged(t.log, "telemetry batch not persisted")).toHaveLength(1);
@@ -126,7 +129,9 @@ describe("a failing disk", () => {
     mkdirSync(state);
     const again = await post(t.app, "/meta/metrics", { guardian: { is_paused: false, drawdown: 0, reason: "x" } });
     expect(again.status).toBe(200);
-    expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual({ is_paused: false, drawdown: 0, reason: "x" });
+    expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual(
+      servedGuardian({ is_paused: false, drawdown: 0, reason: "x" }),
+    );
     expect((await get(t.app, "/status")).body.persistence).toMatchObject({ last_error: null, failures: 1 });
   });
 });
@@ -155,11 +160,11 @@ describe("a write that replaced the file but could not confirm durability", () =
       const res = await post(t.app, "/meta/metrics", { guardian: resumed });
       expect(res.status).toBe(503);
       expect(res.body).toEqual({ error: expect.stringContaining("not confirmed durable"), code: 503 });
-      expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual(resumed);
-      expect(JSON.parse(readFileSync(path, "utf8")).guardian).toEqual(resumed);
+      expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual(servedGuardian(resumed));
+      expect(JSON.parse(readFileSync(path, "utf8")).guardian).toEqual(servedGuardian(resumed));
       expect(logged(t.log, "telemetry batch not persisted")).toEqual([expect.objectContaining({ published: true })]);
     }
     await using t = await startApp({ home: dir.path });
-    expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual(resumed);
+    expect((await get(t.app, "/meta/metrics")).body.guardian).toEqual(servedGuardian(resumed));
   });
 });

@@ -50,6 +50,12 @@ export interface WatchOptions {
   log: Logger;
   /** NEOLIGHT_HOME: a file whose real path (after symlinks) leads outside it is refused, never read. */
   home: string;
+  /**
+   * Called after a check that changed what is served or known (the good copy, presence,
+   * serving state): the guardian's pause file is pushed on, not polled by its reader (issue
+   * 11). Must not throw. Default: none.
+   */
+  onChange?: () => void;
 }
 
 /** What one look at the file found; "read" carries its text. */
@@ -105,7 +111,7 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T | typeof TIMED_
   return Promise.race([work, limit]).finally(() => clearTimeout(timer));
 }
 
-export function watchJsonFile({ name, path, validate, pollMs, log, home }: WatchOptions): WatchedFile {
+export function watchJsonFile({ name, path, validate, pollMs, log, home, onChange }: WatchOptions): WatchedFile {
   let good: { value: unknown; json: string } | null = null;
   let seen = ""; // signature (inode, size, mtime) of the version last read
   let bad = false;
@@ -252,7 +258,14 @@ export function watchJsonFile({ name, path, validate, pollMs, log, home }: Watch
     running = (async () => {
       do {
         again = false;
+        const before = { good, present: figures.present, serving: figures.serving, error: figures.last_error };
         await check().catch((err) => reject("check-error", (err as Error).message));
+        const changed =
+          good !== before.good ||
+          figures.present !== before.present ||
+          figures.serving !== before.serving ||
+          figures.last_error !== before.error;
+        if (changed) onChange?.();
       } while (again);
       running = null;
     })();

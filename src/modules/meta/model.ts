@@ -57,6 +57,33 @@ export const Guardian = t.Object(
 );
 export type Guardian = typeof Guardian.static;
 
+/** Who paused the served guardian (issue 11): the hive's report, the pause file, or an operator. */
+export const PausedBy = t.Union([t.Literal("hive"), t.Literal("pause_file"), t.Literal("operator"), t.Null()], {
+  description:
+    "who paused it: hive (its last snapshot), pause_file (state/guardian_pause.json, e.g. agent self-heal's cooldown), operator (POST /guardian/pause); null when not paused",
+});
+export type PausedBy = typeof PausedBy.static;
+
+/**
+ * The guardian as it is served (GET /meta/metrics, the live stream, GET /guardian): the
+ * hive's last report with the pause of every source resolved into it (a pause wins,
+ * modules/guardian/resolve.ts). The router reads only is_paused.
+ */
+export const ServedGuardian = t.Object(
+  {
+    ...Guardian.properties,
+    paused_by: PausedBy,
+    paused_since: t.Union([t.String(), t.Null()], {
+      description: "when is_paused last became true (ISO 8601 UTC, Z); null when not paused",
+    }),
+    until: t.Optional(
+      t.String({ description: "only while the pause in force has one: when it ends (ISO 8601 UTC, Z)" }),
+    ),
+  },
+  { ...open, description: "the guardian, every source's pause resolved in: a pause wins" },
+);
+export type ServedGuardian = typeof ServedGuardian.static;
+
 export const BreakerState = t.Union([t.Literal("CLOSED"), t.Literal("OPEN"), t.Literal("HALF_OPEN")]);
 export type BreakerState = typeof BreakerState.static;
 
@@ -183,6 +210,7 @@ export type MetaMetricsUpdate = typeof MetaMetricsUpdate.static;
 export const MetaMetricsDocument = t.Object(
   {
     ...sections,
+    guardian: ServedGuardian,
     market_regime: t.Optional(sections.market_regime),
     stress_last: t.Optional(sections.stress_last),
     stress_timestamp: t.Optional(sections.stress_timestamp),

@@ -17,6 +17,7 @@ import {
 } from "../../store/store";
 import { type Channel, ChannelClosedError } from "../../telemetry/channel";
 import type { Envelope } from "../../telemetry/processor";
+import { DEFAULT_GUARDIAN, GUARDIAN_SOURCES_KEY, isoSeconds, servedGuardianOf } from "../guardian/resolve";
 import { type MetaMetricsDocument, MetaMetricsUpdate, type QueueStats, SAFETY_KEYS } from "./model";
 
 /** Seconds a client is told to wait after a 503 for a full channel: one batch is milliseconds. */
@@ -81,7 +82,7 @@ export function defaultDocument(now: Date): JsonObject {
     timestamp: now.toISOString(),
     per_agent: {},
     per_strategy: {},
-    guardian: { is_paused: false, drawdown: 0, reason: "Normal operation" },
+    guardian: DEFAULT_GUARDIAN,
     breakers: { quote_state: "CLOSED", trade_state: "CLOSED" },
     mode: "TEST_MODE",
     summary: { total_agents: 0, total_strategies: 0 },
@@ -89,13 +90,20 @@ export function defaultDocument(now: Date): JsonObject {
 }
 
 /**
- * The served document: the defaults, then every stored key, then cache_timestamp.
+ * The served document: the defaults, then every stored key but the guardian's sources (not
+ * part of the contract: modules/guardian/resolve.ts), then cache_timestamp.
  * ? Typed as the schema says: the defaults hold every required section, and the store only
  * holds what passed MetaMetricsUpdate, except values a poster broke, which are null (the
  * schema's description says so): readers still check a figure before they use it.
  */
 export function servedDocument(state: DocumentState, now: Date): MetaMetricsDocument {
-  return { ...defaultDocument(now), ...state.doc, [CACHE_TIMESTAMP_KEY]: state.updatedAt } as MetaMetricsDocument;
+  const { [GUARDIAN_SOURCES_KEY]: _sources, ...doc } = state.doc;
+  return {
+    ...defaultDocument(now),
+    ...doc,
+    guardian: servedGuardianOf(doc),
+    [CACHE_TIMESTAMP_KEY]: state.updatedAt,
+  } as MetaMetricsDocument;
 }
 
 /**
@@ -115,6 +123,9 @@ export function pauseAfterCorruption(log: Logger): (problem: string) => JsonObje
         is_paused: true,
         drawdown: 0,
         reason: `persisted state was corrupt (${problem}): paused until the guardian reports`,
+        // ? The served shape (issue 11): it stands in for the hive's report until the next one.
+        paused_by: "hive",
+        paused_since: isoSeconds(Date.now()),
       },
     };
   };
@@ -122,6 +133,13 @@ export function pauseAfterCorruption(log: Logger): (problem: string) => JsonObje
 
 const restoreCheck = TypeCompiler.Compile(MetaMetricsUpdate);
 const SAFETY = new Set<string>(SAFETY_KEYS);
+/**
+ * Keys the size caps never refuse: the safety keys, and the guardian's sources, which are
+ * committed with the guardian resolved from them (a pause file's pause must not be refused
+ * for size either).
+ */
+const UNCAPPED: readonly string[] = [...SAFETY_KEYS, GUARDIAN_SOURCES_KEY];
+const UNCAPPED_SET = new Set(UNCAPPED);
 
 /**
  * StoreOptions.restore: the state file is checked with the schema of a POST, by the same
@@ -228,7 +246,7 @@ export function createMetaService(deps: MetaServiceDeps): MetaService {
 
   /** Why `set` (without its safety keys) may not be stored, or null. O(keys) until it fits the key cap. */
   function overCap(set: JsonObject): string | null {
-    const keys = Object.keys(set).filter((k) => !SAFETY.has(k));
+    const keys = Object.keys(set).filter((k) => !UNCAPPED_SET.has(k));
     const fresh = keys.filter((k) => !sizes.has(k)).length;
     if (fresh > 0 && sizes.size + fresh > maxKeys) {
       return `document key limit reached: ${sizes.size} top-level keys stored, this update adds ${fresh}, at most ${maxKeys} (raise NEOLIGHT_MAX_DOCUMENT_KEYS, --max-document-keys)`;
@@ -315,13 +333,18 @@ export function createMetaService(deps: MetaServiceDeps): MetaService {
     if (Object.hasOwn(set, CACHE_TIMESTAMP_KEY)) {
       throw new UnprocessableError(`${CACHE_TIMESTAMP_KEY} is set by the service and cannot be posted`);
     }
+    // ? The guardian's sources are what its pause is resolved from: a poster setting them
+    // could undo a pause file's or an operator's pause.
+    if (Object.hasOwn(set, GUARDIAN_SOURCES_KEY) && (source === "hive" || source === "atlas")) {
+      throw new UnprocessableError(`${GUARDIAN_SOURCES_KEY} is kept by the service and cannot be posted`);
+    }
     const problem = overLimit === undefined ? overCap(set) : overLimit.message;
     if (problem === null) return enqueue(set, source, coerced);
     counts.rejected_too_large++;
     // ? A pause must never be refused for size (issues 15, 16): the router trades unless we
     // say paused. The safety keys never count toward the caps, so they are stored on their own.
     const safety: JsonObject = {};
-    for (const key of SAFETY_KEYS) if (Object.hasOwn(set, key)) safety[key] = set[key];
+    for (const key of UNCAPPED) if (Object.hasOwn(set, key)) safety[key] = set[key];
     const applied = Object.keys(safety);
     let seq: number | null = null;
     if (applied.length > 0) {

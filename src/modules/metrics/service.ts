@@ -11,6 +11,7 @@ import type { Logger } from "../../log/logger";
 import type { DocumentStore } from "../../store/store";
 import type { Processor } from "../../telemetry/processor";
 import type { AgentFiles } from "../agent-files/service";
+import { type GuardianService, OPERATOR_OUTCOMES } from "../guardian/service";
 import type { MetaService } from "../meta/service";
 import type { RiskClient } from "../risk/service";
 import { documentFiguresWriter } from "./document";
@@ -32,6 +33,8 @@ export interface MetricsDeps {
   processor: Processor;
   meta: MetaService;
   files: AgentFiles;
+  /** The pause file (a source) and the operator's actions (a counter family), issue 11. */
+  guardian: Pick<GuardianService, "file" | "actions">;
   risk: RiskClient;
   /** Epoch ms of start-up (staleness of sources never heard from counts from here). */
   startedAt: number;
@@ -72,7 +75,16 @@ export function startMetrics(deps: MetricsDeps): MetricsService {
   let scrapes = 0;
   let truncated: MetricsStatus["truncated"] = [];
 
-  const monitor = watchSources({ config, log, processor, files, risk, startedAt: deps.startedAt, now });
+  const monitor = watchSources({
+    config,
+    log,
+    processor,
+    files,
+    pauseFile: deps.guardian.file,
+    risk,
+    startedAt: deps.startedAt,
+    now,
+  });
   const writeDocument = documentFiguresWriter({ store, files, now });
 
   function writeRejected(w: ExpositionWriter): void {
@@ -92,6 +104,19 @@ export function startMetrics(deps: MetricsDeps): MetricsService {
     for (const reason of REJECT_REASONS) w.sample(reasons[reason], { reason });
   }
 
+  /** Every action and outcome always exposed (0 until one happens), so alerts can rate() them. */
+  function writeOperatorActions(w: ExpositionWriter): void {
+    const actions = deps.guardian.actions();
+    w.family(
+      "neolight_guardian_operator_actions_total",
+      "counter",
+      "POST /guardian/pause and /guardian/resume that reached the guardian, by outcome (failed: the pause file or the state could not be written)",
+    );
+    for (const action of ["pause", "resume"] as const) {
+      for (const outcome of OPERATOR_OUTCOMES) w.sample(actions[action][outcome], { action, outcome });
+    }
+  }
+
   return {
     requests,
     render() {
@@ -100,6 +125,7 @@ export function startMetrics(deps: MetricsDeps): MetricsService {
       writeProcess(w);
       writeTraffic(w, { requests, meta });
       writeRejected(w);
+      writeOperatorActions(w);
       writeDurability(w, { log, store, writeLatency, sseSubscribers: deps.sseSubscribers });
       writeDocument(w);
       writeRisk(w, risk);

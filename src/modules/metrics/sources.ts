@@ -14,6 +14,8 @@ export interface SourcesDeps {
   log: Logger;
   processor: Processor;
   files: AgentFiles;
+  /** The guardian's pause file (issue 11). */
+  pauseFile: WatchedFile;
   risk: RiskClient;
   /** Epoch ms of start-up (staleness of sources never heard from counts from here). */
   startedAt: number;
@@ -21,13 +23,23 @@ export interface SourcesDeps {
 }
 
 /** Starts watching every source; the monitor's close() stops it. */
-export function watchSources({ config, log, processor, files, risk, startedAt, now }: SourcesDeps): StalenessMonitor {
+export function watchSources({
+  config,
+  log,
+  processor,
+  files,
+  pauseFile,
+  risk,
+  startedAt,
+  now,
+}: SourcesDeps): StalenessMonitor {
   // Pushed sources: the processor says which keys each committed update carried.
   const pushed = { hive: null as number | null, stress: null as number | null, atlas: null as number | null };
   processor.onCommit((_state, batch) => {
     const at = now();
-    for (const { set } of batch) {
-      if (Object.hasOwn(set, "per_agent") || Object.hasOwn(set, "guardian")) pushed.hive = at;
+    for (const { set, source } of batch) {
+      // ? By source: a pause file change or an operator action carries `guardian` too.
+      if (source === "hive" && (Object.hasOwn(set, "per_agent") || Object.hasOwn(set, "guardian"))) pushed.hive = at;
       if (Object.hasOwn(set, "stress_last")) pushed.stress = at;
       if (Object.hasOwn(set, "atlas")) pushed.atlas = at;
     }
@@ -46,6 +58,8 @@ export function watchSources({ config, log, processor, files, risk, startedAt, n
     fileWatch(files.governor, config.staleFilesS),
     // ? The override is the governor's fallback copy (CONTRACT section 1): its silence is normal.
     fileWatch(files.override, 0),
+    // ? Written only to pause (a cooldown, an operator): its silence is the normal case.
+    fileWatch(pauseFile, 0),
     { name: "risk_engine", intervalS: config.staleRiskS, lastUpdate: () => risk.lastGood()?.at ?? null },
   ];
   return startStalenessMonitor({ sources, log, startedAt, now });

@@ -9,7 +9,7 @@ import type { AccessPolicy } from "../../http/auth";
 import type { Logger } from "../../log/logger";
 import type { DocumentStore } from "../../store/store";
 import type { Hub } from "../../telemetry/hub";
-import type { AgentFiles } from "../agent-files/service";
+import type { AgentFiles, WatchedFile } from "../agent-files/service";
 import type { History } from "../history/service";
 import type { Guardian } from "../meta/model";
 import type { MetaService } from "../meta/service";
@@ -30,6 +30,8 @@ export interface SystemDeps {
   store: DocumentStore;
   meta: MetaService;
   files: AgentFiles;
+  /** The guardian's pause file (issue 11), listed with the agent files. */
+  pauseFile: Pick<WatchedFile, "state">;
   risk: RiskClient;
   /** The live stream's viewers and drops. */
   hub: Pick<Hub, "stats">;
@@ -125,7 +127,7 @@ export function createSystemService(deps: SystemDeps): SystemService {
         last_update: state.updatedAt,
         persistence: { ...deps.store.status() },
         sources: {
-          files: deps.files.all().map((f) => f.state()),
+          files: [...deps.files.all(), deps.pauseFile].map((f) => f.state()),
           risk_engine: { ...deps.risk.state() },
         },
         live: deps.hub.stats(),

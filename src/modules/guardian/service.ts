@@ -1,0 +1,405 @@
+// The guardian's three sources (issue 11), plain logic without Elysia: the pause file
+// watched like the agent files, the operator's pause and resume, and the store wrapper that
+// resolves the served guardian in every commit that touches a source ("a pause wins",
+// resolve.ts). A pause file change or an operator action is an update like a POST: it goes
+// through the channel and the processor, so it is persisted, logged (transitions.ts, source
+// `pause_file` / `operator`), recorded in history and streamed, by the same machinery.
+import { join } from "node:path";
+import { UnavailableError } from "../../http/errors";
+import { clip, type Logger } from "../../log/logger";
+import { removeFileDurably, writeFileDurably } from "../../store/atomic-file";
+import type { DocumentState, DocumentStore, DocumentUpdate, JsonObject, UpdateSource } from "../../store/store";
+import type { Processor } from "../../telemetry/processor";
+import { validator, type WatchedFile, watchJsonFile } from "../agent-files/service";
+import type { Guardian, ServedGuardian } from "../meta/model";
+import type { MetaService } from "../meta/service";
+import {
+  type GuardianSources,
+  type GuardianView,
+  type OperatorAction,
+  PauseFileContent,
+  type PauseReading,
+  type PauseRequest,
+  type ResumeRequest,
+} from "./model";
+import {
+  DASHBOARD_WRITER,
+  fileExpiry,
+  filePause,
+  GUARDIAN_SOURCES_KEY,
+  isoSeconds,
+  resolveGuardian,
+  sameDecision,
+  sameReading,
+  servedGuardianOf,
+  sourcesOf,
+} from "./resolve";
+
+/** CONTRACT section 1: the pause signal, relative to NEOLIGHT_HOME. */
+export const PAUSE_FILE = "state/guardian_pause.json";
+/**
+ * How often the pause file is re-checked at most, whatever NEOLIGHT_SOURCE_POLL_MS says.
+ * The router must see a change within 1 s (issue 11); an fs watch event re-reads it at once
+ * (20 ms debounce), and this poll is the bound where inotify sees nothing (NFS, overlay).
+ */
+export const PAUSE_FILE_POLL_MS = 250;
+/** A pause file change the store could not take (queue full, disk failing) is retried this often. */
+export const PAUSE_SYNC_RETRY_MS = 1000;
+/** Seconds a client is told to wait after the pause file could not be written or removed. */
+export const PAUSE_FILE_RETRY_AFTER_S = 5;
+/** setTimeout's longest delay; an `until` further away is re-checked when it fires. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The store as the guardian wrapper returns it: also the sources of the served guardian. */
+export interface GuardianStore extends DocumentStore {
+  /** The sources the next commit resolves from (the committed ones). A fresh object each call. */
+  sources(): GuardianSources;
+}
+
+/**
+ * Returns `store` with the same contract, whose commit() resolves the served guardian in
+ * every update that touches one of its sources: a hive report (an update of source `hive`
+ * carrying `guardian`), or an update carrying GUARDIAN_SOURCES_KEY (a partial of the
+ * sources: `pause_file`, `operator`). Such an update is committed with the resolved
+ * `guardian` and the whole sources record; updates are folded in order, so the batch's last
+ * one says what is served. Resolution happens here, at commit time, from the committed
+ * sources: an update refused (503) leaves nothing behind for a later one to carry.
+ * After a corrupt state file, the fail-safe pause stands in for the hive's report until the
+ * hive reports (the sources of a corrupt file cannot be trusted).
+ */
+export function resolvingStore(store: DocumentStore, now: () => number = Date.now): GuardianStore {
+  const initial = store.current().doc;
+  let failSafe: Guardian | null =
+    store.status().corrupt_found !== null && servedGuardianOf(initial).is_paused
+      ? (initial.guardian as Guardian)
+      : null;
+
+  function sources(): GuardianSources {
+    const found = sourcesOf(store.current().doc);
+    return failSafe === null ? found : { ...found, hive: { report: failSafe, received_at: null } };
+  }
+
+  function resolve(updates: readonly DocumentUpdate[]): DocumentUpdate[] {
+    let current = sources();
+    let previous: JsonObject = servedGuardianOf(store.current().doc);
+    const at = now();
+    return updates.map((update) => {
+      const report = update.source === "hive" && Object.hasOwn(update.set, "guardian");
+      const partial = update.set[GUARDIAN_SOURCES_KEY] as Partial<GuardianSources> | undefined;
+      if (!report && partial === undefined) return update;
+      current = {
+        ...current,
+        ...partial,
+        ...(report
+          ? { hive: { report: update.set.guardian as Guardian, received_at: new Date(at).toISOString() } }
+          : {}),
+      };
+      const guardian = resolveGuardian(current, previous, at);
+      previous = guardian;
+      return { ...update, set: { ...update.set, guardian, [GUARDIAN_SOURCES_KEY]: current } };
+    });
+  }
+
+  return {
+    current: () => store.current(),
+    status: () => store.status(),
+    close: () => store.close(),
+    sources,
+    async commit(updates) {
+      const before = store.current();
+      try {
+        return await store.commit(resolve(updates));
+      } finally {
+        // ? Once a commit is published its sources are written: they hold the fail-safe report.
+        if (store.current() !== before) failSafe = null;
+      }
+    },
+  };
+}
+
+/** Who asked, for the audit line and GET /guardian (both cut: they come from the client). */
+export interface Caller {
+  address: string | null;
+  userAgent: string | null;
+}
+
+export type OperatorOutcome = "ok" | "failed";
+export const OPERATOR_OUTCOMES: readonly OperatorOutcome[] = ["ok", "failed"];
+
+export interface GuardianService {
+  /** The pause file's watcher (its figures go to /status like an agent file's). */
+  readonly file: WatchedFile;
+  /**
+   * Resolves once the pause file has been read and, when it changes what is served, applied
+   * and durable: start-up awaits it before the first request (main.ts listens after).
+   */
+  ready(): Promise<void>;
+  /**
+   * Writes the pause file durably in NeoLight's shape (`by: "dashboard"`), then commits it
+   * through the channel, and resolves with the served guardian once it is paused and on
+   * disk. Rejects with UnavailableError (503) when the file could not be written (nothing
+   * changed), or when the commit failed (the file is on disk: the watcher applies it once the
+   * store can write, and the smart trader obeys it already). Actions are serialised.
+   */
+  pause(request: PauseRequest, caller: Caller): Promise<ServedGuardian>;
+  /**
+   * Removes the pause file durably and commits "not paused" (resumed by operator; a hive
+   * pause reported before now no longer counts), resolving with the served guardian once
+   * that is on disk. Rejects with UnavailableError (503) as pause() does.
+   */
+  resume(request: ResumeRequest, caller: Caller): Promise<ServedGuardian>;
+  /** GET /guardian: the served guardian and each source as of now. */
+  view(): GuardianView;
+  /** Operator actions by action and outcome, since start-up (/metrics). */
+  actions(): Record<"pause" | "resume", Record<OperatorOutcome, number>>;
+  /** Stops watching and the timers. Idempotent. */
+  close(): void;
+}
+
+export interface GuardianDeps {
+  home: string;
+  /** NEOLIGHT_SOURCE_POLL_MS; the pause file is polled at most every PAUSE_FILE_POLL_MS. */
+  pollMs: number;
+  store: GuardianStore;
+  meta: MetaService;
+  processor: Processor;
+  log: Logger;
+  now?: () => number;
+}
+
+export function createGuardian({
+  home,
+  pollMs,
+  store,
+  meta,
+  processor,
+  log,
+  now = Date.now,
+}: GuardianDeps): GuardianService {
+  const path = join(home, PAUSE_FILE);
+  const counts = {
+    pause: { ok: 0, failed: 0 },
+    resume: { ok: 0, failed: 0 },
+  };
+  let closed = false;
+  let retry: ReturnType<typeof setTimeout> | undefined;
+  let expiry: ReturnType<typeof setTimeout> | undefined;
+  let expiryAt: number | null = null;
+  /** Operator actions and file syncs run one at a time, in order: neither sees the other half done. */
+  let chain: Promise<unknown> = Promise.resolve();
+  let syncQueued: Promise<void> | null = null;
+  /** Failed attempts to apply the file since the last success (0: none failing). */
+  let retrying = 0;
+
+  const file = watchJsonFile({
+    name: "guardian_pause",
+    path,
+    validate: validator(PauseFileContent),
+    pollMs: Math.min(pollMs, PAUSE_FILE_POLL_MS),
+    log,
+    home,
+    onChange: () => void sync(),
+  });
+
+  function serial<T>(work: () => Promise<T>): Promise<T> {
+    const run = chain.then(work);
+    chain = run.catch(() => {});
+    return run;
+  }
+
+  /** The file as the watcher holds it: its last good content while it exists. */
+  function reading(): PauseReading {
+    const state = file.state();
+    if (!state.present) return { state: "absent" };
+    const content = file.value();
+    if (state.serving !== "none" && content !== undefined) {
+      return { state: "content", content: content as PauseFileContent };
+    }
+    return { state: "unreadable", error: state.last_error ?? "not read yet" };
+  }
+
+  /** Submits the changed sources; the store wrapper resolves the guardian at commit time. */
+  function submit(partial: Partial<GuardianSources>, source: UpdateSource) {
+    const sources = { ...store.sources(), ...partial };
+    // ? The guardian here is what the commit will replace with its own resolution: it is
+    // carried so the update says it touches the guardian (history, logs, the live stream).
+    const guardian = resolveGuardian(sources, servedGuardianOf(store.current().doc), now());
+    return meta.submit({ guardian, [GUARDIAN_SOURCES_KEY]: partial }, source);
+  }
+
+  /** Applies the file's reading, or its `until` passing, when either changes what is served. */
+  async function syncOnce(): Promise<void> {
+    if (closed) return;
+    const sources = store.sources();
+    const served = servedGuardianOf(store.current().doc);
+    const next = reading();
+    const resolved = resolveGuardian({ ...sources, pause_file: next }, served, now());
+    if (sameReading(next, sources.pause_file) && sameDecision(resolved, served)) return schedule();
+    try {
+      await submit({ pause_file: next }, "pause_file");
+      if (retrying) log.info("guardian pause file applied", { path, attempts: retrying });
+      retrying = 0;
+    } catch (err) {
+      // ? One line per failing stretch, not one a second: the disk may stay full for hours.
+      if (retrying++ === 0) {
+        log.warn("guardian pause file not applied yet, retrying", {
+          path,
+          error: (err as Error).message,
+          retry_ms: PAUSE_SYNC_RETRY_MS,
+        });
+      }
+      if (!closed) {
+        clearTimeout(retry);
+        retry = setTimeout(() => void sync(), PAUSE_SYNC_RETRY_MS);
+        retry.unref?.();
+      }
+    }
+  }
+
+  function sync(): Promise<void> {
+    if (closed) return Promise.resolve();
+    syncQueued ??= serial(() => {
+      // ? Cleared when the run starts: a change seen during it queues one more run.
+      syncQueued = null;
+      return syncOnce();
+    });
+    return syncQueued;
+  }
+
+  /** Re-resolves when the file's `until` passes (issue 11: within 1 s), however the state changed. */
+  function schedule(state: DocumentState = store.current()): void {
+    if (closed) return;
+    const at = fileExpiry(sourcesOf(state.doc).pause_file, now());
+    if (at === expiryAt) return;
+    clearTimeout(expiry);
+    expiryAt = at;
+    if (at === null) return;
+    expiry = setTimeout(
+      () => {
+        expiryAt = null;
+        void sync();
+      },
+      Math.min(MAX_TIMER_MS, Math.max(0, at - now())),
+    );
+    expiry.unref?.();
+  }
+  processor.onCommit((state) => schedule(state));
+
+  function caller(c: Caller) {
+    return { address: c.address, user_agent: c.userAgent === null ? null : clip(c.userAgent) };
+  }
+
+  async function act<T>(action: "pause" | "resume", c: Caller, work: () => Promise<T>): Promise<T> {
+    try {
+      const result = await serial(work);
+      counts[action].ok++;
+      return result;
+    } catch (err) {
+      counts[action].failed++;
+      log.error("guardian operator action failed", { action, error: (err as Error).message, ...caller(c) });
+      throw err;
+    }
+  }
+
+  function unavailable(what: string, err: unknown): UnavailableError {
+    return new UnavailableError(
+      `${what} ${path} failed: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; nothing was changed, retry later`,
+      PAUSE_FILE_RETRY_AFTER_S,
+    );
+  }
+
+  function operatorAction(action: "pause" | "resume", at: number, reason: string | null, c: Caller): OperatorAction {
+    // ? To the millisecond: compared with the hive report's arrival (resolve.ts), both our clock.
+    return { last_action: action, at: new Date(at).toISOString(), reason, client: c.address };
+  }
+
+  return {
+    file,
+    async ready() {
+      await file.refresh();
+      await sync();
+    },
+    pause(request, c) {
+      return act("pause", c, async () => {
+        const at = now();
+        const until = request.minutes === undefined ? undefined : isoSeconds(at + request.minutes * 60_000);
+        // ? The smart trader's shape (CONTRACT section 6): no `until` at all for "until resumed".
+        const content: PauseFileContent = {
+          paused: true,
+          reason: request.reason,
+          ...(until === undefined ? {} : { until }),
+          updated_at: isoSeconds(at),
+          by: DASHBOARD_WRITER,
+        };
+        try {
+          await writeFileDurably(path, `${JSON.stringify(content, null, 2)}\n`);
+        } catch (err) {
+          throw unavailable("writing", err);
+        }
+        // ? The watcher takes the new file in now: GET /guardian right after the answer shows it.
+        await file.refresh();
+        const { seq, state } = await submit(
+          { pause_file: { state: "content", content }, operator: operatorAction("pause", at, request.reason, c) },
+          "operator",
+        );
+        log.warn("guardian paused by operator", {
+          reason: clip(request.reason),
+          minutes: request.minutes ?? null,
+          until: until ?? null,
+          seq,
+          ...caller(c),
+        });
+        return servedGuardianOf(state.doc);
+      });
+    },
+    resume(request, c) {
+      return act("resume", c, async () => {
+        const at = now();
+        try {
+          await removeFileDurably(path);
+        } catch (err) {
+          throw unavailable("removing", err);
+        }
+        await file.refresh();
+        const reason = request.reason === undefined || request.reason === "" ? null : request.reason;
+        const { seq, state } = await submit(
+          { pause_file: { state: "absent" }, operator: operatorAction("resume", at, reason, c) },
+          "operator",
+        );
+        log.warn("guardian resumed by operator", { reason: reason === null ? null : clip(reason), seq, ...caller(c) });
+        return servedGuardianOf(state.doc);
+      });
+    },
+    view() {
+      const sources = store.sources();
+      const state = file.state();
+      const t = now();
+      const receivedAt = sources.hive?.received_at ?? null;
+      return {
+        guardian: servedGuardianOf(store.current().doc),
+        sources: {
+          hive: {
+            report: sources.hive?.report ?? null,
+            received_at: receivedAt,
+            age_s: receivedAt === null ? null : Math.max(0, Math.round(t - Date.parse(receivedAt)) / 1000),
+          },
+          pause_file: {
+            path,
+            present: state.present,
+            active: filePause(reading(), t) !== null,
+            content: state.present ? ((file.value() as PauseFileContent | undefined) ?? null) : null,
+            error: state.last_error,
+          },
+          operator: sources.operator ?? { last_action: null, at: null, reason: null, client: null },
+        },
+      };
+    },
+    actions: () => ({ pause: { ...counts.pause }, resume: { ...counts.resume } }),
+    close() {
+      closed = true;
+      file.close();
+      clearTimeout(retry);
+      clearTimeout(expiry);
+    },
+  };
+}
