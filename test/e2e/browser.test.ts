@@ -108,6 +108,8 @@ describe.skipIf(!available)("the dashboard page in Chromium (compiled binary)", 
       await desktop.waitForSelector("#agents tbody tr:nth-child(3) th");
       const names = await desktop.$$eval("#agents tbody th", (ths) => ths.map((th) => th.textContent));
       expect(names.sort()).toEqual(["dropship_agent", "mean_reversion_bot", "smart_trader"]);
+      // RUNNING needs /status too (the guardian known and fresh: issue 11), which may answer after the stream.
+      await desktop.waitForSelector('#guardian[data-state="running"]');
       expect(await desktop.textContent("#g-state")).toBe("RUNNING");
       expect(await desktop.textContent("#conn")).toBe("live");
     },
