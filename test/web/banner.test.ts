@@ -155,7 +155,8 @@ describe("the guardian banner", () => {
     expect(utcClock("2025-11-03T20:03:59+02:00")).toBe("18:03Z");
     const now = Date.parse("2025-11-03T18:00:00Z");
     expect(countdown("2025-11-03T18:00:05Z", now)).toBe("0 min 05 s");
-    expect(countdown("2025-11-03T22:05:00Z", now)).toBe("4 h 5 min");
+    expect(countdown("2025-11-03T22:05:00Z", now)).toBe("4 h 05 min 00 s");
+    expect(countdown("2025-11-10T18:00:00Z", now)).toBe("7 d");
     expect(countdown("2025-11-03T17:59:00Z", now)).toBe("ended");
   });
 });

@@ -76,13 +76,15 @@ export function utcClock(iso: string): string {
   return Number.isNaN(d.getTime()) ? iso : `${d.toISOString().slice(11, 16)}Z`;
 }
 
-/** Time left until `iso`: `12 min 05 s`, `3 h 5 min`; `ended` once passed. */
+/** Time left until `iso`, to the second: `12 min 05 s`, `3 h 05 min 00 s`, `6 d 23 h`; `ended` once passed. */
 export function countdown(iso: string, now: number): string {
   const t = Date.parse(iso);
   if (!Number.isFinite(t)) return "—";
   const s = Math.ceil((t - now) / 1000);
   if (s <= 0) return "ended";
-  if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, "0")} s`;
+  const two = (n: number) => String(n).padStart(2, "0");
+  if (s < 3600) return `${Math.floor(s / 60)} min ${two(s % 60)} s`;
+  if (s < 48 * 3600) return `${Math.floor(s / 3600)} h ${two(Math.floor(s / 60) % 60)} min ${two(s % 60)} s`;
   return duration(s);
 }
 

@@ -2,7 +2,7 @@
 // and a duration, and for the write token when the page is not on the trading host; sends
 // the write and says what came of it (writes.ts has the rules and the words). The markup is
 // in index.html (no inline script: the CSP forbids it); this file only binds it.
-import type { ServedGuardian } from "./banner";
+import { type ServedGuardian, utcClock } from "./banner";
 import { byId } from "./dom";
 import {
   onTradingHost,
@@ -116,7 +116,7 @@ export function bindGuardianDialog(applied: (g: ServedGuardian) => void): void {
         token.value = "";
         reason.value = "";
         dialog.close();
-        note.textContent = mode === "pause" ? "Paused by you." : "Resumed by you.";
+        note.textContent = `${mode === "pause" ? "Paused" : "Resumed"} by you at ${utcClock(new Date().toISOString())}.`;
         applied(g);
       },
       (r: Refusal) => {
