@@ -95,8 +95,14 @@ describe.skipIf(!available)("the guardian banner in Chromium (compiled binary)",
       expect(await desktop.textContent("#g-state")).toBe("STALE");
       expect(await desktop.textContent("#g-reason")).toMatch(/^last known RUNNING, \d\d:\d\dZ, \d+ s ago$/);
       expect(await colourOf(desktop)).toBe(AMBER);
-      // The Service card says the same of the hive.
+      // The Service card says the same of the hive, and lists every source with its interval.
       await desktop.waitForSelector('#service li[data-source="hive"].source-stale');
+      const rows = await desktop.$$eval("#service li.source", (lis) =>
+        lis.map((li) => [li.getAttribute("data-source"), li.lastElementChild?.textContent ?? null]),
+      );
+      const status = (await (await fetch(`${svc.url}/status`)).json()) as { staleness: { source: string }[] };
+      expect(rows.map((r) => r[0])).toEqual(status.staleness.map((x) => x.source));
+      expect(rows.find((r) => r[0] === "hive")?.[1]).toMatch(/^\d+ s ago · every 2 s$/);
 
       expect((await postJson(`${svc.url}/meta/metrics`, fixture("meta_metrics_post"))).status).toBe(200);
       await waitState(desktop, "running");

@@ -278,7 +278,13 @@ function sourceList(status: Status): HTMLElement {
         { class: `source source-${s.state}`, "data-source": s.source, title: s.problem ?? undefined },
         h("span", { class: "source-name" }, s.source),
         h("span", { class: "source-state" }, SOURCE_LABELS[s.state]),
-        h("span", { class: "muted small" }, s.lastUpdate === null ? "" : ago(s.lastUpdate, now)),
+        h(
+          "span",
+          { class: "muted small" },
+          [s.lastUpdate === null ? "" : ago(s.lastUpdate, now), s.intervalS > 0 ? `every ${duration(s.intervalS)}` : ""]
+            .filter((part) => part !== "")
+            .join(" · "),
+        ),
       ),
     ),
   );
