@@ -71,6 +71,8 @@ describe("the page's guardian writes", () => {
     expect(refusal(422, "reason: expected 1 to 500 characters", null, false).message).toBe(
       "Refused (422): reason: expected 1 to 500 characters.",
     );
-    expect(refusal(0, null, null, false).message).toBe("No answer from the service: nothing was changed by this page.");
+    expect(refusal(0, null, null, false).message).toBe(
+      "No answer from the service: not confirmed; check the banner once it is back.",
+    );
   });
 });

@@ -451,6 +451,7 @@ function historySoon(): void {
 // ---------- live stream ----------
 
 let stream: EventSource | null = null;
+let stallTimer: ReturnType<typeof setTimeout> | undefined;
 
 /** The keys by which /status counts an update as the hive's (metrics/sources.ts). */
 const HIVE_KEYS = ["per_agent", "guardian"] as const;
@@ -462,7 +463,6 @@ function noteHiveReport(data: UpdateEvent): void {
   state.hiveReport = { at, iso };
   if (state.hive !== null) state.hive = hiveReported(state.hive, iso, at);
 }
-let stallTimer: ReturnType<typeof setTimeout> | undefined;
 
 function setConnection(kind: "live" | "reconnecting" | "connecting"): void {
   const el = byId("conn");

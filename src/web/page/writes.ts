@@ -58,7 +58,10 @@ export function refusal(status: number, error: string | null, retryAfter: string
     retryAfter !== null && /^\d+$/.test(retryAfter) ? ` Try again in ${retryAfter} s.` : " Try again shortly.";
   switch (status) {
     case 0:
-      return { message: "No answer from the service: nothing was changed by this page.", needsToken: false };
+      return {
+        message: "No answer from the service: not confirmed; check the banner once it is back.",
+        needsToken: false,
+      };
     case 401:
       return { message: "Token needed: this service requires the write token; enter it.", needsToken: true };
     case 403:
