@@ -6,25 +6,18 @@
 // interval is the service's own option, shortened (NEOLIGHT_STALE_HIVE_S), so nothing waits
 // minutes. The Pause dialog fits a 375 px phone. Skips, saying so, without Chromium.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { fixture, tempDir } from "../helpers";
+import { chromiumAvailable, launchChromium, OTHER_HOST, SLOW, waitBanner } from "./chromium";
 import { compiledBinary, postJson, type ServiceProcess, spawnService } from "./process";
 
 // ? The functions given to $eval run in the browser; the test project has no DOM types.
 declare const getComputedStyle: (el: unknown) => { color: string; opacity: string; filter: string };
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const available = existsSync(CHROMIUM);
-if (!available) {
-  process.stderr.write(
-    `\n!! test/e2e/browser-banner.test.ts SKIPPED: no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)\n\n`,
-  );
-}
+const available = chromiumAvailable(import.meta.path);
 
-/** Building the binary and starting a browser take seconds on the 2-core machine. */
-const SLOW = 60_000;
 /**
  * The hive's expected interval for this service, s: stale after twice it. Long enough that
  * RUNNING is seen before it goes (the page reads /status every 5 s), short enough not to wait.
@@ -39,8 +32,6 @@ const AMBER = "rgb(210, 153, 34)";
 
 const stateOf = (page: Page) => page.getAttribute("#guardian", "data-state");
 const colourOf = (page: Page) => page.$eval("#g-state", (el) => getComputedStyle(el).color);
-const waitState = (page: Page, state: string, timeout = 10_000) =>
-  page.waitForSelector(`#guardian[data-state="${state}"]`, { timeout });
 
 describe.skipIf(!available)("the guardian banner in Chromium (compiled binary)", () => {
   const work = tempDir("neolight-banner-");
@@ -53,7 +44,7 @@ describe.skipIf(!available)("the guardian banner in Chromium (compiled binary)",
     const binary = await compiledBinary();
     mkdirSync(join(home, "state"), { recursive: true });
     svc = await spawnService({ home, cmd: [binary], cwd: home, env: { NEOLIGHT_STALE_HIVE_S: String(HIVE_S) } });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+    browser = await launchChromium();
     desktop = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   }, SLOW);
 
@@ -87,11 +78,11 @@ describe.skipIf(!available)("the guardian banner in Chromium (compiled binary)",
     "the hive's snapshot: RUNNING in green; silent past its interval: STALE in amber with the last known state; reports again: RUNNING",
     async () => {
       expect((await postJson(`${svc.url}/meta/metrics`, fixture("meta_metrics_post"))).status).toBe(200);
-      await waitState(desktop, "running");
+      await waitBanner(desktop, "running");
       expect(await desktop.textContent("#g-state")).toBe("RUNNING");
       expect(await colourOf(desktop)).toBe(GREEN);
 
-      await waitState(desktop, "stale", STALE_WAIT_MS);
+      await waitBanner(desktop, "stale", STALE_WAIT_MS);
       expect(await desktop.textContent("#g-state")).toBe("STALE");
       expect(await desktop.textContent("#g-reason")).toMatch(/^last known RUNNING, \d\d:\d\dZ, \d+ s ago$/);
       expect(await colourOf(desktop)).toBe(AMBER);
@@ -105,7 +96,7 @@ describe.skipIf(!available)("the guardian banner in Chromium (compiled binary)",
       expect(rows.find((r) => r[0] === "hive")?.[1]).toMatch(/^\d+ s ago · every 2 s$/);
 
       expect((await postJson(`${svc.url}/meta/metrics`, fixture("meta_metrics_post"))).status).toBe(200);
-      await waitState(desktop, "running");
+      await waitBanner(desktop, "running");
       expect(await colourOf(desktop)).toBe(GREEN);
     },
     SLOW,
@@ -153,20 +144,11 @@ describe.skipIf(!available)("the guardian banner in Chromium (compiled binary)",
   test(
     "a page opened from another host asks for the write token",
     async () => {
-      // Another name for this machine, as a phone on the LAN would use: the page is not on
-      // the trading host by its own address bar.
-      const other = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: ["--no-sandbox", "--host-resolver-rules=MAP dashboard.test 127.0.0.1"],
-      });
-      try {
-        const page = await other.newPage();
-        await page.goto(`http://dashboard.test:${svc.port}/`);
-        await page.click("#g-pause");
-        await page.waitForSelector("#g-token", { state: "visible" });
-      } finally {
-        await other.close();
-      }
+      const page = await browser.newPage();
+      await page.goto(`http://${OTHER_HOST}:${svc.port}/`);
+      await page.click("#g-pause");
+      await page.waitForSelector("#g-token", { state: "visible" });
+      await page.close();
     },
     SLOW,
   );
@@ -175,7 +157,7 @@ describe.skipIf(!available)("the guardian banner in Chromium (compiled binary)",
     "the service killed: DISCONNECTED, the whole page grey, and how long since it last heard the service",
     async () => {
       await svc.stop("SIGKILL");
-      await waitState(desktop, "disconnected");
+      await waitBanner(desktop, "disconnected");
       expect(await desktop.textContent("#g-state")).toBe("DISCONNECTED");
       expect(await desktop.textContent("#g-reason")).toMatch(
         /^no answer from the service; last heard \d+ s ago, last known RUNNING$/,

@@ -11,25 +11,17 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { fixture, tempDir, waitFor } from "../helpers";
+import { chromiumAvailable, launchChromium, OTHER_HOST, SLOW, waitBanner } from "./chromium";
 import { compiledBinary, type ServiceProcess, spawnService } from "./process";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const available = existsSync(CHROMIUM);
-if (!available) {
-  process.stderr.write(
-    `\n!! test/e2e/browser-guardian.test.ts SKIPPED: no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)\n\n`,
-  );
-}
+const available = chromiumAvailable(import.meta.path);
 
-/** Building the binary and starting a browser take seconds on the 2-core machine. */
-const SLOW = 60_000;
 /** The write token of the service the other-host page talks to (16+ characters, as the option asks). */
 const TOKEN = "page-test-token-0123456789";
 const ISO_Z = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
 
-const waitState = (page: Page, state: string) => page.waitForSelector(`#guardian[data-state="${state}"]`);
 const pauseFile = (home: string) => join(home, "state", "guardian_pause.json");
 const facts = (page: Page) =>
   page.$$eval("#g-pause-facts .fact", (els) =>
@@ -82,14 +74,10 @@ describe.skipIf(!available)("Pause and Resume from the page in Chromium (compile
     });
     await postHive(svc.url);
     await postHive(tokenSvc.url, TOKEN);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      // Another name for this machine, as a phone on the LAN would use.
-      args: ["--no-sandbox", "--host-resolver-rules=MAP dashboard.test 127.0.0.1"],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(svc.url);
-    await waitState(page, "running");
+    await waitBanner(page, "running");
   }, SLOW);
 
   afterAll(async () => {
@@ -106,7 +94,7 @@ describe.skipIf(!available)("Pause and Resume from the page in Chromium (compile
       const clicked = performance.now();
       const before = Date.now();
       await page.click("#g-submit");
-      await waitState(page, "paused");
+      await waitBanner(page, "paused");
       const shownMs = performance.now() - clicked;
       process.stderr.write(`\n   PAUSED shown ${shownMs.toFixed(0)} ms after the click (issue 11 goal: < 1000 ms)\n`);
       expect(await page.isVisible("#g-dialog")).toBe(false);
@@ -149,7 +137,7 @@ describe.skipIf(!available)("Pause and Resume from the page in Chromium (compile
       await fillDialog(page, "#g-resume", "");
       expect(await page.isVisible("#g-durations")).toBe(false);
       await page.click("#g-submit");
-      await waitState(page, "running");
+      await waitBanner(page, "running");
       expect(existsSync(pauseFile(home))).toBe(false);
       const served = await servedGuardian(svc.url);
       expect(served.is_paused).toBe(false);
@@ -163,14 +151,14 @@ describe.skipIf(!available)("Pause and Resume from the page in Chromium (compile
     async () => {
       await fillDialog(page, "#g-pause", "until I say so", "");
       await page.click("#g-submit");
-      await waitState(page, "paused");
+      await waitBanner(page, "paused");
       const served = await servedGuardian(svc.url);
       expect(served.is_paused).toBe(true);
       expect(served.until).toBeUndefined();
       expect((await facts(page)).at(-1)).toEqual(["Until", "resumed"]);
       await fillDialog(page, "#g-resume", "done");
       await page.click("#g-submit");
-      await waitState(page, "running");
+      await waitBanner(page, "running");
     },
     SLOW,
   );
@@ -179,8 +167,8 @@ describe.skipIf(!available)("Pause and Resume from the page in Chromium (compile
     "from another host: the token asked once, 401 and 403 in words, kept in sessionStorage only",
     async () => {
       const other = await browser.newPage();
-      await other.goto(`http://dashboard.test:${tokenSvc.port}/`);
-      await waitState(other, "running");
+      await other.goto(`http://${OTHER_HOST}:${tokenSvc.port}/`);
+      await waitBanner(other, "running");
       await fillDialog(other, "#g-pause", "from my phone", "15");
       expect(await other.isVisible("#g-token")).toBe(true);
       // No token: 401.
@@ -201,7 +189,7 @@ describe.skipIf(!available)("Pause and Resume from the page in Chromium (compile
       // The right one: paused, and the token kept for this tab only.
       await other.fill("#g-token", TOKEN);
       await other.click("#g-submit");
-      await waitState(other, "paused");
+      await waitBanner(other, "paused");
       await waitFor(() => existsSync(pauseFile(tokenHome)), "the pause file");
       expect(await other.evaluate("sessionStorage.getItem('neolight.writeToken')")).toBe(TOKEN);
       expect(await other.evaluate("localStorage.length")).toBe(0);
@@ -209,7 +197,7 @@ describe.skipIf(!available)("Pause and Resume from the page in Chromium (compile
       await fillDialog(other, "#g-resume", "back to normal");
       expect(await other.isVisible("#g-token")).toBe(false);
       await other.click("#g-submit");
-      await waitState(other, "running");
+      await waitBanner(other, "running");
       expect(existsSync(pauseFile(tokenHome))).toBe(false);
       await other.close();
     },

@@ -6,15 +6,16 @@
 // figures with their units (and the engine's own file while it is down). It also takes
 // the README's screenshots.
 //
-// Chromium comes from apt (`.ci/run` installs it when missing). Without it this file
-// skips with a message saying so; on the project's machines it runs.
+// Chromium comes from apt (test/e2e/chromium.ts). Without it this file skips with a
+// message saying so; on the project's machines it runs.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { type HistoryPoint, openSqliteHistory } from "../../src/store/history";
 import { fixture, ROOT, tempDir } from "../helpers";
 import { standInEngine } from "../risk-engine";
+import { chromiumAvailable, launchChromium, SLOW } from "./chromium";
 import { compiledBinary, postJson, type ServiceProcess, spawnService } from "./process";
 
 // The functions given to page.evaluate / waitForFunction run in the browser. The test
@@ -34,16 +35,8 @@ declare const document: {
 declare const window: { marker?: boolean };
 declare const Image: new () => { src: string; naturalWidth: number; onload: () => void; onerror: () => void };
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const available = existsSync(CHROMIUM);
-if (!available) {
-  process.stderr.write(
-    `\n!! test/e2e/browser.test.ts SKIPPED: no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)\n\n`,
-  );
-}
+const available = chromiumAvailable(import.meta.path);
 
-/** Building the binary and starting a browser take seconds on the 2-core machine. */
-const SLOW = 60_000;
 /** NEOLIGHT_SCREENSHOTS=1 (`make screenshots`) retakes docs/dashboard-*.png, shown in the README. */
 const SCREENSHOTS = process.env.NEOLIGHT_SCREENSHOTS === "1" ? join(ROOT, "docs") : undefined;
 /** The issue's promise: the page shows a POST within one second. */
@@ -90,7 +83,7 @@ describe.skipIf(!available)("the dashboard page in Chromium (compiled binary)", 
       expect((await postJson(`${url()}/meta/metrics`, body)).status).toBe(200);
     }
     expect((await postJson(`${url()}/atlas/update`, fixture("atlas_update_post"))).status).toBe(200);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+    browser = await launchChromium();
     desktop = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await desktop.goto(url());
   }, SLOW);
