@@ -147,7 +147,7 @@ describe.skipIf(!available)("Pause and Resume from the page in Chromium (compile
   );
 
   test(
-    "Pause until resumed: no minutes sent, no until served, the banner says until resumed",
+    "Pause until resumed: no minutes sent, no until served, the banner says it has no end",
     async () => {
       await fillDialog(page, "#g-pause", "until I say so", "");
       await page.click("#g-submit");
@@ -155,7 +155,7 @@ describe.skipIf(!available)("Pause and Resume from the page in Chromium (compile
       const served = await servedGuardian(svc.url);
       expect(served.is_paused).toBe(true);
       expect(served.until).toBeUndefined();
-      expect((await facts(page)).at(-1)).toEqual(["Until", "resumed"]);
+      expect((await facts(page)).at(-1)).toEqual(["Until", "no end set"]);
       await fillDialog(page, "#g-resume", "done");
       await page.click("#g-submit");
       await waitBanner(page, "running");

@@ -102,7 +102,7 @@ describe("the guardian banner", () => {
     await staleHive(t);
     const b = await shown(t);
     expect(b).toMatchObject({ state: "paused", title: "PAUSED", detail: "Daily drawdown limit exceeded" });
-    expect(b.pause.at(-1)).toEqual({ label: "Until", value: "resumed" });
+    expect(b.pause.at(-1)).toEqual({ label: "Until", value: "no end set" });
   });
 
   test("a pause says by whom, since when, and until when as a countdown", () => {
@@ -128,7 +128,7 @@ describe("the guardian banner", () => {
     expect(banner({ guardian: byOperator, hive: null, lastHeard: now, disconnected: false, now }).pause).toEqual([
       { label: "Paused by", value: "operator" },
       { label: "Since", value: "21:48Z (12 min ago)" },
-      { label: "Until", value: "resumed" },
+      { label: "Until", value: "no end set" },
     ]);
   });
 

@@ -115,7 +115,7 @@ function pauseFacts(g: ServedGuardian, now: number): Banner["pause"] {
     facts.push({ label: "Since", value: `${utcClock(g.paused_since)} (${ago(g.paused_since, now)})` });
   facts.push({
     label: "Until",
-    value: typeof g.until === "string" ? `${utcClock(g.until)} (${countdown(g.until, now)})` : "resumed",
+    value: typeof g.until === "string" ? `${utcClock(g.until)} (${countdown(g.until, now)})` : "no end set",
   });
   return facts;
 }
