@@ -8,6 +8,7 @@ import {
   onTradingHost,
   type PauseMinutes,
   pauseRequest,
+  REASON_MAX,
   type Refusal,
   refusal,
   resumeRequest,
@@ -73,6 +74,7 @@ export function bindGuardianDialog(applied: (g: ServedGuardian) => void): void {
   const error = byId("g-dialog-error");
   const submit = byId<HTMLButtonElement>("g-submit");
   const note = byId("g-note");
+  reason.maxLength = REASON_MAX;
   let mode: Mode = "pause";
   let askToken = !onTradingHost(location.hostname) && storedToken() === null;
 
