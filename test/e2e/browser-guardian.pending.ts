@@ -3,13 +3,14 @@
 // the issue's "under 1 s" is a figure, not an assertion) and `state/guardian_pause.json` on
 // disk in NeoLight's shape; the banner says by whom and counts down to `until`; Resume
 // brings RUNNING back and removes the file; a page opened from another host asks for the
-// write token once, says 401 and 403 in words, and keeps the token in sessionStorage only.
+// write token once, says 401 and 403 in words, and keeps the token in sessionStorage only;
+// the cooldown file written by an agent shows as PAUSED by it, with its countdown.
 // Needs the service side of issue 11 (POST /guardian/pause, /guardian/resume, the served
 // `paused_by`/`until`), built on branch g11: until that is merged this file is named
 // `.pending.ts` so `bun test` leaves it out (tsc and biome still check it); once merged,
 // `git mv` it to browser-guardian.test.ts. Skips, saying so, without Chromium.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { fixture, tempDir, waitFor } from "../helpers";
@@ -121,10 +122,8 @@ describe.skipIf(!available)("Pause and Resume from the page in Chromium (compile
         ["Until", expect.stringMatching(/^\d\d:\d\dZ \((59 min \d\d s|1 h 00 min 00 s)\)$/)],
       ]);
       // The countdown runs on by itself.
-      const until = (await facts(page))[2]?.[1];
-      await page.waitForFunction(
-        `document.querySelectorAll("#g-pause-facts dd")[2]?.textContent !== ${JSON.stringify(until)}`,
-      );
+      const until = (await facts(page))[2]?.[1] as string;
+      await page.locator("#g-pause-facts .fact:nth-child(3) dd", { hasNotText: until }).waitFor();
       expect(await page.isVisible("#g-resume")).toBe(true);
       expect(await page.isVisible("#g-pause")).toBe(false);
     },
@@ -158,6 +157,25 @@ describe.skipIf(!available)("Pause and Resume from the page in Chromium (compile
       expect((await facts(page)).at(-1)).toEqual(["Until", "no end set"]);
       await fillDialog(page, "#g-resume", "done");
       await page.click("#g-submit");
+      await waitBanner(page, "running");
+    },
+    SLOW,
+  );
+
+  test(
+    "the cooldown file written as agent self-heal does: PAUSED by the cooldown file with its countdown; removed: RUNNING",
+    async () => {
+      const until = new Date(Date.now() + 30 * 60_000).toISOString().replace(/\.\d+Z$/, "Z");
+      const cooldown = { ...fixture("guardian_pause"), until, updated_at: new Date().toISOString() };
+      writeFileSync(pauseFile(home), JSON.stringify(cooldown, null, 2));
+      await waitBanner(page, "paused");
+      expect(await page.textContent("#g-reason")).toBe("Auto rate-limit cooldown (12 hits)");
+      expect(await facts(page)).toEqual([
+        ["Paused by", "cooldown file"],
+        ["Since", expect.stringMatching(/^\d\d:\d\dZ \(\d+ s ago\)$/)],
+        ["Until", expect.stringMatching(/^\d\d:\d\dZ \((29|30) min \d\d s\)$/)],
+      ]);
+      unlinkSync(pauseFile(home));
       await waitBanner(page, "running");
     },
     SLOW,
