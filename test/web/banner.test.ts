@@ -124,7 +124,8 @@ describe("the guardian banner", () => {
     expect(banner({ guardian, hive: null, lastHeard: now, disconnected: false, now: now + 1000 }).pause[2]?.value).toBe(
       "22:30Z (29 min 59 s)",
     );
-    const byOperator = { ...guardian, paused_by: "operator" as const, until: undefined };
+    const { until: _, ...noEnd } = guardian;
+    const byOperator = { ...noEnd, paused_by: "operator" as const };
     expect(banner({ guardian: byOperator, hive: null, lastHeard: now, disconnected: false, now }).pause).toEqual([
       { label: "Paused by", value: "operator" },
       { label: "Since", value: "21:48Z (12 min ago)" },
@@ -135,14 +136,20 @@ describe("the guardian banner", () => {
   test("the service out of reach: DISCONNECTED, with how long since the page last heard it, even when paused", () => {
     const now = Date.parse("2025-11-03T22:00:00Z");
     const hive: HiveView = { lastUpdate: "2025-11-03T21:59:00Z", heardAt: now - 60_000, stale: false, restored: false };
-    const guardian: ServedGuardian = { is_paused: false, drawdown: 0, reason: "Normal operation" };
+    const guardian: ServedGuardian = {
+      is_paused: false,
+      drawdown: 0,
+      reason: "Normal operation",
+      paused_by: null,
+      paused_since: null,
+    };
     expect(banner({ guardian, hive, lastHeard: now - 42_000, disconnected: true, now })).toEqual({
       state: "disconnected",
       title: "DISCONNECTED",
       detail: "no answer from the service; last heard 42 s ago, last known RUNNING",
       pause: [],
     });
-    const paused = { ...guardian, is_paused: true };
+    const paused = { ...guardian, is_paused: true, paused_by: "hive" as const, paused_since: "2025-11-03T21:00:00Z" };
     expect(banner({ guardian: paused, hive, lastHeard: null, disconnected: true, now }).detail).toBe(
       "no answer from the service; last heard never, last known PAUSED",
     );

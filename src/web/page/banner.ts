@@ -13,21 +13,22 @@ import type { Guardian } from "../../modules/meta/model";
 import type { Status } from "../../modules/system/model";
 import { ago, duration } from "./format";
 
+// ---- page-side until g11 merges (then: `import type { PausedBy, ServedGuardian } from
+// "../../modules/meta/model"` and re-export them; that schema has these fields required) ----
+/** Who paused the served guardian (issue 11); null when not paused. */
+export type PausedBy = "hive" | "pause_file" | "operator" | null;
 /**
- * The guardian fields of issue 11, written page-side until the server's Guardian schema
- * (meta/model.ts) carries them: the one place to replace with the server's type at merge.
- * Optional, because a service without them still serves a valid guardian.
+ * The served guardian: the hive's fields plus the pause of every source resolved in.
+ * Optional here, so a service without them still gives a valid guardian.
  */
-export interface GuardianPauseFields {
-  /** Who holds the current pause; null when not paused. */
-  paused_by?: PausedBy | null;
-  /** ISO UTC time the current pause began; null when not paused or not known. */
+export type ServedGuardian = Guardian & {
+  paused_by?: PausedBy;
+  /** ISO UTC time the current pause began; null when not paused. */
   paused_since?: string | null;
   /** ISO time the current pause ends by itself; absent when it has no end. */
   until?: string;
-}
-export type PausedBy = "hive" | "pause_file" | "operator";
-export type ServedGuardian = Guardian & GuardianPauseFields;
+};
+// ---- end page-side ----
 
 export type BannerState = "running" | "paused" | "unknown" | "stale" | "disconnected";
 
@@ -64,7 +65,7 @@ export interface Banner {
   pause: { label: string; value: string }[];
 }
 
-const BY_LABEL: Record<PausedBy, string> = {
+const BY_LABEL: Record<NonNullable<PausedBy>, string> = {
   hive: "hive (guardian agent)",
   pause_file: "cooldown file",
   operator: "operator",
