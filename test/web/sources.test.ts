@@ -21,10 +21,13 @@ const status = async (t: TestApp) => (await get(t.app, "/status")).body as unkno
 const stateOf = (s: Status) => Object.fromEntries(sourceRows(s).map((r) => [r.source, r.state]));
 
 describe("the Service card's sources", () => {
-  test("one row per /status staleness source, in its order", async () => {
-    await using t = await startApp();
+  test("one row per /status staleness source, in its order, with its expected interval", async () => {
+    await using t = await startApp({ env: { NEOLIGHT_STALE_HIVE_S: "300", NEOLIGHT_STALE_ATLAS_S: "0" } });
     const s = await status(t);
     expect(sourceRows(s).map((r) => r.source)).toEqual(s.staleness.map((x) => x.source));
+    expect(sourceRows(s).map((r) => r.source)).toEqual(expect.arrayContaining(["hive", "stress", "atlas"]));
+    const interval = Object.fromEntries(sourceRows(s).map((r) => [r.source, r.intervalS]));
+    expect(interval).toMatchObject({ hive: 300, atlas: 0 });
   });
 
   test("never heard from: no data yet; a missing file: absent; after a POST: ok", async () => {

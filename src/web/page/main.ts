@@ -16,10 +16,13 @@ import type { SnapshotEvent, UpdateEvent } from "../../modules/live/model";
 import type { MetaMetricsDocument, RegimeDocument } from "../../modules/meta/model";
 import type { RiskStatus } from "../../modules/risk/model";
 import type { Status } from "../../modules/system/model";
+import { banner, type HiveView, hiveReported, hiveView, type ServedGuardian } from "./banner";
 import { Charts, REGIME_COLOURS } from "./charts";
 import { figureColumns } from "./columns";
+import { bindGuardianDialog } from "./dialog";
 import { byId, fact, fill, h, setText } from "./dom";
 import { ago, amount, duration, int, isNum, money, moneyShort, num, pct, ratioPct, signClass, stamp } from "./format";
+import { showBanner } from "./guardian";
 import { SOURCE_LABELS, sourceRows } from "./sources";
 import { SortableTable } from "./tables";
 
@@ -52,20 +55,31 @@ const state = {
   governor: null as Allocations | null,
   risk: null as Answer<RiskStatus> | null,
   range: "1h" as RangeName,
+  /** The hive's freshness, for the banner; null until the first /status answer. */
+  hive: null as HiveView | null,
+  /** Page-clock ms of the last answer or event from the service; null before any. */
+  lastHeard: null as number | null,
+  /** The stream is down and the last fetch failed: the page has lost the service. */
+  disconnected: false,
+  /** The stream's last hive report (its keys were in an update): page-clock ms and service time. */
+  hiveReport: null as { at: number; iso: string } | null,
 };
 
 // ---------- rendering ----------
 
 function renderGuardian(): void {
-  const g = state.doc.guardian;
   const b = state.doc.breakers;
-  const paused = g?.is_paused === true;
-  const known = typeof g?.is_paused === "boolean";
-  const banner = byId("guardian");
-  banner.dataset.state = known ? (paused ? "paused" : "running") : "unknown";
-  setText("g-state", known ? (paused ? "PAUSED" : "RUNNING") : "NO DATA");
-  setText("g-reason", str(g?.reason, ""));
-  setText("g-drawdown", pct(g?.drawdown));
+  const guardian: ServedGuardian | undefined = state.doc.guardian;
+  showBanner(
+    banner({
+      guardian,
+      hive: state.hive,
+      lastHeard: state.lastHeard,
+      disconnected: state.disconnected,
+      now: Date.now(),
+    }),
+  );
+  setText("g-drawdown", pct(guardian?.drawdown));
   for (const [id, key] of [
     ["g-quote", "quote_state"],
     ["g-trade", "trade_state"],
@@ -74,7 +88,6 @@ function renderGuardian(): void {
     setText(id, v, `breaker breaker-${v.toLowerCase()}`);
   }
   setText("g-mode", str(state.doc.mode), str(state.doc.mode) === "LIVE_MODE" ? "mode-live" : "");
-  document.title = `${known ? (paused ? "PAUSED" : "RUNNING") : "…"} · NeoLight`;
 }
 
 function renderRegime(): void {
@@ -265,7 +278,13 @@ function sourceList(status: Status): HTMLElement {
         { class: `source source-${s.state}`, "data-source": s.source, title: s.problem ?? undefined },
         h("span", { class: "source-name" }, s.source),
         h("span", { class: "source-state" }, SOURCE_LABELS[s.state]),
-        h("span", { class: "muted small" }, s.lastUpdate === null ? "" : ago(s.lastUpdate, now)),
+        h(
+          "span",
+          { class: "muted small" },
+          [s.lastUpdate === null ? "" : ago(s.lastUpdate, now), s.intervalS > 0 ? `every ${duration(s.intervalS)}` : ""]
+            .filter((part) => part !== "")
+            .join(" · "),
+        ),
       ),
     ),
   );
@@ -347,31 +366,58 @@ function renderDoc(): void {
 
 // ---------- data ----------
 
+/**
+ * Heard from the service (any answer or event), or a fetch got no answer. The page has lost
+ * the service when a fetch fails while the stream is down too; the banner says so at once.
+ */
+function heard(answered: boolean): void {
+  const lost = !answered && stream?.readyState !== EventSource.OPEN;
+  if (answered) state.lastHeard = Date.now();
+  if (lost === state.disconnected) return;
+  state.disconnected = lost;
+  renderGuardian();
+}
+
 /** GET `path`: its answer, whose 2xx body the caller names the schema of; null when unreachable. */
 async function getJson<T>(path: string): Promise<Answer<T> | null> {
   try {
     const res = await fetch(path, { headers: { accept: "application/json" }, cache: "no-store" });
+    heard(true);
     // ? Not checked again here: the service builds each answer to its route's schema (an
     // agent file is served only once it passed it), and the renderers check each figure.
     return { ok: res.ok, body: await res.json() } as Answer<T>;
   } catch {
+    heard(false);
     return null; // the service is restarting: keep what is shown, the next poll retries
   }
 }
 
 async function poll(): Promise<void> {
-  const [status, perf, regime, gov, risk] = await Promise.all([
+  const asked = Date.now();
+  // While the stream is down the document is read directly, so the banner is not left
+  // showing a state the service no longer serves.
+  const live = stream?.readyState === EventSource.OPEN;
+  const [status, perf, regime, gov, risk, doc] = await Promise.all([
     getJson<Status>("/status"),
     getJson<PerformanceAttribution>("/meta/performance"),
     getJson<RegimeDocument>("/meta/regime"),
     getJson<Allocations>("/governor/allocations"),
     getJson<RiskStatus>("/risk/status"),
+    live ? null : getJson<MetaMetricsDocument>("/meta/metrics"),
   ]);
-  if (status?.ok) state.status = status.body;
+  if (status?.ok) {
+    state.status = status.body;
+    const hive = hiveView(status.body, Date.now());
+    // An answer asked before the stream's latest hive report may predate it: the report wins.
+    const report = state.hiveReport;
+    state.hive = report !== null && report.at > asked ? hiveReported(hive, report.iso, report.at) : hive;
+  }
+  if (doc?.ok && stream?.readyState !== EventSource.OPEN) state.doc = doc.body;
   if (perf?.ok) state.performance = perf.body;
   if (regime?.ok) state.regimeFile = regime.body;
   if (gov?.ok) state.governor = gov.body;
   if (risk) state.risk = risk;
+  renderGuardian();
   renderService();
   renderDecisions();
   renderRegime();
@@ -422,6 +468,17 @@ function historySoon(): void {
 let stream: EventSource | null = null;
 let stallTimer: ReturnType<typeof setTimeout> | undefined;
 
+/** The keys by which /status counts an update as the hive's (metrics/sources.ts). */
+const HIVE_KEYS = ["per_agent", "guardian"] as const;
+
+function noteHiveReport(data: UpdateEvent): void {
+  if (!HIVE_KEYS.some((k) => Object.hasOwn(data.set, k))) return;
+  const at = Date.now();
+  const iso = data.updated_at ?? new Date(at).toISOString();
+  state.hiveReport = { at, iso };
+  if (state.hive !== null) state.hive = hiveReported(state.hive, iso, at);
+}
+
 function setConnection(kind: "live" | "reconnecting" | "connecting"): void {
   const el = byId("conn");
   el.textContent = kind === "live" ? "live" : kind === "reconnecting" ? "reconnecting…" : "connecting…";
@@ -436,6 +493,7 @@ function connect(): void {
   es.addEventListener("open", () => {
     clearTimeout(stallTimer);
     setConnection("live");
+    heard(true);
     // After a gap (restart, network), everything polled may have moved too.
     void poll();
   });
@@ -443,6 +501,7 @@ function connect(): void {
     const data: SnapshotEvent = JSON.parse((e as MessageEvent<string>).data);
     state.doc = data.doc;
     state.version = data.version;
+    heard(true);
     renderDoc();
     historySoon();
   });
@@ -452,11 +511,15 @@ function connect(): void {
     if (data.version <= state.version) return;
     state.doc = { ...state.doc, ...data.set, cache_timestamp: data.updated_at };
     state.version = data.version;
+    heard(true);
+    noteHiveReport(data);
     renderDoc();
     historySoon();
   });
   es.addEventListener("error", () => {
     setConnection("reconnecting");
+    // Is it the stream or the service? One cheap question decides whether the page has lost it.
+    void getJson("/health");
     clearTimeout(stallTimer);
     // EventSource retries by itself, except after a non-stream answer (it closes);
     // either way, a stream that has not come back in a while is rebuilt.
@@ -480,6 +543,10 @@ for (const button of document.querySelectorAll<HTMLButtonElement>("#ranges butto
   });
 }
 
+bindGuardianDialog((guardian) => {
+  state.doc = { ...state.doc, guardian };
+  renderGuardian();
+});
 renderDoc();
 renderRisk();
 renderDecisions();
@@ -491,4 +558,5 @@ setInterval(() => void poll(), POLL_MS);
 setInterval(() => {
   renderUpdated();
   renderService();
+  renderGuardian(); // the pause's countdown, the stale and disconnected ages
 }, 1000);

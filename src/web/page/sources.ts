@@ -20,6 +20,8 @@ export interface SourceRow {
   state: SourceState;
   /** RFC 3339 time of its last good update; null when none since start-up. */
   lastUpdate: string | null;
+  /** Its expected interval, s (stale after twice it); 0 when not watched. */
+  intervalS: number;
   /** Why its file or the engine could not be used, for the row's tooltip; null when nothing failed. */
   problem: string | null;
 }
@@ -46,6 +48,7 @@ export function sourceRows(status: Status): SourceRow[] {
       source: s.source,
       state,
       lastUpdate: s.last_update,
+      intervalS: s.expected_interval_s,
       problem: file?.last_error ?? (engine ? risk.last_error : null),
     };
   });
