@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import { join } from "node:path";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { type GuardianSources, GuardianView, type PauseReading } from "../../src/modules/guardian/model";
-import { resolveGuardian } from "../../src/modules/guardian/resolve";
+import { isoSeconds, resolveGuardian } from "../../src/modules/guardian/resolve";
 import { PAUSE_FILE } from "../../src/modules/guardian/service";
 import { createJsonFilePersistence } from "../../src/store/json-file";
 import type { Persistence } from "../../src/store/store";
@@ -324,6 +324,36 @@ describe("an operator can pause and resume", () => {
       "by",
     ]);
     expect(res.body.until).toBeUndefined();
+  });
+
+  test.each([
+    ["a 15 min pause over a 2 h cooldown keeps the cooldown's until", 2 * 3600, 15, "cooldown"],
+    ["a 15 min pause over a cooldown with no until keeps no until", null, 15, "cooldown"],
+    ["a 4 h pause over a 15 min cooldown takes its own until", 15 * 60, 240, "asked"],
+  ] as const)("an operator pause never shortens an active one: %s", async (_name, cooldownS, minutes, expected) => {
+    await using t = await startApp();
+    const cooldownUntil = cooldownS === null ? undefined : isoSeconds(Date.now() + cooldownS * 1000);
+    writeInPlace(t, {
+      paused: true,
+      reason: "Auto rate-limit cooldown (12 hits)",
+      ...(cooldownUntil ? { until: cooldownUntil } : {}),
+    });
+    await waitFor(async () => (await guardianOf(t)).paused_by === "pause_file", "the cooldown served");
+    const before = Date.now();
+    const res = await post(t.app, "/guardian/pause", { reason: "ops", minutes });
+    expect(res.status).toBe(200);
+    const file = JSON.parse(readFileSync(pausePath(t), "utf8")) as Json;
+    expect(file.until).toBe(res.body.until);
+    if (expected === "asked") {
+      expect(Date.parse(file.until as string)).toBeGreaterThanOrEqual(
+        Math.floor(before / 1000) * 1000 + minutes * 60_000,
+      );
+    } else {
+      expect(file.until).toBe(cooldownUntil);
+    }
+    expect(logged(t.log, "guardian paused by operator")).toEqual([
+      expect.objectContaining(expected === "asked" ? { minutes } : { minutes, kept_until_of_file: true }),
+    ]);
   });
 
   test("POST /guardian/resume removes the file and is not paused at once, even over a hive pause", async () => {

@@ -46,7 +46,7 @@ export function guardianRoutes(guardian: GuardianService, writeRoute: WriteRoute
             tags: ["guardian"],
             summary: "Pause trading",
             description:
-              'Writes state/guardian_pause.json atomically ({paused: true, reason, until, updated_at, by: "dashboard"}; no until without minutes), which the smart trader and the hive obey too, and answers the served guardian once it is paused and on disk. 503 when the file could not be written: nothing changed.',
+              'Writes state/guardian_pause.json atomically ({paused: true, reason, until, updated_at, by: "dashboard"}; no until without minutes; over an active pause the later until is kept, so it never shortens one), which the smart trader and the hive obey too, and answers the served guardian once it is paused and on disk. 503 when the file could not be written: nothing changed.',
           },
         },
       ),

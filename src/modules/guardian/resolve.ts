@@ -71,6 +71,18 @@ export function fileExpiry(reading: PauseReading, now: number): number | null {
 }
 
 /**
+ * The `until` of an operator's pause written over an active one (an agent's cooldown, or an
+ * earlier operator pause): the later of the two, none when either has none. Replacing the
+ * file must never shorten a pause, because the smart trader trades again at the file's
+ * `until`. To end a pause sooner, an operator resumes.
+ */
+export function longerPause(active: FilePause | null, asked: string | undefined): string | undefined {
+  if (active === null) return asked;
+  if (active.until === undefined || asked === undefined) return undefined;
+  return Date.parse(active.until) > Date.parse(asked) ? active.until : asked;
+}
+
+/**
  * The served guardian at `now`. The hive's report gives every field (drawdown, its own
  * extras); a pause of the file or of the operator wins over its is_paused and gives its
  * reason and until; the hive's own pause counts unless an operator resumed after it came.

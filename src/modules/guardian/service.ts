@@ -28,6 +28,7 @@ import {
   filePause,
   GUARDIAN_SOURCES_KEY,
   isoSeconds,
+  longerPause,
   resolveGuardian,
   sameDecision,
   sameReading,
@@ -322,7 +323,8 @@ export function createGuardian({
     pause(request, c) {
       return act("pause", c, async () => {
         const at = now();
-        const until = request.minutes === undefined ? undefined : isoSeconds(at + request.minutes * 60_000);
+        const asked = request.minutes === undefined ? undefined : isoSeconds(at + request.minutes * 60_000);
+        const until = longerPause(filePause(reading(), at), asked);
         // ? The smart trader's shape (CONTRACT section 6): no `until` at all for "until resumed".
         const content: PauseFileContent = {
           paused: true,
@@ -346,6 +348,7 @@ export function createGuardian({
           reason: clip(request.reason),
           minutes: request.minutes ?? null,
           until: until ?? null,
+          ...(until !== asked ? { kept_until_of_file: true } : {}),
           seq,
           ...caller(c),
         });
