@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fixture, fixtureText, get, logged, startApp, type TestApp, waitFor } from "../helpers";
+import { fixture, fixtureText, get, logged, startApp, strictJson, type TestApp, waitFor } from "../helpers";
 
 function write(t: TestApp, relative: string, content: string): void {
   mkdirSync(join(t.home, relative, ".."), { recursive: true });
@@ -146,5 +146,24 @@ describe("an agent file beyond the body limits (issue 15 item 10)", () => {
     await file.refresh();
     expect(file.state()).toMatchObject({ serving: "last_good", last_error: "nested deeper than 32 levels" });
     expect((await get(t.app, "/meta/regime")).body).toEqual(fixture("market_regime"));
+  });
+});
+
+describe("an agent file with a lone surrogate (issue 15 item 12)", () => {
+  test("is refused as a bad file: the last good copy is served, and the answer is strict JSON", async () => {
+    await using t = await startApp();
+    const file = t.services.files.performance;
+    const good = fixture("performance_attribution");
+    write(t, "state/performance_attribution.json", JSON.stringify(good));
+    await file.refresh();
+    // What Python's json.dumps writes for a str holding a lone surrogate (ensure_ascii).
+    write(t, "state/performance_attribution.json", JSON.stringify(good).replace("{", '{"note\\ud800":"x",'));
+    await file.refresh();
+    expect(file.state()).toMatchObject({
+      serving: "last_good",
+      last_error: "holds a lone UTF-16 surrogate, which strict JSON parsers refuse",
+    });
+    const res = await t.app.handle(new Request("http://localhost/meta/performance"));
+    expect(strictJson(await res.text())).toEqual(good);
   });
 });

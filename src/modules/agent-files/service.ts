@@ -8,7 +8,7 @@ import { type FileHandle, open, readlink, realpath, stat } from "node:fs/promise
 import { basename, dirname, join, sep } from "node:path";
 import type { TSchema } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
-import { MAX_DEPTH, MAX_NODES } from "../../http/json-body";
+import { loneSurrogateAt, MAX_DEPTH, MAX_NODES, maySpellSurrogate } from "../../http/json-body";
 import type { Logger } from "../../log/logger";
 import { Allocations, type FileSource, PerformanceAttribution, RegimeDocument } from "./model";
 
@@ -229,6 +229,13 @@ export function watchJsonFile({ name, path, validate, pollMs, log, home }: Watch
     } catch {
       // ? Never the parser's message: it quotes the file's first token (issue 15 item 11).
       return reject(sig, `not valid JSON (${text.length} characters)`);
+    }
+    // ? Refused as a bad file, not repaired: served as is, its `\ud800` escape makes jq and
+    // other strict parsers refuse the whole answer (issue 15 item 12), and a repaired copy
+    // would be a document the agent never wrote. The last good copy stays served. The key or
+    // string is not named: it is the file's content (item 11).
+    if (maySpellSurrogate(text) && loneSurrogateAt(value) !== null) {
+      return reject(sig, "holds a lone UTF-16 surrogate, which strict JSON parsers refuse");
     }
     const problem = validate(value);
     if (problem !== null) return reject(sig, problem);
