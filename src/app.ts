@@ -80,7 +80,7 @@ export function createApp(services: Services) {
       return errorResponse(status, message, headers);
     })
     .use(openapiDocs(META_EXAMPLES))
-    .use(systemRoutes(services.system, () => routes))
+    .use(systemRoutes(services.system, () => routes, access.checkPage))
     .use(metaRoutes(services.meta, writeRoute))
     .use(agentFileRoutes(services.files))
     .use(riskRoutes(services.risk))

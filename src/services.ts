@@ -4,6 +4,7 @@
 import { join } from "node:path";
 import type { Config } from "./config";
 import { type AccessPolicy, type ClientAddress, createAccessPolicy, peerAddress } from "./http/auth";
+import { createHostCheck } from "./http/host-check";
 import type { Logger } from "./log/logger";
 import { type AgentFiles, watchAgentFiles } from "./modules/agent-files/service";
 import { logGuardianTransitions } from "./modules/guardian/transitions";
@@ -130,6 +131,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     writeBurst: config.writeBurst,
     log,
     onWriteRefused: (reason) => metrics.countRejected(reason),
+    hosts: createHostCheck({ allowed: config.allowedHosts, bindHost: config.host }),
   });
   const system = createSystemService({
     startedAt,

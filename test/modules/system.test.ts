@@ -255,7 +255,7 @@ describe("OpenAPI", () => {
     const anyone = [{ bearer: [] }, {}];
     const read = { statuses: ["200", "401", "403"], security: anyone };
     const write = {
-      statuses: ["200", "400", "401", "403", "408", "413", "415", "422", "429", "503"],
+      statuses: ["200", "400", "401", "403", "408", "413", "415", "421", "422", "429", "503"],
       security: anyone,
     };
     expect(summary).toEqual({
