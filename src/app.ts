@@ -84,7 +84,7 @@ export function createApp(services: Services) {
     .use(metaRoutes(services.meta, writeRoute))
     .use(agentFileRoutes(services.files))
     .use(riskRoutes(services.risk))
-    .use(liveRoutes(services.hub))
+    .use(liveRoutes(services.hub, services.clientAddress))
     .use(historyRoutes(services.history))
     .use(webRoutes())
     .use(metricsRoutes(services.metrics));

@@ -93,6 +93,10 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     // beat at least twice within it.
     heartbeatMs: Math.min(HEARTBEAT_MS, (config.idleTimeoutS * 1000) / 2),
     onDrop: (info) => log.warn("live subscriber dropped", info),
+    // ? Sampled per client like every refusal line: a client retrying in a loop must not flood the log.
+    onClientLimit: (info) => {
+      if (log.admit("live stream refused", info.client)) log.warn("live stream refused", info);
+    },
   });
   processor.onCommit(hub.publish);
   const history = await createHistory({

@@ -120,6 +120,13 @@ export class TooManyRequestsError extends HttpError {
   }
 }
 
+/** 429 for a per-client limit other than the write rate: `message` names the limit. */
+export class ClientLimitError extends HttpError {
+  constructor(message: string, retryAfterSeconds: number) {
+    super(429, message, { "retry-after": String(retryAfterSeconds) });
+  }
+}
+
 /**
  * Temporarily unable to accept or answer; the client should retry after `retryAfterSeconds`,
  * a named constant where it is thrown (with the reason for that wait).

@@ -269,7 +269,7 @@ describe("OpenAPI", () => {
       "GET /meta/regime": read,
       "GET /governor/allocations": read,
       "GET /risk/status": { ...read, statuses: ["200", "401", "403", "503"] },
-      "GET /events": { ...read, statuses: ["200", "401", "403", "503"] },
+      "GET /events": { ...read, statuses: ["200", "401", "403", "429", "503"] },
       "GET /meta/history": { ...read, statuses: ["200", "400", "401", "403", "422", "503"] },
       "GET /metrics": read,
     });
