@@ -214,6 +214,36 @@ export function loneSurrogateAt(root: unknown): string | null {
   return find(root, lone)?.path ?? null;
 }
 
+/**
+ * Rewrites, in place, every key and string under `root` that holds a lone surrogate with
+ * U+FFFD in its place (String.prototype.toWellFormed), keeping key order; returns their
+ * paths (as loneSurrogateAt spells them, well-formed). For what is not a request, which
+ * cannot be refused (the state file at start-up: a hand edit). Slow path: a walk of it all.
+ */
+export function repairLoneSurrogates(root: Record<string, unknown>): string[] {
+  const paths: string[] = [];
+  const walk = (value: Record<string, unknown> | unknown[], path: string[]) => {
+    const entries = Object.entries(value);
+    const rename = !Array.isArray(value) && entries.some(([key]) => !key.isWellFormed());
+    if (rename) for (const [key] of entries) delete (value as Record<string, unknown>)[key];
+    for (const [key, child] of entries) {
+      const name = key.toWellFormed();
+      const at = [...path, name];
+      if (name !== key) paths.push(at.join("/"));
+      let next = child;
+      if (typeof child === "string" && !child.isWellFormed()) {
+        next = child.toWellFormed();
+        paths.push(at.join("/"));
+      } else if (typeof child === "object" && child !== null) walk(child as Record<string, unknown>, at);
+      if (rename || next !== child) {
+        Object.defineProperty(value, name, { value: next, enumerable: true, writable: true, configurable: true });
+      }
+    }
+  };
+  walk(root, []);
+  return paths;
+}
+
 /** Replaces every non-finite number under `root` by null; their paths (slow path: only when there are some). */
 function nullInfinite(root: Record<string, unknown>): string[] {
   const paths: string[] = [];
