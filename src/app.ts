@@ -85,12 +85,12 @@ export function createApp(services: Services) {
       return errorResponse(status, message, headers);
     })
     .use(openapiDocs({ ...META_EXAMPLES, ...GUARDIAN_EXAMPLES }))
-    .use(systemRoutes(services.system, () => routes))
+    .use(systemRoutes(services.system, () => routes, access.checkPage))
     .use(metaRoutes(services.meta, writeRoute))
     .use(guardianRoutes(services.guardian, writeRoute, access.clientOf))
     .use(agentFileRoutes(services.files))
     .use(riskRoutes(services.risk))
-    .use(liveRoutes(services.hub))
+    .use(liveRoutes(services.hub, services.clientAddress))
     .use(historyRoutes(services.history))
     .use(webRoutes())
     .use(metricsRoutes(services.metrics));

@@ -168,6 +168,25 @@ function origins(value: string, name: string): string[] {
   return list;
 }
 
+/** "dash.example, Ops.Example." -> ["dash.example", "ops.example"]: host names, no port or scheme. */
+function hostNames(value: string, name: string): string[] {
+  const list = value
+    .split(",")
+    .map((h) => h.trim().toLowerCase().replace(/\.$/, ""))
+    .filter((h) => h !== "");
+  for (const host of list) {
+    // ? Exact names only (IP literals and localhost are always allowed): a wildcard would
+    // let any name an attacker can point at this host through, which is the rebinding.
+    if (!/^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$/.test(host)) {
+      throw new ConfigError(
+        name,
+        `${name} must list host names like dash.example (no port, scheme or wildcard), got ${JSON.stringify(host)}`,
+      );
+    }
+  }
+  return list;
+}
+
 /**
  * Every option, in --help's and the README's order (defaults are CONTRACT section 5). `home`
  * comes before the paths that default under it.
@@ -390,6 +409,15 @@ export const OPTIONS = {
     shown: "none: CORS off",
     help: "comma-separated browser origins allowed cross-origin, exact match",
     parse: origins,
+  }),
+  /** host-check.ts: the DNS-rebinding guard (issue 15 item 13). */
+  allowedHosts: option<string[]>({
+    env: "NEOLIGHT_ALLOWED_HOSTS",
+    flag: "--allowed-hosts",
+    default: () => [],
+    shown: "none: localhost, IP literals, the bind address and this machine's name",
+    help: "comma-separated extra host names (Host header) that writes and the page answer to, exact match",
+    parse: hostNames,
   }),
   /**
    * NeoLight's agents all post from 127.0.0.1 and share one bucket: the hive every 300 s,

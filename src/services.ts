@@ -4,6 +4,7 @@
 import { join } from "node:path";
 import type { Config } from "./config";
 import { type AccessPolicy, type ClientAddress, createAccessPolicy, peerAddress } from "./http/auth";
+import { createHostCheck } from "./http/host-check";
 import type { Logger } from "./log/logger";
 import { type AgentFiles, watchAgentFiles } from "./modules/agent-files/service";
 import { GUARDIAN_SOURCES_KEY } from "./modules/guardian/resolve";
@@ -116,6 +117,10 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     // beat at least twice within it.
     heartbeatMs: Math.min(HEARTBEAT_MS, (config.idleTimeoutS * 1000) / 2),
     onDrop: (info) => log.warn("live subscriber dropped", info),
+    // ? Sampled per client like every refusal line: a client retrying in a loop must not flood the log.
+    onClientLimit: (info) => {
+      if (log.admit("live stream refused", info.client)) log.warn("live stream refused", info);
+    },
   });
   processor.onCommit(hub.publish);
   const history = await createHistory({
@@ -157,6 +162,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     writeBurst: config.writeBurst,
     log,
     onWriteRefused: (reason) => metrics.countRejected(reason),
+    hosts: createHostCheck({ allowed: config.allowedHosts, bindHost: config.host }),
   });
   const system = createSystemService({
     startedAt,

@@ -136,3 +136,21 @@ export function servedGuardian(guardian: unknown): Json {
 export function served(doc: Json): Json {
   return doc.guardian === undefined ? doc : { ...doc, guardian: servedGuardian(doc.guardian) };
 }
+
+/**
+ * JSON.parse(text), throwing when any key or string in it holds a lone UTF-16 surrogate:
+ * what jq and other strict parsers refuse (JSON.parse and Python's json accept it).
+ */
+export function strictJson(text: string): unknown {
+  const value: unknown = JSON.parse(text);
+  const walk = (v: unknown, path: string) => {
+    if (typeof v === "string" && !v.isWellFormed()) throw new Error(`lone surrogate at ${path}`);
+    if (typeof v !== "object" || v === null) return;
+    for (const [key, child] of Object.entries(v)) {
+      if (!key.isWellFormed()) throw new Error(`lone surrogate in a key under ${path}`);
+      walk(child, `${path}/${key}`);
+    }
+  };
+  walk(value, "");
+  return value;
+}

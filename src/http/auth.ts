@@ -6,7 +6,9 @@
 //   needs `Authorization: Bearer <token>` (401 without, 403 wrong), from any address. With
 //   no token it is accepted from this host only (loopback or the host's own interface
 //   addresses: NeoLight's agents run on the host and send no token); anything else is 403.
-//   Then the per-address rate limit applies (429).
+//   Then the per-address rate limit applies (429). Before all that, a write whose Host header
+//   names no host this service answers as gets 421 (host-check.ts: DNS rebinding), and so
+//   does the page (checkPage); plain reads of the JSON endpoints are never checked.
 // - A read (GET, HEAD) needs the read token only when NEOLIGHT_DASHBOARD_READ_TOKEN is set,
 //   only from clients on other hosts, and never on /health (probes). This host stays open
 //   because the execution router and the governor on it cannot send a token, and a router
@@ -23,7 +25,14 @@ import { networkInterfaces } from "node:os";
 import type { Server } from "bun";
 import { Elysia } from "elysia";
 import { clip, type Logger } from "../log/logger";
-import { ForbiddenError, type HttpError, TooManyRequestsError, UnauthorizedError } from "./errors";
+import {
+  ForbiddenError,
+  type HttpError,
+  MisdirectedRequestError,
+  TooManyRequestsError,
+  UnauthorizedError,
+} from "./errors";
+import { createHostCheck, type HostCheck, hostName } from "./host-check";
 import type { AccessStats } from "./model";
 import { createRateLimiter, type RateLimiter } from "./rate-limit";
 
@@ -103,6 +112,11 @@ export interface AccessPolicy {
    * then taken one rate-limit token). Synchronous: it never waits.
    */
   checkWrite(request: Request, address: string | null, path: string): void;
+  /**
+   * Decides whether the page (GET / for a browser) may be answered under the request's Host:
+   * throws MisdirectedRequestError (421) for a name that is not this service's (HostCheck).
+   */
+  checkPage(request: Request, address: string | null, path: string): void;
   /** Decides a GET/HEAD. Throws UnauthorizedError or ForbiddenError; a no-op without a read token. */
   checkRead(request: Request, address: string | null, path: string): void;
   /** Whether reads need checking at all (a read token is configured). */
@@ -122,7 +136,9 @@ export interface AccessPolicyOptions {
   limiter?: RateLimiter;
   /** Whether an address is this host. Default: loopback or one of its interface addresses. */
   isLocal?: (address: string | null) => boolean;
-  /** Told of every refused write (401/403: unauthorised, 429: rate_limited), for /metrics. */
+  /** The host names writes and the page answer to. Default: the implied ones only (createHostCheck). */
+  hosts?: HostCheck;
+  /** Told of every refused write (401/403/421: unauthorised, 429: rate_limited), for /metrics. */
   onWriteRefused?(reason: "unauthorised" | "rate_limited"): void;
 }
 
@@ -161,7 +177,8 @@ export function createAccessPolicy(options: AccessPolicyOptions): AccessPolicy {
   const writeDigest = options.token === null ? null : digest(options.token);
   const readDigest = options.readToken === null ? null : digest(options.readToken);
   const limiter = options.limiter ?? createRateLimiter({ rate: options.writeRate, burst: options.writeBurst });
-  const counts = { unauthorized: 0, forbidden: 0 };
+  const counts = { unauthorized: 0, forbidden: 0, misdirected: 0 };
+  const hosts = options.hosts ?? createHostCheck({ allowed: [] });
   const isLocal = options.isLocal ?? localAddressCheck();
 
   if (writeDigest === null) {
@@ -175,9 +192,17 @@ export function createAccessPolicy(options: AccessPolicyOptions): AccessPolicy {
     );
   }
 
-  function refuse(error: HttpError, reason: string, request: Request, address: string | null, path: string): never {
+  function refuse(
+    error: HttpError,
+    reason: string,
+    request: Request,
+    address: string | null,
+    path: string,
+    extra: Record<string, unknown> = {},
+  ): never {
     if (error.status === 401) counts.unauthorized++;
     else if (error.status === 403) counts.forbidden++;
+    else if (error.status === 421) counts.misdirected++;
     if (!isSafe(request.method)) options.onWriteRefused?.(error.status === 429 ? "rate_limited" : "unauthorised");
     // ? A client hammering with a bad token must not flood the log: a few lines per client
     // address per window, then one line with the count of the others (the logger's sampler).
@@ -190,6 +215,7 @@ export function createAccessPolicy(options: AccessPolicyOptions): AccessPolicy {
         path: clip(path),
         address,
         user_agent: ua === null ? null : clip(ua),
+        ...extra,
       });
     }
     throw error;
@@ -199,9 +225,20 @@ export function createAccessPolicy(options: AccessPolicyOptions): AccessPolicy {
     return expected !== null && timingSafeEqual(digest(secret), expected);
   }
 
+  /** Refuses with 421 when the request's Host names another host (a rebound name). */
+  function checkHost(request: Request, address: string | null, path: string): void {
+    const host = request.headers.get("host");
+    if (hosts.allows(host)) return;
+    const name = clip(hostName(host as string));
+    refuse(new MisdirectedRequestError(name), "host name not allowed", request, address, path, { host: name });
+  }
+
   return {
     guardsReads: readDigest !== null,
+    checkPage: checkHost,
     checkWrite(request, address, path) {
+      // ? First: from a rebound name, a browser on this host passes the address rule below.
+      checkHost(request, address, path);
       if (writeDigest !== null) {
         const cred = presented(request);
         if (cred === null || cred.scheme !== "bearer") {
@@ -285,6 +322,8 @@ export interface AccessControl {
   checkWrite(request: Request): void;
   /** The request's client address (the TCP peer), for audit lines. */
   clientOf(request: Request): string | null;
+  /** The page's rule (AccessPolicy.checkPage), for GET / to call before it answers the page. */
+  checkPage(request: Request): void;
 }
 
 /**
@@ -312,5 +351,8 @@ export function accessControl(policy: AccessPolicy, clientAddress: ClientAddress
       policy.checkWrite(request, clientAddress(request, server), pathOf(request.url));
     },
     clientOf: (request) => clientAddress(request, server),
+    checkPage(request) {
+      policy.checkPage(request, clientAddress(request, server), pathOf(request.url));
+    },
   };
 }

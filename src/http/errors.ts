@@ -55,6 +55,20 @@ export class ForbiddenError extends HttpError {
   }
 }
 
+/**
+ * 421: the Host header names no host this service answers as (host-check.ts: a DNS-rebinding
+ * guard). RFC 9110 15.5.20: this server is not the one for that name. The answer says which
+ * option allows a name that is meant.
+ */
+export class MisdirectedRequestError extends HttpError {
+  constructor(name: string) {
+    super(
+      421,
+      `host name ${JSON.stringify(name)} is not one this service answers writes or the page for (DNS rebinding guard); if it is meant, add it to NEOLIGHT_ALLOWED_HOSTS (comma-separated)`,
+    );
+  }
+}
+
 export class NotFoundError extends HttpError {
   constructor(method: string, path: string) {
     super(404, `no route for ${method} ${path}`);
@@ -107,6 +121,13 @@ export class TooManyRequestsError extends HttpError {
     super(429, `too many writes from this address (limit ${rate}/s); retry after ${retryAfterSeconds} s`, {
       "retry-after": String(retryAfterSeconds),
     });
+  }
+}
+
+/** 429 for a per-client limit other than the write rate: `message` names the limit. */
+export class ClientLimitError extends HttpError {
+  constructor(message: string, retryAfterSeconds: number) {
+    super(429, message, { "retry-after": String(retryAfterSeconds) });
   }
 }
 

@@ -167,7 +167,8 @@ function findDuplicate(text: string): { key: string; path: string } | null {
 /**
  * Throws when the parsed body breaks a limit or cannot be stored faithfully: nesting deeper
  * than MAX_DEPTH or more than `ceiling` keys and items (400, naming `limit`), a key repeated in one object (400: which one
- * the poster meant is unknowable), a FORBIDDEN_KEYS key (400). A number JSON.parse turned
+ * the poster meant is unknowable), a FORBIDDEN_KEYS key (400), a lone surrogate in a key or
+ * string (400, loneSurrogateAt says why). A number JSON.parse turned
  * into ±Infinity (1e400) is replaced by null in place, and its path returned: JSON cannot
  * carry it, and it is no more a figure than NaN.
  */
@@ -207,6 +208,16 @@ function checkShape(
       } else if (typeof child === "number" && !Number.isFinite(child)) infinite = true;
     }
   }
+  // ? Before the duplicate check, whose message quotes the key: an answer must never carry
+  // a lone surrogate either, so this one shows it as U+FFFD.
+  if (maySpellSurrogate(text)) {
+    const at = loneSurrogateAt(root);
+    if (at !== null) {
+      throw new BadRequestError(
+        `lone UTF-16 surrogate in a key or string at ${JSON.stringify(at.toWellFormed())} (shown as U+FFFD): strict JSON parsers refuse it, send valid Unicode`,
+      );
+    }
+  }
   if (objectKeys !== countKeysInText(text)) {
     const dup = findDuplicate(text);
     throw new BadRequestError(
@@ -220,6 +231,60 @@ function checkShape(
     );
   }
   return { nonFinite: infinite ? nullInfinite(root) : [], nodes };
+}
+
+/**
+ * Whether JSON `text` may hold a lone UTF-16 surrogate: only an escape can spell one (valid
+ * UTF-8, which the body was decoded from, cannot), so without `\uD800`-`\uDFFF` there is none.
+ * ? A cheap gate on the text: the exact walk (loneSurrogateAt) runs only when it matches.
+ */
+export function maySpellSurrogate(text: string): boolean {
+  return SURROGATE_ESCAPE.test(text);
+}
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/;
+
+/**
+ * The path ("per_agent/a/reason") of the first key or string value under
+ * `root` that holds a lone surrogate (a high one without its low half, or a low one alone),
+ * or null. Why refused, not replaced: JSON.stringify writes one as a `\ud800` escape, which
+ * jq and other strict parsers refuse, so after one such key `curl | jq` failed on the whole
+ * document (issue 15 item 12); and a poster whose key silently became U+FFFD could not find
+ * it again.
+ */
+export function loneSurrogateAt(root: unknown): string | null {
+  const lone = (key: string, value: unknown) =>
+    !key.isWellFormed() || (typeof value === "string" && !value.isWellFormed());
+  return find(root, lone)?.path ?? null;
+}
+
+/**
+ * Rewrites, in place, every key and string under `root` that holds a lone surrogate with
+ * U+FFFD in its place (String.prototype.toWellFormed), keeping key order; returns their
+ * paths (as loneSurrogateAt spells them, well-formed). For what is not a request, which
+ * cannot be refused (the state file at start-up: a hand edit). Slow path: a walk of it all.
+ */
+export function repairLoneSurrogates(root: Record<string, unknown>): string[] {
+  const paths: string[] = [];
+  const walk = (value: Record<string, unknown> | unknown[], path: string[]) => {
+    const entries = Object.entries(value);
+    const rename = !Array.isArray(value) && entries.some(([key]) => !key.isWellFormed());
+    if (rename) for (const [key] of entries) delete (value as Record<string, unknown>)[key];
+    for (const [key, child] of entries) {
+      const name = key.toWellFormed();
+      const at = [...path, name];
+      if (name !== key) paths.push(at.join("/"));
+      let next = child;
+      if (typeof child === "string" && !child.isWellFormed()) {
+        next = child.toWellFormed();
+        paths.push(at.join("/"));
+      } else if (typeof child === "object" && child !== null) walk(child as Record<string, unknown>, at);
+      if (rename || next !== child) {
+        Object.defineProperty(value, name, { value: next, enumerable: true, writable: true, configurable: true });
+      }
+    }
+  };
+  walk(root, []);
+  return paths;
 }
 
 /** Replaces every non-finite number under `root` by null; their paths (slow path: only when there are some). */

@@ -24,6 +24,9 @@ export const AccessStats = t.Object({
   }),
   unauthorized: t.Integer({ description: "requests answered 401 since start-up" }),
   forbidden: t.Integer({ description: "requests answered 403 since start-up" }),
+  misdirected: t.Integer({
+    description: "writes and page loads answered 421 since start-up: a Host header naming another host (DNS rebinding)",
+  }),
   rate_limit: RateLimitStats,
 });
 export type AccessStats = typeof AccessStats.static;

@@ -84,6 +84,10 @@ const ERRORS: Record<number, { description: string; retryAfter?: true }> = {
     description:
       "A wrong token; or, with no write token configured, a write from another host (writes are then accepted from this host only).",
   },
+  421: {
+    description:
+      "The Host header names no host this service answers writes or the page for (DNS rebinding guard): localhost, IP literals, the bind address, this machine's name and NEOLIGHT_ALLOWED_HOSTS are.",
+  },
   408: { description: "The body did not arrive whole within NEOLIGHT_IDLE_TIMEOUT_S. Nothing was changed." },
   413: {
     description: `The body is larger than NEOLIGHT_MAX_BODY_MB (${MAX_BODY_BYTES} bytes by default), or would grow the document past its caps. Nothing was changed, except that on POST /meta/metrics its guardian, breakers and mode were applied when the message says so.`,
@@ -94,7 +98,7 @@ const ERRORS: Record<number, { description: string; retryAfter?: true }> = {
   503: { description: "Temporarily unable to answer; retry after Retry-After.", retryAfter: true },
 };
 /** Answers of every write (auth.ts: checkWrite). */
-const WRITE_STATUSES = [401, 403, 429];
+const WRITE_STATUSES = [401, 403, 421, 429];
 /** Answers of every JSON body read by readJsonObject (json-body.ts). */
 const BODY_STATUSES = [400, 408, 413, 415, 422];
 /** Answers of a read from another host when a read token is configured (auth.ts: checkRead). */

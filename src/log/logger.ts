@@ -88,6 +88,27 @@ export interface Logger {
   close(): void;
 }
 
+/**
+ * `json` (JSON.stringify's output) with every lone surrogate written as U+FFFD.
+ * ? JSON.stringify escapes a lone surrogate as `\ud800`, and jq refuses that escape, so one
+ * such character in a field (a header, an error message, a file's name) broke
+ * `tail -f | jq` (CONTRACT section 5, issue 15 item 12). Only lone ones come out escaped
+ * this way (a pair is written as the character), so every `\udXXX` escape is one; an odd
+ * run of backslashes tells an escape from an escaped backslash followed by "ud800".
+ */
+export function wellFormedJson(json: string): string {
+  if (!json.includes("\\ud")) return json;
+  return json.replace(LONE_SURROGATE_ESCAPE, (all, slashes: string) =>
+    slashes.length % 2 === 1 ? `${slashes.slice(1)}\ufffd` : all,
+  );
+}
+const LONE_SURROGATE_ESCAPE = /(\\+)ud[89a-f][0-9a-f]{2}/g;
+
+/** JSON.stringify(value) for a line: a string that JSON cannot hold faithfully is written well-formed. */
+function quote(value: string): string {
+  return wellFormedJson(JSON.stringify(value));
+}
+
 /** Errors become {error, stack} so the stack reaches the log as one JSON string. */
 function replacer(_key: string, value: unknown): unknown {
   if (value instanceof Error) return { error: value.message, name: value.name, stack: value.stack };
@@ -103,7 +124,7 @@ export function formatLine(level: LogLevel, message: string, fields?: Fields, no
     }
   }
   try {
-    return `${JSON.stringify(line, replacer)}\n`;
+    return `${wellFormedJson(JSON.stringify(line, replacer))}\n`;
   } catch (err) {
     // ? A field JSON cannot hold (a cycle) must not turn a log call into a crash, least of
     // all inside the error handler: the line keeps its fixed keys and says what was lost.
@@ -301,7 +322,7 @@ export function createLogger(options: LoggerOptions): Logger {
     }
     // method and path come from the client: cut, then quoted and escaped by JSON.stringify.
     push(
-      `{"timestamp":"${stamp}","level":"INFO","message":"request","method":${JSON.stringify(clip(method))},"path":${JSON.stringify(clip(path))},"status":${status}${ms === undefined ? "" : `,"ms":${ms}`}${address === undefined ? "" : `,"address":${JSON.stringify(address)}`}}\n`,
+      `{"timestamp":"${stamp}","level":"INFO","message":"request","method":${quote(clip(method))},"path":${quote(clip(path))},"status":${status}${ms === undefined ? "" : `,"ms":${ms}`}${address === undefined ? "" : `,"address":${JSON.stringify(address)}`}}\n`,
       false,
     );
   }

@@ -25,6 +25,13 @@ export const RING_BYTES = 8 * 1024 * 1024;
 /** Concurrent subscribers: each holds a socket and a queue. Operators, not the public, watch. */
 export const MAX_SUBSCRIBERS = 100;
 /**
+ * Subscribers one client (an address; all of loopback is one, as for the write rate) may
+ * hold at once: one client could otherwise take all MAX_SUBSCRIBERS and lock every other
+ * viewer out (issue 15). A fifth of the total: an operator's tabs and a wallboard fit, and
+ * at least five clients always get in.
+ */
+export const MAX_SUBSCRIBERS_PER_CLIENT = 20;
+/**
  * A comment line this often on an idle stream: proxies (nginx: 60 s) close connections
  * that stay silent, and a write is how a dead peer is noticed at all.
  */
@@ -37,6 +44,14 @@ export class HubUnavailableError extends Error {
   constructor(message: string) {
     super(message);
     this.name = "HubUnavailableError";
+  }
+}
+
+/** This client already holds MAX_SUBSCRIBERS_PER_CLIENT subscriptions. */
+export class ClientSubscriberLimitError extends Error {
+  constructor(readonly limit: number) {
+    super(`too many live streams from this client (${limit}); close one or retry later`);
+    this.name = "ClientSubscriberLimitError";
   }
 }
 
@@ -64,9 +79,11 @@ export interface Hub {
    * A new subscriber. With `lastEventId` of this process still in the ring, its first
    * frames are the events after that id; otherwise a `snapshot` event of the current
    * state. Then every later event, in order, without gaps. Throws HubUnavailableError
-   * when MAX_SUBSCRIBERS are connected or after close().
+   * when MAX_SUBSCRIBERS are connected or after close(), ClientSubscriberLimitError when
+   * `client` (a key such as http/auth.ts clientKey gives; default "unknown") already holds
+   * MAX_SUBSCRIBERS_PER_CLIENT. The slot is freed when the subscription ends.
    */
-  subscribe(lastEventId?: string | null): Subscription;
+  subscribe(lastEventId?: string | null, client?: string): Subscription;
   stats(): LiveStats;
   /** Ends every subscription and stops the heartbeat. Later subscribe() calls throw. */
   close(): void;
@@ -77,6 +94,8 @@ export interface HubOptions {
   initial: DocumentState;
   /** The document as GET /meta/metrics serves it (with defaults), for snapshot events. */
   render(state: DocumentState): SnapshotEvent["doc"];
+  /** Called once per subscription refused for its client's limit (the hub has no logger of its own). */
+  onClientLimit?(info: { client: string; held: number; limit: number }): void;
   /** Called once per dropped subscriber (the hub has no logger of its own). */
   onDrop?(info: { subscriber: number; queued: number; capacity: number }): void;
   /** Keys of the document never streamed (the guardian's sources, issue 11). Default: none. */
@@ -128,7 +147,9 @@ export function createHub(options: HubOptions): Hub {
   let snapshot: { version: number; frame: Uint8Array } | undefined;
   let nextId = 1;
   let closed = false;
-  const figures = { dropped: 0, events: 0, snapshots_sent: 0, resumed: 0 };
+  const figures = { dropped: 0, events: 0, snapshots_sent: 0, resumed: 0, refused_client_limit: 0 };
+  /** Subscriptions held per client; a client holding none has no entry. */
+  const perClient = new Map<string, number>();
 
   interface Sub extends Subscription {
     push(frame: Uint8Array): void;
@@ -171,7 +192,7 @@ export function createHub(options: HubOptions): Hub {
     return missed.length < capacity ? missed : null;
   }
 
-  function createSub(): Sub {
+  function createSub(client: string): Sub {
     const id = nextId++;
     let queue: Uint8Array[] = [];
     let done = false;
@@ -182,6 +203,9 @@ export function createHub(options: HubOptions): Hub {
       done = true;
       queue = [];
       subs.delete(sub);
+      const held = (perClient.get(client) ?? 1) - 1;
+      if (held === 0) perClient.delete(client);
+      else perClient.set(client, held);
       const w = wake;
       wake = undefined;
       w?.({ done: true, value: undefined });
@@ -256,12 +280,19 @@ export function createHub(options: HubOptions): Hub {
       }
       if (made !== undefined) for (const sub of subs) sub.push(made);
     },
-    subscribe(lastEventId) {
+    subscribe(lastEventId, client = "unknown") {
       if (closed) throw new HubUnavailableError("service is shutting down; retry later");
+      const held = perClient.get(client) ?? 0;
+      if (held >= MAX_SUBSCRIBERS_PER_CLIENT) {
+        figures.refused_client_limit++;
+        options.onClientLimit?.({ client, held, limit: MAX_SUBSCRIBERS_PER_CLIENT });
+        throw new ClientSubscriberLimitError(MAX_SUBSCRIBERS_PER_CLIENT);
+      }
       if (subs.size >= MAX_SUBSCRIBERS) {
         throw new HubUnavailableError(`too many live subscribers (${MAX_SUBSCRIBERS}); retry later`);
       }
-      const sub = createSub();
+      const sub = createSub(client);
+      perClient.set(client, held + 1);
       sub.push(RETRY);
       const missed = missedSince(lastEventId);
       if (missed === null) {
@@ -277,6 +308,8 @@ export function createHub(options: HubOptions): Hub {
     stats: () => ({
       subscribers: subs.size,
       max_subscribers: MAX_SUBSCRIBERS,
+      max_subscribers_per_client: MAX_SUBSCRIBERS_PER_CLIENT,
+      clients: perClient.size,
       queue_capacity: capacity,
       ...figures,
       last_event_id: idOf(latest.version),

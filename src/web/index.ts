@@ -45,8 +45,14 @@ export function wantsPage(request: Request): boolean {
   return quality(accept, "text/html") > quality(accept, "application/json");
 }
 
-/** The page. `Vary: Accept`: the same URL answers JSON to other clients. */
-export function pageResponse(): Response {
+/**
+ * The page, once `checkPage` allowed the request (http/auth.ts: 421 under a Host that is not
+ * this service's). `Vary: Accept`: the same URL answers JSON to other clients.
+ * ? Checked because a rebound name (issue 15 item 13) would otherwise give the attacker's
+ * origin the page itself, with whatever token the operator typed into it.
+ */
+export function pageResponse(request: Request, checkPage: (request: Request) => void): Response {
+  checkPage(request);
   return htmlResponse(HTML, { "cache-control": "no-cache", vary: "Accept" });
 }
 

@@ -68,7 +68,8 @@ describe.skipIf(!available)("Pause and Resume from the page in Chromium (compile
       home: tokenHome,
       cmd: [binary],
       cwd: tokenHome,
-      env: { NEOLIGHT_DASHBOARD_TOKEN: TOKEN },
+      // The page opened from another host name: an operator names it (DNS rebinding, issue 15).
+      env: { NEOLIGHT_DASHBOARD_TOKEN: TOKEN, NEOLIGHT_ALLOWED_HOSTS: OTHER_HOST },
     });
     await postHive(svc.url);
     await postHive(tokenSvc.url, TOKEN);

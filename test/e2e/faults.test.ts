@@ -256,7 +256,7 @@ describe("slow clients", () => {
       env: { NEOLIGHT_IDLE_TIMEOUT_S: String(IDLE_TIMEOUT_S), NEOLIGHT_WRITE_RATE: "0" },
     });
     const body = JSON.stringify(fixture("meta_metrics_post"));
-    const head = `POST /meta/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
+    const head = `POST /meta/metrics HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
     const headerTricklers = Array.from({ length: 10 }, () =>
       trickle(svc.port, `${head}${"X-Pad: y\r\n".repeat(200)}`.split(""), 200),
     );

@@ -5,7 +5,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, 
 import { join } from "node:path";
 import { clip, createLogger, formatLine, LOG_ROTATED_FILES, MAX_LOGGED_BYTES } from "../../src/log/logger";
 import { createLineSampler } from "../../src/log/sampler";
-import { tempDir, waitFor } from "../helpers";
+import { strictJson, tempDir, waitFor } from "../helpers";
 import { canMount, fill, mountTmpfs } from "../tmpfs";
 
 describe("formatLine", () => {
@@ -29,6 +29,23 @@ describe("formatLine", () => {
       field_level: "DEBUG",
       field_message: "overwritten?",
       path: '/x\n{"level":"ERROR","message":"forged"}\r\n',
+    });
+  });
+
+  // Issue 15 item 12: JSON.stringify writes a lone surrogate as \ud800, and `tail -f | jq`
+  // stops at that line.
+  test("a lone surrogate in a field value or key is written as U+FFFD; pairs and escaped backslashes stay", () => {
+    const line = formatLine("WARN", "request refused", {
+      user_agent: "curl\ud800",
+      nested: { "k\udc00": ["\ud83d"] },
+      emoji: "\ud83d\ude00",
+      literal: "C:\\ud800",
+    });
+    expect(strictJson(line)).toMatchObject({
+      user_agent: "curl\ufffd",
+      nested: { "k\ufffd": ["\ufffd"] },
+      emoji: "\ud83d\ude00",
+      literal: "C:\\ud800",
     });
   });
 
@@ -117,6 +134,15 @@ describe("clip: client strings in a line", () => {
   ])("%s", (_name, value, expected) => {
     expect(clip(value)).toBe(expected);
     expect(Buffer.byteLength(clip(value).replace(/…\[cut, \d+ bytes\]$/, ""))).toBeLessThanOrEqual(MAX_LOGGED_BYTES);
+  });
+
+  test("the access line writes a lone surrogate in method or path as U+FFFD", () => {
+    using dir = tempDir();
+    const path = join(dir.path, "access.log");
+    const log = createLogger({ level: "INFO", path, stdout: false });
+    log.access("G\ud800T", "/x\udfff\\ud800", 404);
+    log.close();
+    expect(strictJson(readFileSync(path, "utf8"))).toMatchObject({ method: "G\ufffdT", path: "/x\ufffd\\ud800" });
   });
 
   test("the access line cuts method and path", () => {

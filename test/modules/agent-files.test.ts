@@ -1,9 +1,9 @@
 // Agent-written files (CONTRACT section 1): written in place, so a read can see an empty,
 // truncated or half-written file. Clients must only ever see whole documents.
 import { describe, expect, test } from "bun:test";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, renameSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fixture, fixtureText, get, logged, startApp, type TestApp, waitFor } from "../helpers";
+import { fixture, fixtureText, get, logged, startApp, strictJson, type TestApp, waitFor } from "../helpers";
 
 function write(t: TestApp, relative: string, content: string): void {
   mkdirSync(join(t.home, relative, ".."), { recursive: true });
@@ -146,5 +146,78 @@ describe("an agent file beyond the body limits (issue 15 item 10)", () => {
     await file.refresh();
     expect(file.state()).toMatchObject({ serving: "last_good", last_error: "nested deeper than 32 levels" });
     expect((await get(t.app, "/meta/regime")).body).toEqual(fixture("market_regime"));
+  });
+});
+
+describe("an agent file with a lone surrogate (issue 15 item 12)", () => {
+  test("is refused as a bad file: the last good copy is served, and the answer is strict JSON", async () => {
+    await using t = await startApp();
+    const file = t.services.files.performance;
+    const good = fixture("performance_attribution");
+    write(t, "state/performance_attribution.json", JSON.stringify(good));
+    await file.refresh();
+    // What Python's json.dumps writes for a str holding a lone surrogate (ensure_ascii).
+    write(t, "state/performance_attribution.json", JSON.stringify(good).replace("{", '{"note\\ud800":"x",'));
+    await file.refresh();
+    expect(file.state()).toMatchObject({
+      serving: "last_good",
+      last_error: "holds a lone UTF-16 surrogate, which strict JSON parsers refuse",
+    });
+    const res = await t.app.handle(new Request("http://localhost/meta/performance"));
+    expect(strictJson(await res.text())).toEqual(good);
+  });
+});
+
+describe("an unchanged file is not read again (issue 15 item 10)", () => {
+  const REGIME = "runtime/market_regime.json";
+  const LONG_AGO = new Date("2026-01-01T00:00:00Z");
+  const reads = (t: TestApp) => logged(t.log, "agent file read").filter((l) => l.source === "market_regime").length;
+  /** A version written long enough ago (mtime) to be trusted unchanged (SETTLED_MS). */
+  const settle = (t: TestApp, when = LONG_AGO) => utimesSync(join(t.home, REGIME), when, when);
+  const refreshes = async (t: TestApp, n: number) => {
+    for (let i = 0; i < n; i++) await t.services.files.regime.refresh();
+  };
+
+  test("a bad file is read once across many polls; same size with the mtime set back, or a rename, is read again", async () => {
+    await using t = await startApp();
+    const good = fixtureText("market_regime");
+    const bad = `${good.slice(0, -2)}  `; // same size, not JSON
+    write(t, REGIME, bad);
+    settle(t);
+    await refreshes(t, 10);
+    expect(reads(t)).toBe(1);
+    expect(t.services.files.regime.state()).toMatchObject({ serving: "none", parse_errors: 1 });
+
+    // Same size, same mtime (set back to the same instant): ctime still tells.
+    write(t, REGIME, good);
+    settle(t);
+    await refreshes(t, 5);
+    expect(reads(t)).toBe(2);
+    expect(t.services.files.regime.state()).toMatchObject({ serving: "file" });
+
+    // Same size, same mtime, a new inode (written beside it and renamed over).
+    writeFileSync(join(t.home, `${REGIME}.tmp`), bad);
+    utimesSync(join(t.home, `${REGIME}.tmp`), LONG_AGO, LONG_AGO);
+    renameSync(join(t.home, `${REGIME}.tmp`), join(t.home, REGIME));
+    await refreshes(t, 5);
+    expect(reads(t)).toBe(3);
+    expect(t.services.files.regime.state()).toMatchObject({ serving: "last_good", parse_errors: 2 });
+    expect((await get(t.app, "/meta/regime")).body).toEqual(fixture("market_regime"));
+  });
+
+  test("a version written just now is read at every look until it has settled (a same-size rewrite in its tick is seen)", async () => {
+    await using t = await startApp();
+    write(t, REGIME, fixtureText("market_regime"));
+    // mtime in the future stands for "now" however slow this machine is: never settled.
+    settle(t, new Date(Date.now() + 3_600_000));
+    // Each refresh reads (polls may add reads of their own: at least, not exactly).
+    const before = reads(t);
+    await refreshes(t, 3);
+    expect(reads(t) - before).toBeGreaterThanOrEqual(3);
+    settle(t);
+    await refreshes(t, 1);
+    const settled = reads(t);
+    await refreshes(t, 5);
+    expect(reads(t)).toBe(settled);
   });
 });

@@ -6,7 +6,7 @@ import type { TSchema } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { MAX_BODY_BYTES, MAX_DEPTH, MAX_NODES } from "../../src/http/json-body";
 import { AtlasUpdate, MetaMetricsUpdate, SAFETY_KEYS } from "../../src/modules/meta/model";
-import { call, fixture, get, type Json, post, servedGuardian, startApp, type TestApp } from "../helpers";
+import { call, fixture, get, type Json, post, servedGuardian, startApp, strictJson, type TestApp } from "../helpers";
 
 const hive = fixture("meta_metrics_post");
 const nested = (depth: number): unknown => (depth === 0 ? 1 : { a: nested(depth - 1) });
@@ -151,6 +151,26 @@ const cases: Case[] = [
     body: '{"a": {"\\u005f_proto__": 1}}',
     status: 400,
     error: /"__proto__" at a\/__proto__/,
+  },
+  // Issue 15 item 12: JSON.stringify writes a lone surrogate as a \ud800 escape, which jq
+  // refuses, so one such key broke `curl | jq` on the whole document.
+  {
+    name: "a lone high surrogate in a key",
+    body: '{"k\\ud800": 1}',
+    status: 400,
+    error: /^lone UTF-16 surrogate in a key or string at "k\uFFFD" \(shown as U\+FFFD\)/,
+  },
+  {
+    name: "a lone low surrogate in a nested string value",
+    body: '{"stress_last": {"runs": ["ok", "\\udc00x"]}}',
+    status: 400,
+    error: /^lone UTF-16 surrogate in a key or string at "stress_last\/runs\/1"/,
+  },
+  {
+    name: "a high surrogate followed by another high one (no pair)",
+    body: guardian(', "note": "\\ud83d\\ud83d"'),
+    status: 400,
+    error: /at "guardian\/note"/,
   },
   {
     name: "a constructor key",
@@ -482,6 +502,18 @@ describe("unknown routes and methods", () => {
       status: 405,
       allow,
       body: { error: `${method} is not allowed on ${path}; it answers ${allow}`, code: 405 },
+    });
+  });
+});
+
+describe("surrogates that are not lone (issue 15 item 12)", () => {
+  test("a pair (an emoji) and an escaped backslash before ud800 are stored as sent", async () => {
+    await using t = await startApp();
+    const body = '{"stress_last": {"note": "\\ud83d\\ude00", "path": "C:\\\\ud800", "\\ud83d\\ude00": 1}}';
+    expect((await post(t.app, "/meta/metrics", body)).status).toBe(200);
+    const res = await t.app.handle(new Request("http://localhost/meta/metrics"));
+    expect(strictJson(await res.text())).toMatchObject({
+      stress_last: { note: "😀", path: "C:\\ud800", "😀": 1 },
     });
   });
 });

@@ -5,7 +5,8 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { SnapshotEvent, UpdateEvent } from "../../src/modules/live/model";
-import { fixture, get, post, served, startApp, waitFor } from "../helpers";
+import { MAX_SUBSCRIBERS_PER_CLIENT } from "../../src/telemetry/hub";
+import { fixture, get, logged, post, served, startApp, waitFor } from "../helpers";
 
 interface Event {
   id: string;
@@ -116,6 +117,43 @@ describe("GET /events", () => {
     await waitFor(() => t.services.hub.stats().subscribers === 1, "the aborted subscriber to go");
     await (other.body as ReadableStream).cancel();
     await waitFor(() => t.services.hub.stats().subscribers === 0, "the cancelled subscriber to go");
+  });
+
+  test(`one client gets ${MAX_SUBSCRIBERS_PER_CLIENT} streams, then 429 with Retry-After; another address still gets in; /status and the log say so`, async () => {
+    let peer = "127.0.0.1";
+    await using t = await startApp({ overrides: { clientAddress: () => peer } });
+    const open: Response[] = [];
+    // Loopback is one client whatever the address in 127.0.0.0/8.
+    for (let i = 0; i < MAX_SUBSCRIBERS_PER_CLIENT; i++) {
+      peer = `127.0.0.${1 + (i % 5)}`;
+      open.push(await t.app.handle(new Request("http://localhost/events")));
+    }
+    expect(open.map((r) => r.status)).toEqual(Array(MAX_SUBSCRIBERS_PER_CLIENT).fill(200));
+    peer = "127.9.9.9";
+    const refused = await t.app.handle(new Request("http://localhost/events"));
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get("retry-after")).toMatch(/^\d+$/);
+    expect(await refused.json()).toEqual({
+      error: `too many live streams from this client (${MAX_SUBSCRIBERS_PER_CLIENT}); close one or retry later`,
+      code: 429,
+    });
+    peer = "10.1.2.3";
+    const other = await t.app.handle(new Request("http://localhost/events"));
+    expect(other.status).toBe(200);
+    expect((await get(t.app, "/status")).body.live).toMatchObject({
+      subscribers: MAX_SUBSCRIBERS_PER_CLIENT + 1,
+      clients: 2,
+      max_subscribers_per_client: MAX_SUBSCRIBERS_PER_CLIENT,
+      refused_client_limit: 1,
+    });
+    expect(logged(t.log, "live stream refused")).toEqual([
+      expect.objectContaining({
+        client: "loopback",
+        held: MAX_SUBSCRIBERS_PER_CLIENT,
+        limit: MAX_SUBSCRIBERS_PER_CLIENT,
+      }),
+    ]);
+    for (const r of [...open, other]) await (r.body as ReadableStream).cancel();
   });
 
   test("shutdown ends open streams, so a graceful stop is not held up by viewers", async () => {

@@ -264,7 +264,7 @@ describe("OpenAPI", () => {
     const anyone = [{ bearer: [] }, {}];
     const read = { statuses: ["200", "401", "403"], security: anyone };
     const write = {
-      statuses: ["200", "400", "401", "403", "408", "413", "415", "422", "429", "503"],
+      statuses: ["200", "400", "401", "403", "408", "413", "415", "421", "422", "429", "503"],
       security: anyone,
     };
     expect(summary).toEqual({
@@ -281,7 +281,7 @@ describe("OpenAPI", () => {
       "GET /meta/regime": read,
       "GET /governor/allocations": read,
       "GET /risk/status": { ...read, statuses: ["200", "401", "403", "503"] },
-      "GET /events": { ...read, statuses: ["200", "401", "403", "503"] },
+      "GET /events": { ...read, statuses: ["200", "401", "403", "429", "503"] },
       "GET /meta/history": { ...read, statuses: ["200", "400", "401", "403", "422", "503"] },
       "GET /metrics": read,
     });

@@ -10,7 +10,18 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createJsonFilePersistence } from "../../src/store/json-file";
 import { type Persistence, UNSAVED_RETRY_MS } from "../../src/store/store";
-import { fixture, get, type Json, logged, post, servedGuardian, startApp, tempDir, waitFor } from "../helpers";
+import {
+  fixture,
+  get,
+  type Json,
+  logged,
+  post,
+  servedGuardian,
+  startApp,
+  strictJson,
+  tempDir,
+  waitFor,
+} from "../helpers";
 
 const TRUNCATED = '{"guardian": {"is_paused": false, "drawdown": 1, "rea';
 
@@ -218,6 +229,25 @@ describe("a state file that parses but breaks a safety key's schema (item 2)", (
           "summary/total_agents",
         ]),
       }),
+    ]);
+  });
+});
+
+describe("a state file holding a lone surrogate (a hand edit; issue 15 item 12)", () => {
+  test("is served with U+FFFD in its place, as strict JSON, with one WARN naming where; not corrupt", async () => {
+    using dir = tempDir();
+    const hive = fixture("meta_metrics_post");
+    // What JSON.stringify (and Python's json.dumps) write for a lone surrogate.
+    const content = JSON.stringify({ ...hive, stress_last: { "run\ud800": 1, note: "x\udc00" } });
+    writeState(dir.path, content);
+    await using t = await startApp({ home: dir.path });
+    const res = await t.app.handle(new Request("http://localhost/meta/metrics"));
+    const doc = strictJson(await res.text()) as Json;
+    expect(doc.guardian).toEqual(servedGuardian(hive.guardian));
+    expect(doc.stress_last).toEqual({ "run\ufffd": 1, note: "x\ufffd" });
+    expect(await persistenceOf(t)).toMatchObject({ corrupt_found: null, corrupt_moved_to: null });
+    expect(logged(t.log, "persisted lone surrogates replaced by U+FFFD")).toEqual([
+      expect.objectContaining({ level: "WARN", paths: ["stress_last/run\ufffd", "stress_last/note"], more: 0 }),
     ]);
   });
 });

@@ -4,10 +4,12 @@ import { describe, expect, test } from "bun:test";
 import type { SnapshotEvent } from "../../src/modules/live/model";
 import type { DocumentState } from "../../src/store/store";
 import {
+  ClientSubscriberLimitError,
   createHub,
   type Hub,
   type HubOptions,
   MAX_SUBSCRIBERS,
+  MAX_SUBSCRIBERS_PER_CLIENT,
   RING_EVENTS,
   type Subscription,
 } from "../../src/telemetry/hub";
@@ -199,10 +201,32 @@ describe("hub", () => {
 
   test(`at most ${MAX_SUBSCRIBERS} subscribers; a closed one frees its slot`, () => {
     using h = hub();
-    const subs = Array.from({ length: MAX_SUBSCRIBERS }, () => h.subscribe());
-    expect(() => h.subscribe()).toThrow(/too many live subscribers/);
+    const subs = Array.from({ length: MAX_SUBSCRIBERS }, (_, i) => h.subscribe(null, `10.0.0.${i}`));
+    expect(() => h.subscribe(null, "10.0.1.1")).toThrow(/too many live subscribers/);
     subs[0]?.close();
-    expect(() => h.subscribe()).not.toThrow();
+    expect(() => h.subscribe(null, "10.0.1.1")).not.toThrow();
+  });
+
+  // Issue 15: one client could hold all MAX_SUBSCRIBERS slots and lock every viewer out.
+  test(`one client holds at most ${MAX_SUBSCRIBERS_PER_CLIENT}; others still get in; a closed one frees the client's slot`, () => {
+    const refusals: unknown[] = [];
+    using h = hub({ onClientLimit: (info) => refusals.push(info) });
+    const flooder = Array.from({ length: MAX_SUBSCRIBERS_PER_CLIENT }, () => h.subscribe(null, "loopback"));
+    expect(() => h.subscribe(null, "loopback")).toThrow(ClientSubscriberLimitError);
+    expect(() => h.subscribe(null, "10.0.0.7")).not.toThrow();
+    expect(refusals).toEqual([
+      { client: "loopback", held: MAX_SUBSCRIBERS_PER_CLIENT, limit: MAX_SUBSCRIBERS_PER_CLIENT },
+    ]);
+    expect(h.stats()).toMatchObject({
+      subscribers: MAX_SUBSCRIBERS_PER_CLIENT + 1,
+      clients: 2,
+      max_subscribers_per_client: MAX_SUBSCRIBERS_PER_CLIENT,
+      refused_client_limit: 1,
+    });
+    flooder[0]?.close();
+    flooder[0]?.close(); // idempotent: frees one slot, not two
+    expect(() => h.subscribe(null, "loopback")).not.toThrow();
+    expect(() => h.subscribe(null, "loopback")).toThrow(ClientSubscriberLimitError);
   });
 
   test("close() ends every stream and refuses new subscribers", async () => {

@@ -3,12 +3,12 @@
 // a read can see an empty, truncated or half-rewritten file. Such a read never reaches a
 // client: the last good copy keeps being served, one WARN is logged per bad stretch, and
 // the new content is picked up as soon as the file is whole again.
-import { constants, type FSWatcher, type Stats, watch } from "node:fs";
+import { type BigIntStats, constants, type FSWatcher, watch } from "node:fs";
 import { type FileHandle, open, readlink, realpath, stat } from "node:fs/promises";
 import { basename, dirname, join, sep } from "node:path";
 import type { TSchema } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
-import { MAX_DEPTH, MAX_NODES } from "../../http/json-body";
+import { loneSurrogateAt, MAX_DEPTH, MAX_NODES, maySpellSurrogate } from "../../http/json-body";
 import type { Logger } from "../../log/logger";
 import { Allocations, type FileSource, PerformanceAttribution, RegimeDocument } from "./model";
 
@@ -27,6 +27,17 @@ export const READ_TIMEOUT_MS = 2000;
  * file-I/O thread for good (issue 15 item 5). A regular file reads the same either way.
  */
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
+/**
+ * A version of a file is trusted to be unchanged while its signature (device, inode, size,
+ * mtime and ctime in nanoseconds) is, but only once it was looked at this long after its
+ * mtime. ? Linux stamps files from a coarse clock (a jiffy, up to 10 ms; FAT: 2 s): a
+ * same-size rewrite in place within that tick of the read would keep every field of the
+ * signature. Git calls this the "racy clean" case and re-checks such entries; so do we,
+ * re-reading a file until a look starts SETTLED_MS after its mtime. 2 s covers every local
+ * filesystem's granularity; a file whose mtime is in the future is re-read at every poll.
+ * ctime is in the signature because mtime can be set back (touch -d, utimes), ctime cannot.
+ */
+export const SETTLED_MS = 2000;
 
 export interface WatchedFile {
   /** The last valid content as JSON text, or null when the file does not exist or never was valid. */
@@ -61,12 +72,12 @@ export interface WatchOptions {
 /** What one look at the file found; "read" carries its text. */
 type Look =
   | { kind: "missing" }
-  | { kind: "refused"; sig: string; info: Stats | null; error: string }
-  | { kind: "unchanged"; info: Stats }
-  | { kind: "read"; sig: string; info: Stats; text: string };
+  | { kind: "refused"; sig: string; info: BigIntStats | null; error: string }
+  | { kind: "unchanged"; info: BigIntStats }
+  | { kind: "read"; sig: string; info: BigIntStats; text: string; settled: boolean };
 
 /** The file's type in words, for "not a regular file" (never its content). */
-function fileType(info: Stats): string {
+function fileType(info: BigIntStats): string {
   if (info.isFIFO()) return "a FIFO";
   if (info.isDirectory()) return "a directory";
   if (info.isSocket()) return "a socket";
@@ -113,7 +124,11 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T | typeof TIMED_
 
 export function watchJsonFile({ name, path, validate, pollMs, log, home, onChange }: WatchOptions): WatchedFile {
   let good: { value: unknown; json: string } | null = null;
-  let seen = ""; // signature (inode, size, mtime) of the version last read
+  let seen = ""; // signature (device, inode, size, mtime, ctime) of the version last read
+  // ? That signature once it is settled (SETTLED_MS): a version, good or bad, is then not
+  // read again until it changes (issue 15 item 10: a bad 400 KB file re-parsed at every poll
+  // kept GET /meta/metrics at 2 s p50).
+  let settledSig = "";
   let bad = false;
   let running: Promise<void> | null = null;
   let again = false;
@@ -151,9 +166,10 @@ export function watchJsonFile({ name, path, validate, pollMs, log, home, onChang
   }
 
   async function look(): Promise<Look> {
-    let info: Stats;
+    let info: BigIntStats;
+    const startedAt = BigInt(Date.now());
     try {
-      info = await stat(path);
+      info = await stat(path, { bigint: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return { kind: "missing" };
       return {
@@ -180,8 +196,8 @@ export function watchJsonFile({ name, path, validate, pollMs, log, home, onChang
     }
     try {
       // ? fstat of what was opened: the path may have been swapped for a FIFO since stat().
-      info = await handle.stat();
-      const sig = `${info.ino}:${info.size}:${info.mtimeMs}`;
+      info = await handle.stat({ bigint: true });
+      const sig = `${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`;
       if (!info.isFile())
         return { kind: "refused", sig: `type:${info.ino}`, info, error: `${fileType(info)}, not a regular file` };
       realHome ??= await realpath(home);
@@ -189,11 +205,14 @@ export function watchJsonFile({ name, path, validate, pollMs, log, home, onChang
       if (real !== realHome && !real.startsWith(realHome + sep)) {
         return { kind: "refused", sig, info, error: "a symlink leading outside NEOLIGHT_HOME: not read" };
       }
-      if (sig === seen && !bad) return { kind: "unchanged", info };
-      if (info.size > MAX_AGENT_FILE_BYTES) {
+      if (sig === settledSig) return { kind: "unchanged", info };
+      if (info.size > BigInt(MAX_AGENT_FILE_BYTES)) {
         return { kind: "refused", sig, info, error: `file is larger than ${MAX_AGENT_FILE_BYTES} bytes` };
       }
-      return { kind: "read", sig, info, text: await handle.readFile("utf8") };
+      const settled = (startedAt - BigInt(SETTLED_MS)) * 1_000_000n > info.mtimeNs;
+      const text = await handle.readFile("utf8");
+      log.debug("agent file read", { source: name, characters: text.length, settled });
+      return { kind: "read", sig, info, text, settled };
     } finally {
       await handle.close().catch(() => {});
     }
@@ -218,6 +237,7 @@ export function watchJsonFile({ name, path, validate, pollMs, log, home, onChang
       figures.serving = "none";
       good = null;
       seen = "";
+      settledSig = "";
       bad = false;
       return;
     }
@@ -226,6 +246,7 @@ export function watchJsonFile({ name, path, validate, pollMs, log, home, onChang
     if (found.kind === "unchanged") return;
     if (found.kind === "refused") return reject(found.sig, found.error);
     const { sig, text } = found;
+    settledSig = found.settled ? sig : "";
     if (text.trim() === "") return reject(sig, "file is empty");
     const shape = shapeProblem(text);
     if (shape !== null) return reject(sig, shape);
@@ -235,6 +256,13 @@ export function watchJsonFile({ name, path, validate, pollMs, log, home, onChang
     } catch {
       // ? Never the parser's message: it quotes the file's first token (issue 15 item 11).
       return reject(sig, `not valid JSON (${text.length} characters)`);
+    }
+    // ? Refused as a bad file, not repaired: served as is, its `\ud800` escape makes jq and
+    // other strict parsers refuse the whole answer (issue 15 item 12), and a repaired copy
+    // would be a document the agent never wrote. The last good copy stays served. The key or
+    // string is not named: it is the file's content (item 11).
+    if (maySpellSurrogate(text) && loneSurrogateAt(value) !== null) {
+      return reject(sig, "holds a lone UTF-16 surrogate, which strict JSON parsers refuse");
     }
     const problem = validate(value);
     if (problem !== null) return reject(sig, problem);

@@ -1,10 +1,19 @@
 // Route of the live stream: GET /events (Server-Sent Events). The hub (telemetry/hub.ts)
 // does the work; this turns a subscription into a streamed response and ends the
 // subscription when the client goes away.
+
+import type { Server } from "bun";
 import { Elysia } from "elysia";
-import { UnavailableError } from "../../http/errors";
+import { type ClientAddress, clientKey } from "../../http/auth";
+import { ClientLimitError, UnavailableError } from "../../http/errors";
 import { ErrorResponse } from "../../http/respond";
-import { type Hub, HubUnavailableError, type Subscription } from "../../telemetry/hub";
+import {
+  ClientSubscriberLimitError,
+  type Hub,
+  HubUnavailableError,
+  MAX_SUBSCRIBERS_PER_CLIENT,
+  type Subscription,
+} from "../../telemetry/hub";
 import { LiveEvents, SnapshotEvent, UpdateEvent } from "./model";
 
 const SSE_HEADERS = {
@@ -45,15 +54,21 @@ function describe(schema: { properties: Record<string, unknown> }): string {
 /** Seconds a viewer waits when the stream is full or stopping: a viewer leaves, a restart ends, in seconds. */
 const LIVE_UNAVAILABLE_RETRY_AFTER_S = 5;
 
-export function liveRoutes(hub: Hub) {
+/** `clientAddress` tells whose slots a stream takes (MAX_SUBSCRIBERS_PER_CLIENT). */
+export function liveRoutes(hub: Hub, clientAddress: ClientAddress) {
   return new Elysia({ name: "live" }).get(
     "/events",
-    ({ request }) => {
+    // ? `server` is named here, not in a global hook: only this route's context pays for it.
+    ({ request, server }) => {
       let sub: Subscription;
       try {
-        sub = hub.subscribe(request.headers.get("last-event-id"));
+        const client = clientKey(clientAddress(request, (server as Server<unknown> | null) ?? null));
+        sub = hub.subscribe(request.headers.get("last-event-id"), client);
       } catch (err) {
         if (err instanceof HubUnavailableError) throw new UnavailableError(err.message, LIVE_UNAVAILABLE_RETRY_AFTER_S);
+        if (err instanceof ClientSubscriberLimitError) {
+          throw new ClientLimitError(err.message, LIVE_UNAVAILABLE_RETRY_AFTER_S);
+        }
         throw err;
       }
       return eventStream(sub, request.signal);
@@ -65,7 +80,9 @@ export function liveRoutes(hub: Hub) {
         tags: ["telemetry"],
         summary: "Live stream of applied updates (Server-Sent Events)",
         description:
-          "text/event-stream. Starts with `event: snapshot` (the whole document), or, when the request carries a `Last-Event-ID` of this process still held in the ring of recent events, with exactly the events after it. Then one `event: update` per applied batch, whose data holds the replaced top-level keys. Ids are `<boot>.<version>`. A comment line every 15 s keeps idle connections open; a client that falls 64 events behind is disconnected and resumes on reconnect. 503 when 100 clients are connected.",
+          "text/event-stream. Starts with `event: snapshot` (the whole document), or, when the request carries a `Last-Event-ID` of this process still held in the ring of recent events, with exactly the events after it. Then one `event: update` per applied batch, whose data holds the replaced top-level keys. Ids are `<boot>.<version>`. A comment line every 15 s keeps idle connections open; a client that falls 64 events behind is disconnected and resumes on reconnect. 503 when 100 viewers are connected; 429 when this client (an address, all of loopback as one) already holds " +
+          MAX_SUBSCRIBERS_PER_CLIENT +
+          ".",
         responses: {
           200: {
             description: "the event stream",
@@ -88,8 +105,12 @@ export function liveRoutes(hub: Hub) {
               },
             },
           },
+          429: {
+            description: `this client already holds ${MAX_SUBSCRIBERS_PER_CLIENT} streams; retry after Retry-After`,
+            content: { "application/json": { schema: ErrorResponse as object } },
+          },
           503: {
-            description: "100 clients connected, or shutting down",
+            description: "100 viewers connected, or shutting down",
             // TypeBox schemas are JSON Schema; only the OpenAPI typings disagree on details.
             content: { "application/json": { schema: ErrorResponse as object } },
           },

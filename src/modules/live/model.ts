@@ -34,6 +34,11 @@ export type LiveEvents = { [E in keyof typeof LiveEvents]: (typeof LiveEvents)[E
 export const LiveStats = t.Object({
   subscribers: t.Integer({ description: "viewers connected now" }),
   max_subscribers: t.Integer({ description: "viewers at most; one more gets 503" }),
+  max_subscribers_per_client: t.Integer({
+    description: "viewers one client (an address; all of loopback is one) may hold; one more gets 429",
+  }),
+  clients: t.Integer({ description: "clients (addresses, loopback as one) holding viewers now" }),
+  refused_client_limit: t.Integer({ description: "streams refused with 429 for their client's limit, since start-up" }),
   queue_capacity: t.Integer({ description: "events one viewer may fall behind before it is dropped" }),
   dropped: t.Integer({ description: "viewers dropped because their queue was full, since start-up" }),
   events: t.Integer({ description: "update events published since start-up" }),

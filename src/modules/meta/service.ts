@@ -3,7 +3,7 @@
 
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { describeProblems, HttpError, UnavailableError, UnprocessableError } from "../../http/errors";
-import { coerce } from "../../http/json-body";
+import { coerce, loneSurrogateAt, repairLoneSurrogates } from "../../http/json-body";
 import { clip, type Logger } from "../../log/logger";
 import { objectJson, valueJson } from "../../store/json-text";
 import {
@@ -150,6 +150,15 @@ const UNCAPPED_SET = new Set(UNCAPPED);
  */
 export function restoreDocument(log: Logger): (doc: JsonObject) => Restored {
   return (doc) => {
+    // ? Repaired, not refused: a hand edit may hold a lone surrogate (a POST holding one is
+    // refused, json-body.ts), and served as a \ud800 escape it breaks jq on the whole document.
+    const repaired = loneSurrogateAt(doc) === null ? [] : repairLoneSurrogates(doc);
+    if (repaired.length > 0) {
+      log.warn("persisted lone surrogates replaced by U+FFFD", {
+        paths: repaired.slice(0, MAX_LISTED_COERCED_PATHS).map(clip),
+        more: Math.max(0, repaired.length - MAX_LISTED_COERCED_PATHS),
+      });
+    }
     if (restoreCheck.Check(doc)) return { doc, problem: null };
     let problem: string | null = null;
     let { coerced, refused } = coerce(restoreCheck, doc, SAFETY);

@@ -8,9 +8,10 @@ import type { SystemService } from "./service";
 
 // GET / negotiates (browsers get the page) in its own handler, not in a global hook, so
 // no other route pays for it.
-export function systemRoutes(system: SystemService, routes: () => RouteTable) {
+/** `checkPage` throws the refusal when the page may not be answered (http/auth.ts AccessControl.checkPage). */
+export function systemRoutes(system: SystemService, routes: () => RouteTable, checkPage: (request: Request) => void) {
   return new Elysia({ name: "system" })
-    .get("/", ({ request }) => (wantsPage(request) ? pageResponse() : system.info(routes())), {
+    .get("/", ({ request }) => (wantsPage(request) ? pageResponse(request, checkPage) : system.info(routes())), {
       response: { 200: ServiceInfo },
       detail: {
         tags: ["service"],
