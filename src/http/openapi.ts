@@ -99,6 +99,8 @@ const ERRORS: Record<number, { description: string; retryAfter?: true }> = {
 };
 /** Answers of every write (auth.ts: checkWrite). */
 const WRITE_STATUSES = [401, 403, 421, 429];
+/** The page's path: answered under the Host check of writes (checkPage). */
+const PAGE_PATH = "/";
 /** Answers of every JSON body read by readJsonObject (json-body.ts). */
 const BODY_STATUSES = [400, 408, 413, 415, 422];
 /** Answers of a read from another host when a read token is configured (auth.ts: checkRead). */
@@ -134,6 +136,8 @@ function completeOperation(path: string, method: string, op: Operation, examples
   if (write) for (const s of WRITE_STATUSES) statuses.add(s);
   if (json !== undefined) for (const s of BODY_STATUSES) statuses.add(s);
   if (!write && !OPEN_READ_PATHS.has(path)) for (const s of READ_STATUSES) statuses.add(s);
+  // ? GET / serves the page to browsers, and the page is guarded like a write (auth.ts checkPage).
+  if (path === PAGE_PATH && method === "get") statuses.add(421);
   for (const status of [...statuses].sort((a, b) => a - b)) {
     if (status < 400) continue;
     responses[status] = errorAnswer(status, responses[status]?.description);

@@ -268,7 +268,7 @@ describe("OpenAPI", () => {
       security: anyone,
     };
     expect(summary).toEqual({
-      "GET /": read,
+      "GET /": { ...read, statuses: ["200", "401", "403", "421"] },
       "GET /health": { statuses: ["200"], security: [] },
       "GET /status": read,
       "GET /meta/metrics": read,
