@@ -11,7 +11,6 @@
 import { describe, expect, test } from "bun:test";
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
 import { postJson, type ServiceProcess, spawnService } from "../e2e/process";
 import { FIXTURES, fixture, ROOT, tempDir, waitFor } from "../helpers";
 import { parseScrape } from "../modules/metrics/prom";
@@ -324,7 +323,6 @@ function freePort(): number {
 
 interface PrometheusServer extends AsyncDisposable {
   url: string;
-  proc: Subprocess;
   /** GET /api/v1/<path>: its `data`, after checking `status: success`. */
   api(path: string, params: Record<string, string>): Promise<unknown>;
 }
@@ -383,7 +381,6 @@ async function startPrometheus(dir: string, target: string): Promise<PrometheusS
     }
     return {
       url,
-      proc,
       async api(path, params) {
         const res = await fetch(`${url}/api/v1/${path}?${new URLSearchParams(params)}`);
         const body = (await res.json()) as { status: string; data: unknown; error?: string };
