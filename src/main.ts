@@ -6,6 +6,7 @@ import { accessSync, constants, existsSync, mkdirSync, readFileSync } from "node
 import { dirname, join } from "node:path";
 import { createApp } from "./app";
 import { type Config, ConfigError, helpText, loadSecrets, parseCommand, VERSION, versionText } from "./config";
+import { sameFilesystem } from "./log/free-space";
 import { createLogger, formatLine, type Logger } from "./log/logger";
 import { startServices } from "./services";
 import { DirectoryLockedError, lockDirectories } from "./store/lock";
@@ -112,7 +113,13 @@ async function main(): Promise<void> {
       level: config.logLevel,
       path: config.logPath,
       maxBytes: config.logMaxMb * MB,
-      minFreeBytes: config.logMinFreeMb * MB,
+      // ? On the state disk the log keeps at least the state's floor free: it must never
+      // write into the room history leaves the document (issue 14).
+      minFreeBytes:
+        Math.max(
+          config.logMinFreeMb,
+          sameFilesystem(dirname(config.logPath), join(config.home, "state")) ? config.minFreeMb : 0,
+        ) * MB,
     });
   } catch (err) {
     if (err instanceof ConfigError) {

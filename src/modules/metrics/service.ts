@@ -11,12 +11,13 @@ import type { Logger } from "../../log/logger";
 import type { DocumentStore } from "../../store/store";
 import type { Processor } from "../../telemetry/processor";
 import type { AgentFiles } from "../agent-files/service";
+import type { History } from "../history/service";
 import type { MetaService } from "../meta/service";
 import type { RiskClient } from "../risk/service";
 import { documentFiguresWriter } from "./document";
 import { ExpositionWriter, type Histogram } from "./exposition";
 import type { MetricsStatus, SourceStaleness } from "./model";
-import { writeDurability, writeProcess, writeTraffic } from "./process";
+import { writeDurability, writeHistory, writeProcess, writeTraffic } from "./process";
 import { createRequestStats, type RequestStats } from "./requests";
 import { writeRisk } from "./risk";
 import { watchSources, writeSources } from "./sources";
@@ -39,6 +40,8 @@ export interface MetricsDeps {
   writeLatency: Histogram;
   /** Clients connected to the live stream now (the hub's count): neolight_sse_subscribers. */
   sseSubscribers: () => number;
+  /** History's figures: neolight_history_*. */
+  history: Pick<History, "status">;
   now?: () => number;
 }
 
@@ -101,6 +104,7 @@ export function startMetrics(deps: MetricsDeps): MetricsService {
       writeTraffic(w, { requests, meta });
       writeRejected(w);
       writeDurability(w, { log, store, writeLatency, sseSubscribers: deps.sseSubscribers });
+      writeHistory(w, deps.history.status());
       writeDocument(w);
       writeRisk(w, risk);
       writeSources(w, monitor);
