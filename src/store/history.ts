@@ -161,11 +161,7 @@ export const ROLLUPS = [
 // ? WITHOUT ROWID, keyed (time, series): a flush appends one run of rows at the end of
 // each table instead of touching a page per series (8-10 KB written per 64-byte point
 // with the old (series, time) key, issue 16), and a chart scans one range of time.
-// ? auto_vacuum = INCREMENTAL (settable only before the first table): pages freed by a
-// prune can be given back to the file system, so the size cap shrinks the file, not only
-// its contents. A file made before it keeps its size and reuses its free pages.
 const SCHEMA = `
-PRAGMA auto_vacuum = INCREMENTAL;
 CREATE TABLE IF NOT EXISTS series (
   id INTEGER PRIMARY KEY,
   kind TEXT NOT NULL,
@@ -215,6 +211,11 @@ export function openSqliteHistory(path: string, maxSeries = Number.POSITIVE_INFI
     // synchronous=NORMAL: in WAL mode a crash loses at most the last second of samples,
     // never the file's integrity. History is not the safety-critical state; the
     // meta-metrics document keeps its fsync per batch.
+    // ? auto_vacuum = INCREMENTAL first: it takes only on a file without tables, and before
+    // journal_mode (which writes the header). Pages freed by a prune are then given back
+    // to the file system, so the size cap shrinks the file, not only its contents. A file
+    // made before issue 14 keeps its size and reuses its free pages; here it is a no-op.
+    db.run("PRAGMA auto_vacuum = INCREMENTAL");
     db.run("PRAGMA journal_mode = WAL");
     db.run("PRAGMA synchronous = NORMAL");
     db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
