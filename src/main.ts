@@ -20,6 +20,8 @@ const EXIT_CONFIG = 2;
 const EXIT_FAILURE = 1;
 /** The log options are in MB (10^6 bytes, as df -H and disk vendors count). */
 const MB = 1_000_000;
+/** The state disk's options (NEOLIGHT_MIN_FREE_MB, as services.ts reads them) are in MiB. */
+const STATE_MB = 1024 * 1024;
 
 /** Before the logger exists: one JSON line on stdout. */
 function fail(message: string, fields: Record<string, unknown>, code: number): never {
@@ -115,11 +117,10 @@ async function main(): Promise<void> {
       maxBytes: config.logMaxMb * MB,
       // ? On the state disk the log keeps at least the state's floor free: it must never
       // write into the room history leaves the document (issue 14).
-      minFreeBytes:
-        Math.max(
-          config.logMinFreeMb,
-          sameFilesystem(dirname(config.logPath), join(config.home, "state")) ? config.minFreeMb : 0,
-        ) * MB,
+      minFreeBytes: Math.max(
+        config.logMinFreeMb * MB,
+        sameFilesystem(dirname(config.logPath), join(config.home, "state")) ? config.minFreeMb * STATE_MB : 0,
+      ),
     });
   } catch (err) {
     if (err instanceof ConfigError) {

@@ -117,3 +117,33 @@ test.skipIf(!canMount)(
   },
   60_000,
 );
+
+test.skipIf(!canMount)(
+  "a log on the state disk keeps at least the state's floor free, whatever NEOLIGHT_LOG_MIN_FREE_MB says",
+  async () => {
+    using home = tempDir();
+    const state = join(home.path, "state");
+    using _disk = mountTmpfs(state, DISK);
+    await using svc = await spawnService({
+      home: home.path,
+      env: {
+        LOG_PATH: join(state, "dashboard_go.log"),
+        NEOLIGHT_LOG_MIN_FREE_MB: "1",
+        NEOLIGHT_MIN_FREE_MB: String(FLOOR_MB),
+      },
+    });
+    type Log = { min_free_bytes: number; low_space: boolean; dropped_low_space: number };
+    const logStatus = async () =>
+      ((await (await fetch(`${svc.url}/status`)).json()) as { guardian: { logs: { service: Log } } }).guardian.logs
+        .service;
+    expect((await logStatus()).min_free_bytes).toBe(FLOOR_MB * MB);
+    // Between the two floors: the log's own (1 MB) would still write INFO lines here.
+    fillTo(state, (FLOOR_MB - 1) * MB);
+    const low = await waitFor(async () => {
+      const l = await logStatus();
+      return l.low_space && l.dropped_low_space > 0 ? l : undefined;
+    }, "the log to keep INFO lines out of the file");
+    expect(low.min_free_bytes).toBe(FLOOR_MB * MB);
+  },
+  60_000,
+);
