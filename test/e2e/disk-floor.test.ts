@@ -38,16 +38,28 @@ function fillTo(dir: string, freeBytes: number): string[] {
   return files;
 }
 
+/** The service with its state directory on a fresh tmpfs of DISK and `env`; all undone at the end of the scope. */
+async function onTinyDisk(env: (state: string) => Record<string, string>) {
+  const home = tempDir();
+  const state = join(home.path, "state");
+  const disk = mountTmpfs(state, DISK);
+  const svc = await spawnService({ home: home.path, env: { NEOLIGHT_MIN_FREE_MB: String(FLOOR_MB), ...env(state) } });
+  return {
+    state,
+    svc,
+    async [Symbol.asyncDispose]() {
+      await svc[Symbol.asyncDispose]();
+      disk[Symbol.dispose]();
+      home[Symbol.dispose]();
+    },
+  };
+}
+
 test.skipIf(!canMount)(
   "state disk under the floor: history stops (WARN once, /status, /metrics), POSTs still 200 and on disk; space back, history resumes",
   async () => {
-    using home = tempDir();
-    const state = join(home.path, "state");
-    using _disk = mountTmpfs(state, DISK);
-    await using svc = await spawnService({
-      home: home.path,
-      env: { NEOLIGHT_WRITE_RATE: "0", NEOLIGHT_MIN_FREE_MB: String(FLOOR_MB) },
-    });
+    await using run = await onTinyDisk(() => ({ NEOLIGHT_WRITE_RATE: "0" }));
+    const { state, svc } = run;
     const historyStatus = async () =>
       ((await (await fetch(`${svc.url}/status`)).json()) as { history: History }).history;
     const metric = async (name: string) => {
@@ -121,17 +133,11 @@ test.skipIf(!canMount)(
 test.skipIf(!canMount)(
   "a log on the state disk keeps at least the state's floor free, whatever NEOLIGHT_LOG_MIN_FREE_MB says",
   async () => {
-    using home = tempDir();
-    const state = join(home.path, "state");
-    using _disk = mountTmpfs(state, DISK);
-    await using svc = await spawnService({
-      home: home.path,
-      env: {
-        LOG_PATH: join(state, "dashboard_go.log"),
-        NEOLIGHT_LOG_MIN_FREE_MB: "1",
-        NEOLIGHT_MIN_FREE_MB: String(FLOOR_MB),
-      },
-    });
+    await using run = await onTinyDisk((state) => ({
+      LOG_PATH: join(state, "dashboard_go.log"),
+      NEOLIGHT_LOG_MIN_FREE_MB: "1",
+    }));
+    const { state, svc } = run;
     type Log = { min_free_bytes: number; low_space: boolean; dropped_low_space: number };
     const logStatus = async () =>
       ((await (await fetch(`${svc.url}/status`)).json()) as { guardian: { logs: { service: Log } } }).guardian.logs
