@@ -7,9 +7,11 @@
 // second thread, the reader. SQLite never runs on the main thread, so no request waits
 // for history (issue 16: a 30-day chart held up GET /meta/metrics for seconds), and a
 // broken history file or a crashed thread costs an ERROR line, never a failed request.
+// Nor can history take the document's disk (issue 14): under NEOLIGHT_MIN_FREE_MB free it
+// records nothing, and it never grows past NEOLIGHT_HISTORY_MAX_MB.
 // The jobs live in their own files: points.ts (which figures become points), query.ts (the
 // query's range and selection), recorder.ts (commits to writes, the sampling rule),
-// prune.ts (retention), threads.ts (the two threads and recovery of a broken file). This
+// prune.ts (retention and the size cap), threads.ts (the two threads and recovery of a broken file). This
 // file puts them together and answers queries: one at a time, named ranges shared.
 import { dirname } from "node:path";
 import { UnavailableError } from "../../http/errors";
