@@ -3,6 +3,7 @@
 //
 //   make soak                      # ten minutes
 //   SOAK_SECONDS=60 make soak      # a quick check
+//   SOAK_TMPFS_SIZE=128m make soak # a state disk with room above the floor: history records
 //
 // Load (SOAK_RPS requests/s, default 400, over SOAK_CLIENTS keep-alive clients, default 16):
 // reads of every route (mostly GET /meta/metrics, as the execution router does), hive /
@@ -16,7 +17,7 @@
 // apart as intended), every update answered 200 served at the end, the safety keys served in
 // their shapes, a clean exit, RSS flat (the last third's mean within 10 % of the second third's). Figures go to stdout and bench/out/soak-<time>.json.
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
@@ -36,8 +37,11 @@ const CLIENT_TIMEOUT_MS = 5_000;
 /** Once per this many ms the service is frozen for FREEZE_MS. */
 const FREEZE_EVERY_MS = 60_000;
 const FREEZE_MS = 2_000;
-/** The tiny state filesystem, when we may mount one. */
-const TMPFS_SIZE = "1m";
+/**
+ * The tiny state filesystem, when we may mount one (mount's notation). SOAK_TMPFS_SIZE=128m
+ * gives room above NEOLIGHT_MIN_FREE_MB's 64 MB, so that history records (its WAL measured).
+ */
+const TMPFS_SIZE = process.env.SOAK_TMPFS_SIZE ?? "1m";
 /** How long the binary may take to log "service started" (it takes well under a second). */
 const START_DEADLINE_MS = 10_000;
 
@@ -233,7 +237,22 @@ const clients = Array.from({ length: CLIENTS }, async (_, c) => {
 
 // --- faults and samples ----------------------------------------------------------------------
 const rss: { t: number; rss_mib: number }[] = [];
+/** The largest history.db and WAL seen at a sample (issue 14: they once filled the state disk). */
+const historyDisk = { max_db_bytes: 0, max_wal_bytes: 0 };
+function sampleHistoryDisk() {
+  for (const [key, file] of [
+    ["max_db_bytes", "history.db"],
+    ["max_wal_bytes", "history.db-wal"],
+  ] as const) {
+    try {
+      historyDisk[key] = Math.max(historyDisk[key], statSync(join(state, file)).size);
+    } catch {
+      // not there (yet)
+    }
+  }
+}
 function sampleRss() {
+  sampleHistoryDisk();
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kib = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
   const entry = { t: Math.round((Date.now() - started) / 1000), rss_mib: Math.round((kib / 1024) * 10) / 10 };
@@ -303,6 +322,7 @@ const doc = (await (await fetch(`${base}/meta/metrics`)).json()) as Record<strin
 // the whole document failed every soak run that sent one.
 const valid = TypeCompiler.Compile(SafetyFields).Check(doc);
 const missing = [...acked].filter(([key, n]) => ((doc[key] as number) ?? 0) < n);
+const history = ((await (await fetch(`${base}/status`)).json()) as { history: Record<string, unknown> }).history;
 service.kill("SIGTERM");
 const exitCode = await new Promise<number | null>((resolve) => service.on("exit", (code) => resolve(code)));
 writer.kill("SIGKILL");
@@ -324,6 +344,17 @@ const report = {
   latency_ms: { p50: pct(0.5), p99: pct(0.99), max: pct(1) },
   freezes,
   disk_full_period: tmpfs,
+  state_tmpfs: tmpfs ? TMPFS_SIZE : null,
+  history_disk: historyDisk,
+  history: {
+    recording: history.recording,
+    points_written: history.points_written,
+    skipped_low_space: history.skipped_low_space,
+    bytes: history.bytes,
+    wal_bytes: history.wal_bytes,
+    pruned_for_size: history.pruned_for_size,
+    failures: history.failures,
+  },
   acked_counters: acked.size,
   acked_missing: missing.length,
   document_valid: valid,

@@ -20,7 +20,7 @@ export type { LogLevel } from "./log/logger";
 
 /** Upper bound on the channel capacity: a larger queue only hides an overloaded disk. */
 const MAX_QUEUE_CAPACITY = 100_000;
-/** Upper bound on the log sizes: a petabyte is a typo. */
+/** Upper bound on the log, history and free-space sizes: a petabyte is a typo. */
 const MAX_LOG_MB = 1_000_000;
 /** Upper bound on the history window: ten years of 1-second samples is already a large file. */
 const MAX_HISTORY_DAYS = 3650;
@@ -305,6 +305,35 @@ export const OPTIONS = {
     default: 30,
     help: "days of chart history kept in state/history.db, 0 for none",
     parse: integer(0, MAX_HISTORY_DAYS),
+  }),
+  /**
+   * Issue 14: history filled the soak's state disk in 45 s. Sized for 30 days of a normal
+   * deployment: the fixtures' hive snapshot is 47 series, posted once per 300 s that is
+   * 47 x 8,640 = 406,080 points in 30 days, at 54.4 bytes per point (measured: points plus
+   * minute and hour roll-ups) 22.1 MB. 64 MB leaves room for three times those agents
+   * before the cap, not NEOLIGHT_HISTORY_DAYS, decides what is kept. Over it the oldest
+   * raw points go first (long charts still read the roll-ups), then minute, then hour
+   * roll-ups.
+   */
+  historyMaxMb: option({
+    env: "NEOLIGHT_HISTORY_MAX_MB",
+    flag: "--history-max-mb",
+    default: 64,
+    help: "size cap of state/history.db with its WAL in MB: over it the oldest points are pruned",
+    parse: integer(1, MAX_LOG_MB),
+  }),
+  /**
+   * Issue 14: the document must always find room. While free space on the state disk is
+   * under this, history records nothing (WARN once, /status history.recording false); it
+   * resumes 10 % above it. Many times the largest document write (its temporary copy
+   * included).
+   */
+  minFreeMb: option({
+    env: "NEOLIGHT_MIN_FREE_MB",
+    flag: "--min-free-mb",
+    default: 64,
+    help: "free MB kept on the state disk for the document: below it history is not recorded, 0 = none",
+    parse: integer(0, MAX_LOG_MB),
   }),
   /**
    * Issue 16: at 1,334 agents the old single cap of 20,000 was all agents' series. The

@@ -6,6 +6,7 @@ import { accessSync, constants, existsSync, mkdirSync, readFileSync } from "node
 import { dirname, join } from "node:path";
 import { createApp } from "./app";
 import { type Config, ConfigError, helpText, loadSecrets, parseCommand, VERSION, versionText } from "./config";
+import { sameFilesystem } from "./log/free-space";
 import { createLogger, formatLine, type Logger } from "./log/logger";
 import { startServices } from "./services";
 import { DirectoryLockedError, lockDirectories } from "./store/lock";
@@ -19,6 +20,8 @@ const EXIT_CONFIG = 2;
 const EXIT_FAILURE = 1;
 /** The log options are in MB (10^6 bytes, as df -H and disk vendors count). */
 const MB = 1_000_000;
+/** The state disk's options (NEOLIGHT_MIN_FREE_MB, as services.ts reads them) are in MiB. */
+const STATE_MB = 1024 * 1024;
 
 /** Before the logger exists: one JSON line on stdout. */
 function fail(message: string, fields: Record<string, unknown>, code: number): never {
@@ -112,7 +115,12 @@ async function main(): Promise<void> {
       level: config.logLevel,
       path: config.logPath,
       maxBytes: config.logMaxMb * MB,
-      minFreeBytes: config.logMinFreeMb * MB,
+      // ? On the state disk the log keeps at least the state's floor free: it must never
+      // write into the room history leaves the document (issue 14).
+      minFreeBytes: Math.max(
+        config.logMinFreeMb * MB,
+        sameFilesystem(dirname(config.logPath), join(config.home, "state")) ? config.minFreeMb * STATE_MB : 0,
+      ),
     });
   } catch (err) {
     if (err instanceof ConfigError) {

@@ -128,6 +128,8 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     days: config.historyDays,
     maxSeries: config.historyMaxSeries,
     answerSeries: config.historyAnswerSeries,
+    maxBytes: config.historyMaxMb * 1024 * 1024,
+    minFreeBytes: config.minFreeMb * 1024 * 1024,
     log,
     files,
     ...overrides.history,
@@ -154,6 +156,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     startedAt,
     writeLatency: writeTiming.latency,
     sseSubscribers: () => hub.stats().subscribers,
+    history,
   });
   const access = createAccessPolicy({
     token: config.token,

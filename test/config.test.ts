@@ -28,6 +28,8 @@ describe("config", () => {
       queueCapacity: 100,
       sourcePollMs: 1000,
       historyDays: 30,
+      historyMaxMb: 64,
+      minFreeMb: 64,
       historyMaxSeries: 20_000,
       historyAnswerSeries: 1000,
       metricsMaxSeries: 1000,

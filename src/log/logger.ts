@@ -12,8 +12,9 @@
 // - the document's write must never lose to the log: below minFreeBytes free on the log's
 //   filesystem, INFO and DEBUG lines stay out of the file (WARN and ERROR are still
 //   written if they fit). stdout gets every line: journald has its own caps.
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, renameSync, statfsSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, renameSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
+import { spaceFloor } from "./free-space";
 import type { LogStats } from "./model";
 import { createLineSampler, type LineSampler } from "./sampler";
 
@@ -158,7 +159,7 @@ export function createLogger(options: LoggerOptions): Logger {
   let timer: ReturnType<typeof setTimeout> | undefined;
   let rotations = 0;
   let rotationFailed = false;
-  let lowSpace = false;
+  const floor = path === undefined ? null : spaceFloor(dirname(path), minFree);
   let dropped = 0;
   /** When free space was last asked (0: never) and the bytes written since. */
   let spaceCheckedAt = 0;
@@ -197,19 +198,11 @@ export function createLogger(options: LoggerOptions): Logger {
   function checkSpace(now: number): void {
     spaceCheckedAt = now;
     writtenSinceCheck = 0;
-    let free: number;
-    try {
-      const fs = statfsSync(dirname(path as string));
-      free = fs.bavail * fs.bsize;
-    } catch {
-      return;
-    }
-    if (free < minFree === lowSpace) return;
-    lowSpace = !lowSpace;
-    const fields = { path, free_bytes: free, min_free_bytes: minFree };
+    if (floor === null || !floor.check()) return;
+    const fields = { path, free_bytes: floor.free, min_free_bytes: minFree };
     // ? Emitted after the state changed, so the WARN reaches the file (urgent) before the
     // batch being flushed is dropped, and the INFO follows the batch that found space again.
-    if (lowSpace) emit("WARN", "log disk space low: INFO lines not written to the file", fields);
+    if (floor.low) emit("WARN", "log disk space low: INFO lines not written to the file", fields);
     else emit("INFO", "log disk space recovered", { ...fields, dropped });
   }
 
@@ -253,7 +246,7 @@ export function createLogger(options: LoggerOptions): Logger {
       if (now - spaceCheckedAt >= SPACE_CHECK_MS || writtenSinceCheck >= SPACE_CHECK_BYTES) checkSpace(now);
     }
     let out = text;
-    if (lowSpace) {
+    if (floor?.low) {
       dropped += urgent ? lines.length - 1 : lines.length;
       out = urgent ? (lines[lines.length - 1] as string) : "";
       if (out === "") return;
@@ -341,7 +334,7 @@ export function createLogger(options: LoggerOptions): Logger {
       rotated_files: LOG_ROTATED_FILES,
       rotations,
       min_free_bytes: minFree,
-      low_space: lowSpace,
+      low_space: floor?.low ?? false,
       dropped_low_space: dropped,
     }),
     reopen() {

@@ -6,7 +6,7 @@
 // execution router's GET /meta/metrics included (its timeout is 2 s, after which it trades
 // as if not paused; issue 16). The recorder's writes cost too (11 ms per snapshot at 30
 // agents). With WAL, one thread writing and another reading proceed side by side.
-import type { HistoryPoint, HistoryStore, RangeQuery } from "./history";
+import type { HistoryPoint, HistorySize, HistoryStore, RangeQuery } from "./history";
 
 /**
  * Where the worker's code lives, relative to src/. scripts/build.ts lists it as a second
@@ -35,7 +35,7 @@ export interface HistoryOps {
   open: { args: { path: string; maxSeries: number }; result: { series: number } };
   record: {
     args: { points: readonly HistoryPoint[] };
-    result: ReturnType<HistoryStore["record"]> & { series: number };
+    result: ReturnType<HistoryStore["record"]> & { series: number; size: HistorySize };
   };
   /**
    * The answer of GET /meta/history, serialised, encoded and gzipped on the thread and
@@ -44,6 +44,8 @@ export interface HistoryOps {
    */
   answer: { args: RangeQuery & { retentionDays: number }; result: HistoryBody };
   prune: { args: { before: number; limit: number }; result: number };
+  /** HistoryStore.pruneOldest (the size cap): the rows deleted, and the size after. */
+  shrink: { args: { limit: number }; result: { rows: number; size: HistorySize } };
   /** Moves the corrupt or outdated file aside and opens a fresh one: where it went. */
   recover: {
     args: { path: string; maxSeries: number; reason: "corrupt" | "outdated" };

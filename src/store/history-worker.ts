@@ -40,7 +40,7 @@ const handlers: Handlers = {
   },
   record({ points }) {
     const s = opened();
-    return { ...s.record(points), series: s.seriesCount() };
+    return { ...s.record(points), series: s.seriesCount(), size: s.size() };
   },
   answer({ retentionDays, ...q }) {
     const { series, truncated, bucketMs } = opened().query(q);
@@ -58,6 +58,10 @@ const handlers: Handlers = {
   },
   prune({ before, limit }) {
     return opened().prune(before, limit);
+  },
+  shrink({ limit }) {
+    const s = opened();
+    return { rows: s.pruneOldest(limit), size: s.size() };
   },
   recover({ path, maxSeries, reason }) {
     store?.close();

@@ -6,7 +6,7 @@
 // SQLite says is not a database or is malformed is moved aside (never deleted: an
 // operator may want it) and a fresh one is started, at open and whenever it shows later.
 import { Database, SQLiteError } from "bun:sqlite";
-import { existsSync, renameSync } from "node:fs";
+import { existsSync, renameSync, statSync } from "node:fs";
 import type { Series } from "./history-model";
 import { asidePath } from "./json-file";
 
@@ -84,10 +84,26 @@ export interface HistoryStore {
    * each roll-up whose bucket ended by then; returns how many points.
    */
   prune(before: number, limit: number): number;
+  /**
+   * Deletes the oldest `limit` rows for the size cap: raw points first (a chart of a long
+   * range still reads the roll-ups), then, once no raw point is left, minute roll-ups, then
+   * hour roll-ups, each oldest first; gives the freed pages back to the file system and
+   * checkpoints the WAL. Returns how many rows.
+   */
+  pruneOldest(limit: number): number;
+  /** What the history takes on disk now. */
+  size(): HistorySize;
   /** Number of distinct series stored (both budgets). */
   seriesCount(): number;
   /** Closes the file (a WAL checkpoint happens on close). Idempotent. */
   close(): void;
+}
+
+export interface HistorySize {
+  /** Pages in use (the file, less its free pages) plus the WAL: what the size cap counts. */
+  bytes: number;
+  /** The WAL file alone. */
+  walBytes: number;
 }
 
 /**
@@ -116,6 +132,17 @@ export function moveAside(path: string, reason: "corrupt" | "outdated" = "corrup
   }
   return aside;
 }
+
+/**
+ * The writer checkpoints the WAL into the file once it holds this many pages (4 KB each;
+ * SQLite's default is 1,000): a small WAL is a small share of the state disk.
+ */
+const WAL_AUTOCHECKPOINT_PAGES = 256;
+/**
+ * After a checkpoint the WAL file is cut back to this (SQLite leaves it at its largest
+ * otherwise): a burst of writes (a prune) must not keep its megabytes on the disk.
+ */
+const WAL_SIZE_LIMIT_BYTES = 1024 * 1024;
 
 /** The layout below; a file of an older one is moved aside (openSqliteHistory throws OutdatedHistoryError). */
 const LAYOUT_VERSION = 2;
@@ -184,9 +211,16 @@ export function openSqliteHistory(path: string, maxSeries = Number.POSITIVE_INFI
     // synchronous=NORMAL: in WAL mode a crash loses at most the last second of samples,
     // never the file's integrity. History is not the safety-critical state; the
     // meta-metrics document keeps its fsync per batch.
+    // ? auto_vacuum = INCREMENTAL first: it takes only on a file without tables, and before
+    // journal_mode (which writes the header). Pages freed by a prune are then given back
+    // to the file system, so the size cap shrinks the file, not only its contents. A file
+    // made before issue 14 keeps its size and reuses its free pages; here it is a no-op.
+    db.run("PRAGMA auto_vacuum = INCREMENTAL");
     db.run("PRAGMA journal_mode = WAL");
     db.run("PRAGMA synchronous = NORMAL");
     db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    db.run(`PRAGMA wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
+    db.run(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     // ? Touch the data, not only the header: a file with a valid header and garbage
     // pages fails here rather than at the first chart request.
     const tables = (db.query("SELECT COUNT(*) AS n FROM sqlite_master").get() as { n: number }).n;
@@ -263,6 +297,32 @@ export function openSqliteHistory(path: string, maxSeries = Number.POSITIVE_INFI
     );
     return (before: number, limit: number) => q.run(before - ms, limit);
   });
+
+  // ? For the size cap, oldest first: raw points, then the minute roll-ups, then the hour ones.
+  const pruneOldestRows = ["points", ...[...ROLLUPS].reverse().map((r) => r.table)].map((table) => {
+    const key = table === "points" ? "ts" : "bucket";
+    return db.query(
+      `DELETE FROM ${table} WHERE (${key}, series_id) IN
+       (SELECT ${key}, series_id FROM ${table} ORDER BY ${key} LIMIT ?1)`,
+    );
+  });
+  const pageBytes = db.query(
+    "SELECT (page_count - freelist_count) * page_size AS n FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()",
+  );
+
+  /** Gives freed pages back to the file system and cuts the WAL back: after a prune. */
+  function compact(): void {
+    db.run("PRAGMA incremental_vacuum");
+    db.run("PRAGMA wal_checkpoint(TRUNCATE)");
+  }
+
+  function walBytes(): number {
+    try {
+      return statSync(`${path}-wal`).size;
+    } catch {
+      return 0;
+    }
+  }
 
   /** The series' id, created when new; undefined when it is new and its budget is used up. */
   function seriesId(p: HistoryPoint): number | undefined {
@@ -352,8 +412,24 @@ export function openSqliteHistory(path: string, maxSeries = Number.POSITIVE_INFI
       return { series, truncated: selected.length > maxSeries, bucketMs };
     },
     prune(before, limit) {
-      for (const pruneRollup of pruneRollups) pruneRollup(before, limit);
-      return prunePoints.run(before, limit).changes;
+      let rows = 0;
+      for (const pruneRollup of pruneRollups) rows += pruneRollup(before, limit).changes;
+      const points = prunePoints.run(before, limit).changes;
+      if (rows + points > 0) compact();
+      return points;
+    },
+    pruneOldest(limit) {
+      let rows = 0;
+      for (const q of pruneOldestRows) {
+        rows = q.run(limit).changes;
+        if (rows > 0) break;
+      }
+      if (rows > 0) compact();
+      return rows;
+    },
+    size() {
+      const wal = walBytes();
+      return { bytes: (pageBytes.get() as { n: number }).n + wal, walBytes: wal };
     },
     seriesCount: () => ids.size,
     close() {

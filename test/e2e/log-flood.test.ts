@@ -161,9 +161,16 @@ describe("the log leaves room for the state file", () => {
       // Another tenant of the disk leaves 1.5 MB free; the floor is 1 MB.
       const filler = join(home.path, "filler");
       writeFileSync(filler, Buffer.alloc(2_500_000, 1));
+      // ? NEOLIGHT_MIN_FREE_MB 0: the log shares this disk with the state, where it would
+      // otherwise keep the state's floor (64 MiB) instead of its own (test/e2e/disk-floor.test.ts).
       await using svc = await spawnService({
         home: home.path,
-        env: { NEOLIGHT_HISTORY_DAYS: "0", NEOLIGHT_LOG_MIN_FREE_MB: "1", NEOLIGHT_LOG_MAX_MB: "100" },
+        env: {
+          NEOLIGHT_HISTORY_DAYS: "0",
+          NEOLIGHT_LOG_MIN_FREE_MB: "1",
+          NEOLIGHT_LOG_MAX_MB: "100",
+          NEOLIGHT_MIN_FREE_MB: "0",
+        },
       });
       const said = (message: string) => svc.lines.find((l) => (l as { message?: string }).message === message);
       let stop = false;

@@ -3,12 +3,13 @@
 // touches the live endpoints.
 import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { createMemoryLogger } from "../../src/log/logger";
 import { HistoryAnswer } from "../../src/modules/history/model";
 import { createHistory } from "../../src/modules/history/service";
+import { openSqliteHistory } from "../../src/store/history";
 import { call, FIXTURES, fixture, get, logged, post, startApp, tempDir, waitFor } from "../helpers";
 
 type Series = { kind: string; subject: string; field: string; t: number[]; v: (number | null)[]; labels?: string[] };
@@ -153,6 +154,55 @@ describe("GET /meta/history", () => {
     expect((await history(t.app)).series).toEqual([]);
     expect((await history(t.app)).body.retention_days).toBe(2);
     expect(logged(t.log, "history pruned")).toEqual([expect.objectContaining({ points: removed, retention_days: 2 })]);
+  });
+
+  test("a history over NEOLIGHT_HISTORY_MAX_MB is pruned to under it, oldest first (the real file size)", async () => {
+    using dir = tempDir();
+    const path = join(dir.path, "history.db");
+    const T0 = Date.now() - 86_400_000;
+    // ~3 MB of last day's history: 20 series, a point a second for 8,000 s.
+    const old = openSqliteHistory(path);
+    for (let s = 0; s < 8000; s += 100) {
+      old.record(
+        Array.from({ length: 100 * 20 }, (_, i) => ({
+          kind: "agent",
+          subject: `a${i % 20}`,
+          field: "pnl_1d",
+          ts: T0 + (s + Math.floor(i / 20)) * 1000,
+          value: i,
+        })),
+      );
+    }
+    old.close();
+    const maxBytes = 1024 * 1024;
+    expect(statSync(path).size).toBeGreaterThan(2 * maxBytes);
+    const log = createMemoryLogger();
+    const h = await createHistory({ path, days: 30, log, maxBytes, flushMs: 3_600_000 });
+    const set = { guardian: { is_paused: true, drawdown: 4.2 } };
+    h.onCommit({ doc: set, updatedAt: new Date().toISOString(), version: 1, lastSeq: 1 }, [
+      { seq: 1, set, source: "hive" },
+    ]);
+    await h.flush();
+    await waitFor(() => h.status().pruned_for_size > 0 && (h.status().bytes as number) < maxBytes, "the size prune");
+    expect(logged(log, "history pruned for size")).toEqual([
+      expect.objectContaining({ rows: h.status().pruned_for_size, max_bytes: maxBytes }),
+    ]);
+    // The newest is kept: the update just recorded, and the last of the old points.
+    const read = async (q: Parameters<typeof h.query>[0]) =>
+      (JSON.parse(new TextDecoder().decode((await h.query(q)).json)) as { series: Series[] }).series;
+    expect(find(await read({ range: "1h", kinds: "guardian" }), "guardian", "", "is_paused")?.v).toEqual([1]);
+    const agent = find(
+      await read({ from: String(T0), to: String(T0 + 8000 * 1000), points: 2000 }),
+      "agent",
+      "a0",
+      "pnl_1d",
+    );
+    expect(agent?.t.at(-1)).toBe(T0 + 7999 * 1000);
+    expect(agent?.t[0]).toBeGreaterThan(T0 + 1000 * 1000);
+    await h.close();
+    // What the disk holds, the file and its WAL, is under the cap.
+    const wal = existsSync(`${path}-wal`) ? statSync(`${path}-wal`).size : 0;
+    expect(statSync(path).size + wal).toBeLessThan(maxBytes);
   });
 
   test("NEOLIGHT_HISTORY_DAYS=0: no file, 503 here, everything else as usual", async () => {

@@ -3,7 +3,7 @@
 
 import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type HistoryPoint, isCorruption, OutdatedHistoryError, openSqliteHistory } from "../../src/store/history";
 import { tempDir } from "../helpers";
@@ -91,6 +91,51 @@ describe("history store", () => {
     const left = store.query(all).series[0];
     expect(left?.t.length).toBe(50);
     expect(left?.v[0]).toBe(50);
+  });
+
+  test("pruneOldest (the size cap): raw points oldest first, then minute, then hour roll-ups; the file shrinks", () => {
+    using dir = tempDir();
+    const path = join(dir.path, "history.db");
+    const store = openSqliteHistory(path);
+    // 20 series, one point a minute for 2,000 minutes: 40,000 points, 40,000 minute and 680 hour roll-ups.
+    for (let m = 0; m < 2000; m += 100) {
+      store.record(Array.from({ length: 100 * 20 }, (_, i) => p(`f${i % 20}`, m + Math.floor(i / 20), i)));
+    }
+    const before = statSync(path).size + store.size().walBytes;
+    expect(store.pruneOldest(20_000)).toBe(20_000);
+    // The oldest half of the raw points went (minutes 0-999); the roll-ups are untouched.
+    const raw = store.query({ ...all, to: T0 + 2000 * MIN, points: 2000 * 60, maxSeries: 100 });
+    expect(raw.series[0]?.t[0]).toBe(T0 + 1000 * MIN);
+    const minutes = store.query({ ...all, to: T0 + 2000 * MIN, points: 2000, maxSeries: 100 });
+    expect(minutes.series[0]?.t[0]).toBe(T0);
+    // Freed pages go back to the file system: the file itself is smaller, not only emptier.
+    expect(statSync(path).size).toBeLessThan(before * 0.8);
+    expect(store.size().walBytes).toBe(0);
+    expect(store.pruneOldest(20_000)).toBe(20_000);
+    // No raw point left: the minute roll-ups go next, oldest first, then the hour ones.
+    expect(store.pruneOldest(30_000)).toBe(30_000);
+    expect(store.query({ ...all, to: T0 + 2000 * MIN, points: 2000, maxSeries: 100 }).series[0]?.t[0]).toBe(
+      T0 + 1500 * MIN,
+    );
+    expect(store.pruneOldest(100_000)).toBe(10_000);
+    expect(store.pruneOldest(100_000)).toBe(680);
+    expect(store.pruneOldest(100_000)).toBe(0);
+    store.close();
+  });
+
+  test("the WAL stays bounded: many writes leave at most about a megabyte of it", () => {
+    using dir = tempDir();
+    const path = join(dir.path, "history.db");
+    const store = openSqliteHistory(path);
+    let largest = 0;
+    for (let m = 0; m < 20_000; m += 50) {
+      store.record(Array.from({ length: 50 * 20 }, (_, i) => p(`f${i % 20}`, m + Math.floor(i / 20), i)));
+      largest = Math.max(largest, store.size().walBytes);
+    }
+    // ~20 MB written in all; SQLite's defaults let the WAL grow to 4 MB and stay there.
+    expect(statSync(path).size).toBeGreaterThan(10 * 1024 * 1024);
+    expect(largest).toBeLessThan(1.5 * 1024 * 1024);
+    store.close();
   });
 
   test("restart: what was recorded is there after close and reopen; the file is in WAL mode", () => {

@@ -51,5 +51,15 @@ export const HistoryStatus = t.Object({
   last_flush_at: t.Union([t.String(), t.Null()], { description: "RFC 3339 UTC" }),
   corrupt_moved_to: t.Union([t.String(), t.Null()], { description: "where an unreadable history file was moved" }),
   pruned: t.Integer({ description: "points older than the retention removed since start-up" }),
+  recording: t.Boolean({
+    description: "false while free space on the state disk is under NEOLIGHT_MIN_FREE_MB: nothing is recorded then",
+  }),
+  min_free_bytes: t.Integer({ description: "the free-space floor of the state disk; 0: none" }),
+  free_bytes: t.Union([t.Integer(), t.Null()], { description: "free space on the state disk at the last check" }),
+  skipped_low_space: t.Integer({ description: "points not recorded under the floor since start-up" }),
+  max_bytes: t.Integer({ description: "the size cap (NEOLIGHT_HISTORY_MAX_MB)" }),
+  bytes: t.Union([t.Integer(), t.Null()], { description: "pages in use plus the WAL at the last write" }),
+  wal_bytes: t.Union([t.Integer(), t.Null()], { description: "the WAL alone at the last write" }),
+  pruned_for_size: t.Integer({ description: "oldest rows removed to keep under the size cap since start-up" }),
 });
 export type HistoryStatus = typeof HistoryStatus.static;

@@ -1,5 +1,7 @@
 // History's retention: everything older than NEOLIGHT_HISTORY_DAYS is deleted, at start-up
-// and hourly, in chunks so that the recorder's writes queue behind one chunk, not the whole.
+// and hourly, and the oldest rows whenever the history outgrows NEOLIGHT_HISTORY_MAX_MB
+// (raw points first, then minute, then hour roll-ups), in chunks so that the recorder's
+// writes queue behind one chunk, not the whole.
 import type { Logger } from "../../log/logger";
 import type { HistoryStatus } from "./status";
 import type { HistoryThreads } from "./threads";
@@ -9,16 +11,60 @@ export const PRUNE_INTERVAL_MS = 3_600_000;
 /** Points deleted per prune step; the recorder's writes queue behind one step, not the whole prune. */
 const PRUNE_CHUNK = 5000;
 const DAY_MS = 86_400_000;
+/**
+ * Over the cap, rows go until the history is under this share of it: room for a while of
+ * writes before the next prune, instead of one prune per flush at the cap.
+ */
+const SHRINK_TO = 0.9;
 
 export interface Pruner {
   /** Deletes everything older than the retention window; resolves with how many. Never rejects. One at a time. */
   prune(now?: number): Promise<number>;
+  /**
+   * Deletes the oldest rows until the history is under SHRINK_TO of the cap, when `bytes`
+   * (its size now) is over the cap; resolves with how many. Never rejects. One at a time.
+   */
+  shrink(bytes: number): Promise<number>;
   /** Stops the timer; resolves when a prune running now has ended. Idempotent. */
   stop(): Promise<void>;
 }
 
-export function startPruner(days: number, log: Logger, status: HistoryStatus, threads: HistoryThreads): Pruner {
+export function startPruner(
+  days: number,
+  maxBytes: number,
+  log: Logger,
+  status: HistoryStatus,
+  threads: HistoryThreads,
+): Pruner {
   let pruning: Promise<number> | null = null;
+  let shrinking: Promise<number> | null = null;
+  function shrink(bytes: number): Promise<number> {
+    if (bytes <= maxBytes) return shrinking ?? Promise.resolve(0);
+    shrinking ??= (async () => {
+      let total = 0;
+      let size = bytes;
+      try {
+        while (size > maxBytes * SHRINK_TO) {
+          const thread = await threads.writer();
+          if (thread === null) break;
+          const { rows, size: after } = await thread.call("shrink", { limit: PRUNE_CHUNK });
+          total += rows;
+          size = after.bytes;
+          status.bytes = after.bytes;
+          status.wal_bytes = after.walBytes;
+          if (rows === 0) break;
+        }
+      } catch (err) {
+        threads.failed(err);
+      }
+      status.pruned_for_size += total;
+      if (total > 0) log.info("history pruned for size", { rows: total, bytes: size, max_bytes: maxBytes });
+      return total;
+    })().finally(() => {
+      shrinking = null;
+    });
+    return shrinking;
+  }
   function prune(now = Date.now()): Promise<number> {
     pruning ??= (async () => {
       let total = 0;
@@ -50,10 +96,12 @@ export function startPruner(days: number, log: Logger, status: HistoryStatus, th
   }
   return {
     prune,
+    shrink,
     async stop() {
       clearInterval(timer);
       timer = undefined;
       await pruning;
+      await shrinking;
     },
   };
 }

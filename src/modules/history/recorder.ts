@@ -1,6 +1,7 @@
 // History's recorder: notes which top-level keys each commit changed (never blocking it),
 // and once per flush hands their figures to the writer thread, in one transaction; it also
 // records the governor's allocations when its files change. The sampling rule is here.
+import type { SpaceFloor } from "../../log/free-space";
 import type { Logger } from "../../log/logger";
 import type { HistoryPoint } from "../../store/history";
 import { HistoryThreadError } from "../../store/history-thread";
@@ -31,6 +32,13 @@ export interface RecorderOptions {
   flushMs: number;
   /** The writer's series cap per class, for the WARN when it is reached. */
   maxSeries: number;
+  /**
+   * Free space on the state disk: under its floor nothing is written, so that the
+   * document's next write finds room (issue 14). Null: no floor.
+   */
+  floor: SpaceFloor | null;
+  /** Called with the history's size after each write: prunes the oldest rows when over the cap. */
+  onSize: (bytes: number) => void;
   /** The governor's allocation files (its own, and its override copy); absent: not sampled. */
   files?: Pick<AgentFiles, "regime" | "governor" | "override">;
 }
@@ -44,7 +52,16 @@ export interface Recorder {
   stop(): void;
 }
 
-export function startRecorder({ log, status, threads, flushMs, maxSeries, files }: RecorderOptions): Recorder {
+export function startRecorder({
+  log,
+  status,
+  threads,
+  flushMs,
+  maxSeries,
+  floor,
+  onSize,
+  files,
+}: RecorderOptions): Recorder {
   /** Top-level keys changed since the last flush, each with the time of its last change. */
   const dirty = new Map<string, number>();
   /** When each dirty key's current sampling window began (the first change in it). */
@@ -59,15 +76,32 @@ export function startRecorder({ log, status, threads, flushMs, maxSeries, files 
   /** Writes sent to the writer and not answered yet: flush() waits for them. */
   const writing = new Set<Promise<void>>();
 
+  /** Asks the state disk; false (and the points counted) while it is under the floor. WARN/INFO on crossing. */
+  function roomFor(points: number): boolean {
+    if (floor === null) return true;
+    if (floor.check()) {
+      const fields = { path: status.path, free_bytes: floor.free, min_free_bytes: status.min_free_bytes };
+      if (floor.low) log.warn("history paused: state disk space under the floor", fields);
+      else log.info("history resumed: state disk space back", { ...fields, skipped: status.skipped_low_space });
+    }
+    status.free_bytes = floor.free;
+    status.recording = !floor.low;
+    if (floor.low) status.skipped_low_space += points;
+    return !floor.low;
+  }
+
   function write(points: HistoryPoint[]): Promise<void> {
-    if (points.length === 0 || !status.enabled) return Promise.resolve();
+    if (points.length === 0 || !status.enabled || !roomFor(points.length)) return Promise.resolve();
     const done = (async () => {
       const thread = await threads.writer();
       if (thread === null) return;
       try {
-        const { written, skipped, series } = await thread.call("record", { points });
+        const { written, skipped, series, size } = await thread.call("record", { points });
         status.points_written += written;
         status.series = series;
+        status.bytes = size.bytes;
+        status.wal_bytes = size.walBytes;
+        onSize(size.bytes);
         status.flushes++;
         status.last_flush_at = new Date().toISOString();
         status.last_error = null;

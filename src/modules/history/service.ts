@@ -7,11 +7,15 @@
 // second thread, the reader. SQLite never runs on the main thread, so no request waits
 // for history (issue 16: a 30-day chart held up GET /meta/metrics for seconds), and a
 // broken history file or a crashed thread costs an ERROR line, never a failed request.
+// Nor can history take the document's disk (issue 14): under NEOLIGHT_MIN_FREE_MB free it
+// records nothing, and it never grows past NEOLIGHT_HISTORY_MAX_MB.
 // The jobs live in their own files: points.ts (which figures become points), query.ts (the
 // query's range and selection), recorder.ts (commits to writes, the sampling rule),
-// prune.ts (retention), threads.ts (the two threads and recovery of a broken file). This
+// prune.ts (retention and the size cap), threads.ts (the two threads and recovery of a broken file). This
 // file puts them together and answers queries: one at a time, named ranges shared.
+import { dirname } from "node:path";
 import { UnavailableError } from "../../http/errors";
+import { spaceFloor } from "../../log/free-space";
 import type { Logger } from "../../log/logger";
 import { type HistoryBody, HistoryThreadError, HistoryTimeoutError } from "../../store/history-thread";
 import type { DocumentState, DocumentUpdate } from "../../store/store";
@@ -46,6 +50,8 @@ export const CACHE_MS = 5_000;
  * which Bun would close its connection.
  */
 export const MAX_QUEUED_QUERIES = 4;
+/** Recording resumes once free space is this share above the floor (6.4 MB at the default 64 MB). */
+const FLOOR_HYSTERESIS = 0.1;
 /** Retry-After of a 503 for a full query queue: the queries ahead finish within a second or two. */
 const BUSY_RETRY_AFTER_S = 1;
 /** Retry-After when a query timed out or the reader failed: a restarted reader needs a few seconds. */
@@ -85,6 +91,10 @@ export interface HistoryOptions {
   log: Logger;
   /** The agent files: the governor's allocations (its file, else its override copy) are sampled from them. */
   files?: Pick<AgentFiles, "regime" | "governor" | "override">;
+  /** The size cap, bytes: over it the oldest rows are pruned. Default: none. */
+  maxBytes?: number;
+  /** Free bytes on the state disk below which nothing is recorded (issue 14). Default: 0 (none). */
+  minFreeBytes?: number;
   /** Series recorded at most per class (the safety kinds; the others). Default: MAX_SERIES_TOTAL. */
   maxSeries?: number;
   /** Series in one answer at most, the safety kinds first. Default: MAX_SERIES_PER_ANSWER. */
@@ -105,7 +115,9 @@ export async function createHistory(options: HistoryOptions): Promise<History> {
   const cacheMs = options.cacheMs ?? CACHE_MS;
   const maxSeries = options.maxSeries ?? MAX_SERIES_TOTAL;
   const answerSeries = options.answerSeries ?? MAX_SERIES_PER_ANSWER;
-  const status = initialStatus(path, days);
+  const maxBytes = options.maxBytes ?? Number.MAX_SAFE_INTEGER;
+  const minFreeBytes = options.minFreeBytes ?? 0;
+  const status = initialStatus(path, days, maxBytes, minFreeBytes);
   let closed = false;
   const threads = await startHistoryThreads({
     path,
@@ -117,13 +129,17 @@ export async function createHistory(options: HistoryOptions): Promise<History> {
     closing: () => closed,
     off: days === 0 ? "NEOLIGHT_HISTORY_DAYS is 0" : null,
   });
-  const pruner = startPruner(days, log, status, threads);
+  const pruner = startPruner(days, maxBytes, log, status, threads);
   const recorder = startRecorder({
     log,
     status,
     threads,
     flushMs: options.flushMs ?? FLUSH_MS,
     maxSeries,
+    // ? Going back up at the floor plus FLOOR_HYSTERESIS of it: a disk hovering at the
+    // floor does not turn recording on and off (and log it) every second.
+    floor: minFreeBytes > 0 ? spaceFloor(dirname(path), minFreeBytes, minFreeBytes * (1 + FLOOR_HYSTERESIS)) : null,
+    onSize: (bytes) => void pruner.shrink(bytes),
     files: options.files,
   });
 

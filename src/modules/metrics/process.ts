@@ -1,10 +1,11 @@
 // /metrics: the service's own figures: build, the process (from /proc), HTTP requests, the
-// telemetry channel, persistence and the live stream. The refused updates are written by
+// telemetry channel, persistence, the live stream and history's disk use. The refused updates are written by
 // service.ts, where they are counted.
 import { readdirSync, readFileSync } from "node:fs";
 import { VERSION } from "../../config";
 import type { Logger } from "../../log/logger";
 import type { DocumentStore } from "../../store/store";
+import type { HistoryStatus } from "../history/status";
 import type { MetaService } from "../meta/service";
 import { type ExpositionWriter, epochMs, type Histogram } from "./exposition";
 import type { RequestStats } from "./requests";
@@ -120,4 +121,28 @@ export function writeDurability(
     log.error("sse subscriber count failed", { error: err });
   }
   w.family("neolight_sse_subscribers", "gauge", "Clients connected to the live stream").sample(subscribers);
+}
+
+/** History's share of the state disk (issue 14): whether it records, what it skipped, its size against the cap. */
+export function writeHistory(w: ExpositionWriter, h: HistoryStatus): void {
+  w.family(
+    "neolight_history_recording",
+    "gauge",
+    "1 while history is recorded; 0 while it is off or the state disk is under NEOLIGHT_MIN_FREE_MB",
+  ).sample(h.enabled && h.recording ? 1 : 0);
+  w.family(
+    "neolight_history_skipped_low_space_total",
+    "counter",
+    "History points not recorded because free space on the state disk was under the floor",
+  ).sample(h.skipped_low_space);
+  w.family(
+    "neolight_history_pruned_for_size_total",
+    "counter",
+    "History rows removed, oldest first, to keep under NEOLIGHT_HISTORY_MAX_MB",
+  ).sample(h.pruned_for_size);
+  if (h.bytes !== null) {
+    w.family("neolight_history_bytes", "gauge", "history.db pages in use plus its WAL, at the last write").sample(
+      h.bytes,
+    );
+  }
 }

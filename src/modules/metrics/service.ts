@@ -12,12 +12,13 @@ import type { DocumentStore } from "../../store/store";
 import type { Processor } from "../../telemetry/processor";
 import type { AgentFiles } from "../agent-files/service";
 import { type GuardianService, OPERATOR_OUTCOMES } from "../guardian/service";
+import type { History } from "../history/service";
 import type { MetaService } from "../meta/service";
 import type { RiskClient } from "../risk/service";
 import { documentFiguresWriter } from "./document";
 import { ExpositionWriter, type Histogram } from "./exposition";
 import type { MetricsStatus, SourceStaleness } from "./model";
-import { writeDurability, writeProcess, writeTraffic } from "./process";
+import { writeDurability, writeHistory, writeProcess, writeTraffic } from "./process";
 import { createRequestStats, type RequestStats } from "./requests";
 import { writeRisk } from "./risk";
 import { watchSources, writeSources } from "./sources";
@@ -42,6 +43,8 @@ export interface MetricsDeps {
   writeLatency: Histogram;
   /** Clients connected to the live stream now (the hub's count): neolight_sse_subscribers. */
   sseSubscribers: () => number;
+  /** History's figures: neolight_history_*. */
+  history: Pick<History, "status">;
   now?: () => number;
 }
 
@@ -127,6 +130,7 @@ export function startMetrics(deps: MetricsDeps): MetricsService {
       writeRejected(w);
       writeOperatorActions(w);
       writeDurability(w, { log, store, writeLatency, sseSubscribers: deps.sseSubscribers });
+      writeHistory(w, deps.history.status());
       writeDocument(w);
       writeRisk(w, risk);
       writeSources(w, monitor);
