@@ -4,6 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, configurationTable, helpText, loadSecrets, OPTIONS, parseCommand } from "../src/config";
+import { ALERT_EVENTS } from "../src/modules/alerts/model";
 import { tempDir } from "./helpers";
 
 const run = (env: Record<string, string>, argv: string[] = []) => {
@@ -48,6 +49,12 @@ describe("config", () => {
       staleAtlasS: 30,
       staleFilesS: 3600,
       staleRiskS: 30,
+      telegramBotToken: null,
+      telegramChatId: null,
+      telegramApiUrl: "https://api.telegram.org",
+      alertWebhookUrl: null,
+      alertWebhookToken: null,
+      alerts: [...ALERT_EVENTS],
     });
   });
 

@@ -46,7 +46,14 @@ function logged(reason: unknown): unknown {
   return typeof reason === "string" ? clip(reason) : reason;
 }
 
-export function logGuardianTransitions(store: DocumentStore, log: Logger): DocumentStore {
+/** A transition as its log line has it: the alerts (issue 13) send the same fields. */
+export type GuardianTransition = { paused: boolean; fields: Record<string, unknown> };
+
+export function logGuardianTransitions(
+  store: DocumentStore,
+  log: Logger,
+  onTransition: (transition: GuardianTransition) => void = () => {},
+): DocumentStore {
   /** When this process saw the current pause begin; null when it was restored paused. */
   let pausedAt: number | null = null;
   /** The reason of the pause in force, for the resume line. */
@@ -57,12 +64,9 @@ export function logGuardianTransitions(store: DocumentStore, log: Logger): Docum
   if (store.status().corrupt_found !== null && isPaused(store.current().doc)) {
     pausedAt = Date.now();
     const guardian = servedGuardian(store.current().doc);
-    log.warn("guardian paused", {
-      reason: logged(guardian.reason),
-      drawdown: guardian.drawdown,
-      source: "corrupt_state",
-      seq: 0,
-    });
+    const fields = { reason: logged(guardian.reason), drawdown: guardian.drawdown, source: "corrupt_state", seq: 0 };
+    log.warn("guardian paused", fields);
+    onTransition({ paused: true, fields });
   }
 
   function report(before: DocumentState, after: DocumentState, updates: readonly DocumentUpdate[]): void {
@@ -74,15 +78,19 @@ export function logGuardianTransitions(store: DocumentStore, log: Logger): Docum
     if (paused) {
       pausedAt = Date.now();
       pausedReason = guardian.reason;
-      log.warn("guardian paused", { reason: logged(guardian.reason), drawdown: guardian.drawdown, ...cause });
+      const fields = { reason: logged(guardian.reason), drawdown: guardian.drawdown, ...cause };
+      log.warn("guardian paused", fields);
+      onTransition({ paused: true, fields });
     } else {
-      log.info("guardian resumed", {
+      const fields = {
         reason: logged(guardian.reason),
         drawdown: guardian.drawdown,
         ...cause,
         paused_reason: logged(pausedReason),
         paused_for_s: pausedAt === null ? null : Math.round((Date.now() - pausedAt) / 1000),
-      });
+      };
+      log.info("guardian resumed", fields);
+      onTransition({ paused: false, fields });
       pausedAt = null;
       pausedReason = null;
     }
