@@ -2,11 +2,14 @@
 // standing in for the Telegram Bot API and a webhook receiver: one message per transition,
 // delivery that never touches the request path, and the counters that show it.
 import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
 import { Value } from "@sinclair/typebox/value";
 import { WebhookPayload } from "../../src/modules/alerts/model";
 import { ALERT_QUEUE_CAPACITY, MAX_ATTEMPTS } from "../../src/modules/alerts/service";
+import { createJsonFilePersistence } from "../../src/store/json-file";
+import type { Persistence } from "../../src/store/store";
 import { deadPort, startReceiver } from "../alert-receiver";
-import { fixture, get, type Json, logged, post, startApp, waitFor } from "../helpers";
+import { fixture, get, type Json, logged, post, startApp, tempDir, waitFor } from "../helpers";
 
 const BOT_TOKEN = "123456789:AAHtestSECRETbotTOKEN_0123456789";
 const paused = fixture("meta_metrics_paused_post");
@@ -196,6 +199,77 @@ describe("webhook", () => {
     for (let i = 0; i < flips; i++) await post(t.app, "/meta/metrics", i % 2 === 0 ? paused : running);
     expect((await notifiers(t.app))[0]).toMatchObject({ queued: ALERT_QUEUE_CAPACITY, dropped: 10 });
     expect(logged(t.log, "alert queue full, oldest dropped")).toHaveLength(1);
+  });
+});
+
+/** The real JSON-file persistence, whose saves fail while `broken` and wait while `held`. */
+function faultyPersistence(path: string) {
+  const real = createJsonFilePersistence(path);
+  const control = { broken: false, held: null as Promise<void> | null };
+  const persistence: Persistence = {
+    path: real.path,
+    load: () => real.load(),
+    keepAside: () => real.keepAside(),
+    async save(state) {
+      if (control.held) await control.held;
+      if (control.broken) throw new Error("ENOSPC: no space left on device, write");
+      return real.save(state);
+    },
+  };
+  return { persistence, control };
+}
+
+describe("the service's own troubles", () => {
+  test("persistence failing, then recovered: one message each, however many writes fail", async () => {
+    using dir = tempDir();
+    await using hook = startReceiver(() => new Response("ok"));
+    const { persistence, control } = faultyPersistence(join(dir.path, "state", "meta_metrics.json"));
+    await using t = await startApp({
+      home: dir.path,
+      env: { NEOLIGHT_ALERT_WEBHOOK_URL: hook.url },
+      overrides: { ...fast, persistence },
+    });
+    control.broken = true;
+    for (let i = 0; i < 5; i++) expect((await post(t.app, "/meta/metrics", running)).status).toBe(503);
+    const failing = await waitFor(() => hook.received.find((r) => r.body.event === "persistence_failing"), "failing");
+    expect(failing.body).toMatchObject({
+      severity: "critical",
+      details: { error: expect.stringContaining("ENOSPC"), failures: expect.any(Number) },
+    });
+    control.broken = false;
+    expect((await post(t.app, "/meta/metrics", running)).status).toBe(200);
+    await waitFor(() => hook.events().includes("persistence_recovered"), "recovered");
+    expect(hook.events()).toEqual(["service_started", "persistence_failing", "persistence_recovered"]);
+  });
+
+  test("a saturated channel: one message per stretch of refusals, and one when it accepts again", async () => {
+    using dir = tempDir();
+    await using hook = startReceiver(() => new Response("ok"));
+    const { persistence, control } = faultyPersistence(join(dir.path, "state", "meta_metrics.json"));
+    await using t = await startApp({
+      home: dir.path,
+      env: { NEOLIGHT_ALERT_WEBHOOK_URL: hook.url, NEOLIGHT_QUEUE_CAPACITY: "1" },
+      overrides: { ...fast, persistence },
+    });
+    let release = () => {};
+    control.held = new Promise((resolve) => {
+      release = resolve;
+    });
+    // The first is taken by the processor and held in its write, the second fills the channel.
+    const accepted = [post(t.app, "/meta/metrics", running)];
+    await waitFor(() => t.services.channel.depth === 0 && t.services.meta.stats().accepted === 1, "the write held");
+    accepted.push(post(t.app, "/meta/metrics", running));
+    for (let i = 0; i < 10; i++) expect((await post(t.app, "/meta/metrics", running)).status).toBe(503);
+    await waitFor(() => hook.events().includes("channel_saturated"), "saturated");
+    control.held = null;
+    release();
+    expect((await Promise.all(accepted)).map((r) => r.status)).toEqual([200, 200]);
+    const recovered = await waitFor(
+      () => hook.received.find((r) => r.body.event === "channel_recovered"),
+      "the channel accepting again",
+    );
+    expect(recovered.body.details).toEqual({ refused: 10, depth: 0, capacity: 1 });
+    expect(hook.events()).toEqual(["service_started", "channel_saturated", "channel_recovered"]);
   });
 });
 

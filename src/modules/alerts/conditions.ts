@@ -46,7 +46,7 @@ export function watchConditions(
   let persistenceFailing = false;
   let queue = sources.queue();
   let saturated = false;
-  /** Refusals for a full channel since the stretch began. */
+  /** Refusals for a full channel counted before the stretch began. */
   let stretchStart = queue.rejected_full;
 
   function checkStaleness(): void {
@@ -101,11 +101,12 @@ export function watchConditions(
 
   function checkQueue(): void {
     const now = sources.queue();
-    const refusing = now.rejected_full > queue.rejected_full;
+    const before = queue.rejected_full;
+    const refusing = now.rejected_full > before;
     queue = now;
     if (refusing && !saturated) {
       saturated = true;
-      stretchStart = now.rejected_full;
+      stretchStart = before;
       alerts.notify({
         event: "channel_saturated",
         severity: "critical",
@@ -118,8 +119,7 @@ export function watchConditions(
         event: "channel_recovered",
         severity: "info",
         summary: "the telemetry channel accepts posts again",
-        // +1: the refusal that began the stretch.
-        details: { refused: now.rejected_full - stretchStart + 1, depth: now.depth, capacity: now.capacity },
+        details: { refused: now.rejected_full - stretchStart, depth: now.depth, capacity: now.capacity },
       });
     }
   }

@@ -126,13 +126,15 @@ function telegram(api: string, token: string, chatId: string): Transport {
         body: JSON.stringify({ chat_id: chatId, text: payload.text, disable_web_page_preview: true }),
         signal,
       });
-      const body = (await res.json().catch(() => null)) as {
-        ok?: unknown;
-        description?: unknown;
-        parameters?: { retry_after?: unknown };
-      } | null;
+      const text = await res.text().catch(() => "");
+      let body: { ok?: unknown; description?: unknown; parameters?: { retry_after?: unknown } } | null = null;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        // ? Not the Bot API answering (a proxy's error page): its text is the description.
+      }
       if (res.ok && body?.ok === true) return { ok: true };
-      const description = typeof body?.description === "string" ? body.description : res.statusText;
+      const description = typeof body?.description === "string" ? body.description : text || res.statusText;
       return {
         ok: false,
         status: res.status,
@@ -272,9 +274,13 @@ function startNotifier(transport: Transport, ctx: DeliveryContext): Notifier {
     try {
       return await transport.send(item.payload, signal);
     } catch (err) {
-      const timedOut = (err as Error)?.name === "TimeoutError";
-      // ? Bun's fetch errors name the URL, and Telegram's URL holds the bot token: scrubbed in failed().
-      const error = timedOut ? `no answer within ${ATTEMPT_TIMEOUT_MS} ms` : String((err as Error)?.message ?? err);
+      const e = err as { name?: unknown; message?: unknown; code?: unknown } | null;
+      // ? Bun's fetch errors carry the URL (in `path`), and Telegram's URL holds the bot
+      // token: only the code and message are kept, and failed() scrubs them all the same.
+      const error =
+        e?.name === "TimeoutError"
+          ? `no answer within ${ATTEMPT_TIMEOUT_MS} ms`
+          : `${typeof e?.code === "string" ? `${e.code}: ` : ""}${String(e?.message ?? err)}`;
       return { ok: false, error, retry: true };
     }
   }
