@@ -76,7 +76,7 @@ interface Option<T> {
   parse(value: string, name: string): T;
   /**
    * A credential (a bot token, a webhook URL that is its own key): a parse error never
-   * echoes it (parseCommand puts `<secret>` in its place), and /status shows only whether it is set.
+   * echoes it (parseCommand puts `<secret>` in its place). Nothing else prints a Config.
    */
   secret?: true;
 }

@@ -2,11 +2,11 @@
 // services, in start-up order, and their shutdown in the reverse order (STYLE rule 4).
 // Used by main.ts and by tests, so both run the very same parts.
 import { dirname, join } from "node:path";
-import { type Config, VERSION } from "./config";
+import type { Config } from "./config";
 import { type AccessPolicy, type ClientAddress, createAccessPolicy, peerAddress } from "./http/auth";
 import type { Logger } from "./log/logger";
 import { type AgentFiles, watchAgentFiles } from "./modules/agent-files/service";
-import { markRunning, watchConditions } from "./modules/alerts/conditions";
+import { markRunning, startAlert, watchConditions } from "./modules/alerts/conditions";
 import { type AlertsService, createAlerts, guardianAlert } from "./modules/alerts/service";
 import { GUARDIAN_SOURCES_KEY } from "./modules/guardian/resolve";
 import { createGuardian, type GuardianService, resolvingStore } from "./modules/guardian/service";
@@ -172,26 +172,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     alerts,
     overrides.alerts?.checkMs,
   );
-  alerts.notify(
-    runMarker.previous === null
-      ? {
-          event: "service_started",
-          severity: "info",
-          summary: "the dashboard service started",
-          details: { version: VERSION, pid: process.pid },
-        }
-      : {
-          event: "service_restarted_unclean",
-          severity: "warning",
-          summary: "the dashboard service restarted after an unclean stop (a crash, kill -9 or power loss)",
-          details: {
-            version: VERSION,
-            pid: process.pid,
-            previous_pid: runMarker.previous.pid,
-            previous_started_at: runMarker.previous.started_at,
-          },
-        },
-  );
+  alerts.notify(startAlert(runMarker));
   const access = createAccessPolicy({
     token: config.token,
     readToken: config.readToken,

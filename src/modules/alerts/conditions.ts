@@ -4,11 +4,12 @@
 // And the run marker, which tells a restart after a crash from a clean one.
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { VERSION } from "../../config";
 import type { Logger } from "../../log/logger";
 import type { PersistenceStatus } from "../../store/model";
 import type { QueueStats } from "../meta/model";
 import type { SourceStaleness } from "../metrics/model";
-import type { AlertsService } from "./service";
+import type { AlertInput, AlertsService } from "./service";
 
 /**
  * How often the conditions are compared: the staleness monitor re-evaluates every second at
@@ -191,4 +192,17 @@ export function markRunning(dir: string, log: Logger, startedAt: number): RunMar
       }
     },
   };
+}
+
+/** The start-up alert: a start, or a restart after a stop that never reached its end. */
+export function startAlert({ previous }: RunMarker): AlertInput {
+  const details = { version: VERSION, pid: process.pid };
+  return previous === null
+    ? { event: "service_started", severity: "info", summary: "the dashboard service started", details }
+    : {
+        event: "service_restarted_unclean",
+        severity: "warning",
+        summary: "the dashboard service restarted after an unclean stop (a crash, kill -9 or power loss)",
+        details: { ...details, previous_pid: previous.pid, previous_started_at: previous.started_at },
+      };
 }

@@ -36,11 +36,6 @@ function guardianUpdate(updates: readonly DocumentUpdate[]): DocumentUpdate {
   return updates.at(-1) as DocumentUpdate;
 }
 
-/**
- * Returns `store` with the same contract, whose commit() also logs each transition of the
- * served guardian.is_paused that the commit published (also when it then rejects with a
- * PersistenceError that says `published`).
- */
 /** A reason as the log shows it: posted text, so cut like every client string (log/logger.ts). */
 function logged(reason: unknown): unknown {
   return typeof reason === "string" ? clip(reason) : reason;
@@ -49,6 +44,13 @@ function logged(reason: unknown): unknown {
 /** A transition as its log line has it: the alerts (issue 13) send the same fields. */
 export type GuardianTransition = { paused: boolean; fields: Record<string, unknown> };
 
+/**
+ * Returns `store` with the same contract, whose commit() also logs each transition of the
+ * served guardian.is_paused that the commit published (also when it then rejects with a
+ * PersistenceError that says `published`), and hands it to `onTransition` right after its
+ * line. `onTransition` runs inside the commit: it must not throw or wait (the alerts only
+ * queue).
+ */
 export function logGuardianTransitions(
   store: DocumentStore,
   log: Logger,
