@@ -170,6 +170,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
   const conditions = watchConditions(
     { staleness: () => metrics.staleness(), persistence: () => store.status(), queue: () => meta.stats() },
     alerts,
+    log,
     overrides.alerts?.checkMs,
   );
   alerts.notify(startAlert(runMarker));

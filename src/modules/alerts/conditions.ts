@@ -40,6 +40,7 @@ export interface ConditionWatch {
 export function watchConditions(
   sources: ConditionSources,
   alerts: Pick<AlertsService, "notify">,
+  log: Logger,
   checkMs = ALERT_CHECK_MS,
 ): ConditionWatch {
   const stale = new Map<string, boolean>();
@@ -131,7 +132,14 @@ export function watchConditions(
     checkQueue();
   }
 
-  let timer: ReturnType<typeof setInterval> | undefined = setInterval(check, checkMs);
+  let timer: ReturnType<typeof setInterval> | undefined = setInterval(() => {
+    // ? A bug here must cost an alert, not the process (an uncaught error in a timer).
+    try {
+      check();
+    } catch (err) {
+      log.error("alert check failed", { error: err });
+    }
+  }, checkMs);
   // ? The check alone must not keep a stopping process alive.
   timer.unref?.();
   return {
