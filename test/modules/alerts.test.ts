@@ -5,7 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { Value } from "@sinclair/typebox/value";
 import { WebhookPayload } from "../../src/modules/alerts/model";
-import { ALERT_QUEUE_CAPACITY, MAX_ATTEMPTS } from "../../src/modules/alerts/service";
+import { ALERT_QUEUE_CAPACITY, MAX_ALERTS_PER_MINUTE, MAX_ATTEMPTS } from "../../src/modules/alerts/service";
 import { createJsonFilePersistence } from "../../src/store/json-file";
 import type { Persistence } from "../../src/store/store";
 import { deadPort, startReceiver } from "../alert-receiver";
@@ -31,7 +31,15 @@ const onlyHive = (hiveS: string) => ({
 });
 const fast = { alerts: { backoffBaseMs: 10, checkMs: 20 } };
 
-type Notifiers = { name: string; sent: number; failed: number; dropped: number; queued: number; failing: boolean }[];
+type Notifiers = {
+  name: string;
+  sent: number;
+  failed: number;
+  dropped: number;
+  queued: number;
+  failing: boolean;
+  capped_until: string | null;
+}[];
 const notifiers = async (app: Parameters<typeof get>[0]) =>
   ((await get(app, "/status")).body.alerts as { notifiers: Notifiers }).notifiers;
 
@@ -93,6 +101,23 @@ describe("Telegram", () => {
       }),
     ]);
     expect(logged(t.log, "alert delivery recovered")).toHaveLength(1);
+  });
+
+  test("the per-minute cap holds the rest back, in the queue, and says so", async () => {
+    await using bot = startReceiver();
+    await using t = await startApp({ env: telegramEnv(bot.url) });
+    // The start-up alert and one per flip: five more than the cap.
+    for (let i = 0; i < MAX_ALERTS_PER_MINUTE + 4; i++)
+      await post(t.app, "/meta/metrics", i % 2 === 0 ? paused : running);
+    const [telegram] = await waitFor(async () => {
+      const n = await notifiers(t.app);
+      return n[0]?.capped_until ? n : null;
+    }, "the cap to hold alerts back");
+    expect(bot.received).toHaveLength(MAX_ALERTS_PER_MINUTE);
+    expect(telegram).toMatchObject({ sent: MAX_ALERTS_PER_MINUTE, queued: 4, dropped: 0 });
+    expect(logged(t.log, "alert rate cap reached")).toEqual([
+      expect.objectContaining({ notifier: "telegram", per_minute: MAX_ALERTS_PER_MINUTE, until: expect.any(String) }),
+    ]);
   });
 
   test("NEOLIGHT_ALERTS mutes the events it does not list", async () => {

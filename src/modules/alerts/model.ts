@@ -54,6 +54,9 @@ export const NotifierStatus = t.Object({
   }),
   last_error_at: t.Union([t.String(), t.Null()]),
   last_sent_at: t.Union([t.String(), t.Null()]),
+  capped_until: t.Union([t.String(), t.Null()], {
+    description: "while the per-minute cap holds alerts back: when the next may go; null otherwise",
+  }),
 });
 export type NotifierStatus = typeof NotifierStatus.static;
 

@@ -236,6 +236,8 @@ function startNotifier(transport: Transport, ctx: DeliveryContext): Notifier {
   let lastError: string | null = null;
   let lastErrorAt: string | null = null;
   let lastSentAt: string | null = null;
+  /** While the per-minute cap holds the next alert back: when it lets it go. */
+  let cappedUntil: string | null = null;
   /** Start times of the attempts of the last minute (the per-minute cap). */
   const recent: number[] = [];
   let running: Promise<void> | null = null;
@@ -290,9 +292,22 @@ function startNotifier(transport: Transport, ctx: DeliveryContext): Notifier {
     for (;;) {
       const t = now();
       while (recent.length > 0 && (recent[0] as number) <= t - MINUTE_MS) recent.shift();
-      if (recent.length < MAX_ALERTS_PER_MINUTE) return true;
+      if (recent.length < MAX_ALERTS_PER_MINUTE) {
+        cappedUntil = null;
+        return true;
+      }
       if (ctx.closing()) return false;
-      await sleep((recent[0] as number) + MINUTE_MS - t, ctx.stop);
+      const until = (recent[0] as number) + MINUTE_MS;
+      if (cappedUntil === null) {
+        log.warn("alert rate cap reached", {
+          notifier: transport.name,
+          per_minute: MAX_ALERTS_PER_MINUTE,
+          queued: queue.length + 1,
+          until: iso(until),
+        });
+      }
+      cappedUntil = iso(until);
+      await sleep(until - t, ctx.stop);
       if (ctx.stop.aborted) return false;
     }
   }
@@ -362,6 +377,7 @@ function startNotifier(transport: Transport, ctx: DeliveryContext): Notifier {
       last_error: lastError,
       last_error_at: lastErrorAt,
       last_sent_at: lastSentAt,
+      capped_until: cappedUntil,
     }),
     idle: async () => {
       while (running !== null) await running;
