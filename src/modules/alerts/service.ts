@@ -30,7 +30,7 @@ export const FLUSH_MS = 1000;
 /** Error text kept for the log and /status: a whole HTML error page helps nobody. */
 const MAX_ERROR_CHARS = 200;
 
-export const SERVICE_NAME = "neolight-dashboard";
+const SERVICE_NAME = "neolight-dashboard";
 
 /** One thing that happened, as notify() is given it. */
 export interface AlertInput {
