@@ -10,23 +10,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { waitFor } from "../test/wait";
 import { freePort, serviceEnv } from "./lib";
+import { type Latency, percentiles } from "./pause-file";
 
 const ROOT = join(import.meta.dir, "..");
 const POSTS = Number(process.env.BENCH_ALERT_POSTS ?? 400);
 const fixture = (name: string) => readFileSync(join(ROOT, "test", "fixtures", "neolight", `${name}.json`), "utf8");
 const BODIES = [fixture("meta_metrics_paused_post"), fixture("meta_metrics_post")];
-
-interface Latency {
-  p50_ms: number;
-  p99_ms: number;
-}
-
-function percentiles(xs: number[]): Latency {
-  const s = [...xs].sort((a, b) => a - b);
-  const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)] as number;
-  const r = (x: number) => Math.round(x * 100) / 100;
-  return { p50_ms: r(at(0.5)), p99_ms: r(at(0.99)) };
-}
 
 async function postLatencies(env: Record<string, string>): Promise<Latency> {
   const home = mkdtempSync(join(tmpdir(), "neolight-bench-alerts-"));
