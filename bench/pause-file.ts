@@ -33,7 +33,7 @@ export interface PauseFileResult {
   ratio_p99: number;
 }
 
-function percentiles(xs: number[]): Latency {
+export function percentiles(xs: number[]): Latency {
   const s = [...xs].sort((a, b) => a - b);
   const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)] as number;
   const r = (x: number) => Math.round(x * 100) / 100;

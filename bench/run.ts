@@ -13,6 +13,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compile } from "../scripts/build";
+import { alertsScenario, alertsTable } from "./alerts";
 import { historyScenario, historyTable } from "./history";
 import { IDLE_MS, type Launched, launch, median, procStatusKiB, serviceEnv, toMs } from "./lib";
 import { pauseFileScenario, pauseFileTable } from "./pause-file";
@@ -264,16 +265,19 @@ async function main(): Promise<void> {
   const serialise = serialiseScenario();
   // Issue 11: the pause file's write -> served latency, with POST /meta/metrics beside it.
   const pauseFile = await pauseFileScenario(SERVERS[0]?.binary);
+  // Issue 13: a hanging or dead notifier beside none, POST latency.
+  const alerts = await alertsScenario();
 
   writeFileSync(
     join(OUT, "results.json"),
-    `${JSON.stringify({ date: new Date().toISOString(), duration_s: DURATION, connections: CONNECTIONS, results, history, scale, serialise, pause_file: pauseFile }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), duration_s: DURATION, connections: CONNECTIONS, results, history, scale, serialise, pause_file: pauseFile, alerts }, null, 2)}\n`,
   );
   printTable(results);
   console.log(`\n${historyTable(history)}`);
   console.log(`\n${scaleTable(scale)}`);
   console.log(`\n${serialiseTable(serialise)}`);
   console.log(`\n${pauseFileTable(pauseFile)}`);
+  console.log(`\n${alertsTable(alerts)}`);
 }
 
 function printTable(results: Record<string, Record<string, unknown>>): void {

@@ -7,6 +7,7 @@ import pkg from "../package.json";
 import { gitCommit } from "./build-info" with { type: "macro" };
 import { MAX_BODY_BYTES, MAX_NODES } from "./http/json-body";
 import { LOG_LEVELS, type LogLevel } from "./log/logger";
+import { ALERT_EVENTS, type AlertEvent } from "./modules/alerts/model";
 import { MAX_SERIES_PER_ANSWER } from "./modules/history/service";
 import { MAX_SERIES_TOTAL } from "./modules/history/threads";
 import { MAX_DOCUMENT_BYTES, MAX_DOCUMENT_KEYS } from "./modules/meta/service";
@@ -73,6 +74,11 @@ interface Option<T> {
   help: string;
   /** The value from its text; throws a ConfigError naming `name` (the flag or variable given). */
   parse(value: string, name: string): T;
+  /**
+   * A credential (a bot token, a webhook URL that is its own key): a parse error never
+   * echoes it (parseCommand puts `<secret>` in its place). Nothing else prints a Config.
+   */
+  secret?: true;
 }
 
 /** Identity, so each entry's T is inferred from its default and parse. */
@@ -143,6 +149,43 @@ function checkToken(variable: string, value: string): string {
     );
   }
   return value;
+}
+
+/** A Telegram bot token as @BotFather gives it: `<bot id>:<secret>`. */
+function botToken(value: string, name: string): string {
+  const trimmed = value.trim();
+  if (!/^\d+:[A-Za-z0-9_-]{20,}$/.test(trimmed)) {
+    throw new ConfigError(name, `${name} must be a Telegram bot token as @BotFather gives it (<digits>:<key>)`);
+  }
+  return trimmed;
+}
+
+/** A numeric chat id (negative for groups) or a public channel's @name. */
+function chatId(value: string, name: string): string {
+  const trimmed = value.trim();
+  if (!/^(-?\d+|@[A-Za-z][A-Za-z0-9_]{3,})$/.test(trimmed)) {
+    throw new ConfigError(name, `${name} must be a numeric chat id or @channelname, got ${JSON.stringify(value)}`);
+  }
+  return trimmed;
+}
+
+/** "guardian_paused, source_stale" or "all" -> the events to send; an unknown name is a typo. */
+function alertEvents(value: string, name: string): AlertEvent[] {
+  const list = value
+    .split(",")
+    .map((e) => e.trim())
+    .filter((e) => e !== "");
+  if (list.length === 1 && list[0] === "all") return [...ALERT_EVENTS];
+  if (list.length === 1 && list[0] === "none") return [];
+  for (const event of list) {
+    if (!(ALERT_EVENTS as readonly string[]).includes(event)) {
+      throw new ConfigError(
+        name,
+        `${name} lists unknown event ${JSON.stringify(event)}; known: all, none, ${ALERT_EVENTS.join(", ")}`,
+      );
+    }
+  }
+  return [...new Set(list)] as AlertEvent[];
 }
 
 /** "https://ops.example:8443, http://localhost:3000" -> exact origins; "*" is refused. */
@@ -524,6 +567,59 @@ export const OPTIONS = {
     help: "risk engine probe interval, s",
     parse: seconds,
   }),
+  /** Issue 13: NeoLight's own agents' variable names, so one environment file serves them all. */
+  telegramBotToken: option<string | null>({
+    env: "TELEGRAM_BOT_TOKEN",
+    flag: "--telegram-bot-token",
+    default: null,
+    shown: "none: no Telegram alerts",
+    help: "bot token alerts are sent with (with TELEGRAM_CHAT_ID)",
+    parse: botToken,
+    secret: true,
+  }),
+  telegramChatId: option<string | null>({
+    env: "TELEGRAM_CHAT_ID",
+    flag: "--telegram-chat-id",
+    default: null,
+    shown: "none",
+    help: "chat the alerts go to: a numeric id or @channelname",
+    parse: chatId,
+  }),
+  /** Tests and proxies (a corporate egress, a local relay) point it elsewhere. */
+  telegramApiUrl: option({
+    env: "NEOLIGHT_TELEGRAM_API_URL",
+    flag: "--telegram-api-url",
+    default: "https://api.telegram.org",
+    help: "Telegram Bot API base URL",
+    parse: httpUrl,
+  }),
+  /** A Slack or Mattermost incoming webhook's URL is its own credential: secret. */
+  alertWebhookUrl: option<string | null>({
+    env: "NEOLIGHT_ALERT_WEBHOOK_URL",
+    flag: "--alert-webhook-url",
+    default: null,
+    shown: "none: no webhook alerts",
+    help: "URL every alert is POSTed to as JSON (Slack, Mattermost or your own receiver)",
+    parse: httpUrl,
+    secret: true,
+  }),
+  alertWebhookToken: option<string | null>({
+    env: "NEOLIGHT_ALERT_WEBHOOK_TOKEN",
+    flag: "--alert-webhook-token",
+    default: null,
+    shown: "none",
+    help: "bearer token sent to the alert webhook",
+    parse: token,
+    secret: true,
+  }),
+  alerts: option<AlertEvent[]>({
+    env: "NEOLIGHT_ALERTS",
+    flag: "--alerts",
+    default: () => [...ALERT_EVENTS],
+    shown: "all",
+    help: "comma-separated alert events to send (README: Alerts), all or none",
+    parse: alertEvents,
+  }),
 };
 
 type Options = typeof OPTIONS;
@@ -603,17 +699,36 @@ export function parseCommand(env: Record<string, string | undefined>, argv: read
     const value = raw[key];
     config[key] =
       value !== undefined
-        ? spec.parse(value, name(key))
+        ? parseValue(spec, value, name(key))
         : typeof spec.default === "function"
           ? spec.default(at)
           : spec.default;
     if (key === "home") at.home = config[key] as string;
   }
   const parsed = config as Config;
+  if ((parsed.telegramBotToken === null) !== (parsed.telegramChatId === null)) {
+    const missing = parsed.telegramBotToken === null ? "telegramBotToken" : "telegramChatId";
+    throw new ConfigError(name(missing), `Telegram alerts need both TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID`);
+  }
   if (parsed.token !== null && parsed.token === parsed.readToken) {
     throw new ConfigError(name("readToken"), "the read token must differ from the write token");
   }
   return { kind: "run", config: parsed };
+}
+
+/** `spec.parse`, with a secret's value never in the error (the message is logged and printed). */
+function parseValue(spec: Option<unknown>, value: string, name: string): unknown {
+  try {
+    return spec.parse(value, name);
+  } catch (err) {
+    if (spec.secret && err instanceof ConfigError && value !== "") {
+      throw new ConfigError(
+        err.variable,
+        err.message.replaceAll(JSON.stringify(value), "<secret>").replaceAll(value, "<secret>"),
+      );
+    }
+    throw err;
+  }
 }
 
 /** Each token and the option naming a file that may hold it instead (one or the other). */

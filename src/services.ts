@@ -1,18 +1,21 @@
 // Wiring of everything behind the routes: store, channel, processor and the feature
 // services, in start-up order, and their shutdown in the reverse order (STYLE rule 4).
 // Used by main.ts and by tests, so both run the very same parts.
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { Config } from "./config";
 import { type AccessPolicy, type ClientAddress, createAccessPolicy, peerAddress } from "./http/auth";
 import { createHostCheck } from "./http/host-check";
 import type { Logger } from "./log/logger";
 import { type AgentFiles, watchAgentFiles } from "./modules/agent-files/service";
+import { markRunning, startAlert, watchConditions } from "./modules/alerts/conditions";
+import { type AlertsService, createAlerts, guardianAlert } from "./modules/alerts/service";
 import { GUARDIAN_SOURCES_KEY } from "./modules/guardian/resolve";
 import { createGuardian, type GuardianService, resolvingStore } from "./modules/guardian/service";
 import { logGuardianTransitions } from "./modules/guardian/transitions";
 import { createHistory, type History, type HistoryOptions } from "./modules/history/service";
 import {
   createMetaService,
+  DEFAULT_MODE,
   type MetaService,
   pauseAfterCorruption,
   restoreDocument,
@@ -50,11 +53,14 @@ export interface Services {
   clientAddress: ClientAddress;
   /** GET /metrics, per-request figures and source staleness (issue 6). */
   metrics: MetricsService;
+  /** Telegram and webhook alerts (issue 13), off the request path. */
+  alerts: AlertsService;
   /**
    * Closes the channel, waits until every accepted update is settled (persisted or
    * answered 503), tries once more to write what the store holds unsaved, ends the live
-   * streams, writes the last history samples, and stops watching files (the risk engine's
-   * too). Idempotent.
+   * streams, writes the last history samples, stops watching files (the risk engine's
+   * too), sends the queued alerts for at most a second, and last removes the run marker
+   * (a clean stop). Idempotent.
    */
   close(): Promise<void>;
 }
@@ -68,6 +74,8 @@ export interface ServiceOverrides {
   riskClock?: () => number;
   /** History's timeouts, cache and thread code (tests shorten them or start a crashing thread). */
   history?: Pick<HistoryOptions, "queryTimeoutMs" | "cacheMs" | "workerEntry">;
+  /** The alerts' first retry delay and condition check interval, ms (tests shorten them). */
+  alerts?: { backoffBaseMs?: number; checkMs?: number };
 }
 
 export async function startServices(config: Config, log: Logger, overrides: ServiceOverrides = {}): Promise<Services> {
@@ -84,7 +92,15 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
       failSafe: pauseAfterCorruption(log),
     }),
   );
-  const store = logGuardianTransitions(guardianStore, log);
+  // ? Before the transition log: a fail-safe pause after a corrupt file is reported as it is wrapped.
+  const alerts = createAlerts({
+    config,
+    log,
+    mode: () => guardianStore.current().doc.mode ?? DEFAULT_MODE,
+    backoffBaseMs: overrides.alerts?.backoffBaseMs,
+  });
+  const runMarker = markRunning(dirname(config.metricsPath), log, startedAt);
+  const store = logGuardianTransitions(guardianStore, log, (t) => alerts.notify(guardianAlert(t)));
   const channel = createChannel<Envelope>(config.queueCapacity);
   const processor = startProcessor(channel, store, log);
   const meta = createMetaService({
@@ -157,7 +173,15 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     writeLatency: writeTiming.latency,
     sseSubscribers: () => hub.stats().subscribers,
     history,
+    alerts,
   });
+  const conditions = watchConditions(
+    { staleness: () => metrics.staleness(), persistence: () => store.status(), queue: () => meta.stats() },
+    alerts,
+    log,
+    overrides.alerts?.checkMs,
+  );
+  alerts.notify(startAlert(runMarker));
   const access = createAccessPolicy({
     token: config.token,
     readToken: config.readToken,
@@ -181,6 +205,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     history,
     access,
     metrics,
+    alerts,
   });
   let closing: Promise<void> | undefined;
   return {
@@ -199,6 +224,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     access,
     clientAddress: overrides.clientAddress ?? peerAddress,
     metrics,
+    alerts,
     close() {
       closing ??= (async () => {
         // ? First: a pause file change seen from here on is applied at the next start-up.
@@ -209,8 +235,12 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
         hub.close();
         await history.close();
         files.close();
+        conditions.close();
         metrics.close();
         risk.close();
+        // ? Last but the marker: what the shutdown itself reported still gets its second.
+        await alerts.close();
+        runMarker.clear();
       })();
       return closing;
     },

@@ -4,6 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, configurationTable, helpText, loadSecrets, OPTIONS, parseCommand } from "../src/config";
+import { ALERT_EVENTS } from "../src/modules/alerts/model";
 import { tempDir } from "./helpers";
 
 const run = (env: Record<string, string>, argv: string[] = []) => {
@@ -51,6 +52,12 @@ describe("config", () => {
       staleAtlasS: 30,
       staleFilesS: 3600,
       staleRiskS: 30,
+      telegramBotToken: null,
+      telegramChatId: null,
+      telegramApiUrl: "https://api.telegram.org",
+      alertWebhookUrl: null,
+      alertWebhookToken: null,
+      alerts: [...ALERT_EVENTS],
     });
   });
 
@@ -157,6 +164,10 @@ describe("config", () => {
     ["flag without value", {}, ["--port"], /needs a value/],
     ["a log size of 1.5", { NEOLIGHT_LOG_MAX_MB: "1.5" }, [], /^NEOLIGHT_LOG_MAX_MB must be an integer/],
     ["a log floor of abc", { NEOLIGHT_LOG_MIN_FREE_MB: "abc" }, [], /^NEOLIGHT_LOG_MIN_FREE_MB must be an integer/],
+    ["a bot token without a chat", { TELEGRAM_BOT_TOKEN: `1:${"k".repeat(30)}` }, [], /TELEGRAM_CHAT_ID/],
+    ["a chat without a bot token", { TELEGRAM_CHAT_ID: "-100" }, [], /TELEGRAM_BOT_TOKEN/],
+    ["a chat id that is neither", { TELEGRAM_CHAT_ID: "my chat" }, [], /^TELEGRAM_CHAT_ID must be a numeric/],
+    ["an unknown alert event", { NEOLIGHT_ALERTS: "guardian_paused,guardian_pasued" }, [], /"guardian_pasued"/],
   ])("%s is a ConfigError naming the setting", (_name, env, argv, message) => {
     expect(() => parseCommand(env as Record<string, string>, argv as string[])).toThrow(ConfigError);
     expect(() => parseCommand(env as Record<string, string>, argv as string[])).toThrow(message);
@@ -197,6 +208,43 @@ describe("config", () => {
 });
 
 describe("security options", () => {
+  test.each([
+    ["a bot token", "TELEGRAM_BOT_TOKEN", "not-a-bot-token-SECRET"],
+    ["a webhook URL", "NEOLIGHT_ALERT_WEBHOOK_URL", "hooks.slack.com/services/T0/B0/SECRET"],
+    ["a webhook token", "NEOLIGHT_ALERT_WEBHOOK_TOKEN", "SECRET"],
+  ])("%s that cannot be used is an error that does not repeat it", (_name, variable, value) => {
+    const env = { TELEGRAM_CHAT_ID: "-100", TELEGRAM_BOT_TOKEN: `1:${"k".repeat(30)}`, [variable]: value };
+    let error: unknown;
+    try {
+      parseCommand(env);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).variable).toBe(variable);
+    expect((error as ConfigError).message).not.toContain("SECRET");
+  });
+
+  test("alerts: the notifiers' settings and the events to send", () => {
+    expect(
+      run({
+        TELEGRAM_BOT_TOKEN: ` 123:${"k".repeat(30)} `,
+        TELEGRAM_CHAT_ID: "@neolight_ops",
+        NEOLIGHT_TELEGRAM_API_URL: "http://127.0.0.1:8081/",
+        NEOLIGHT_ALERT_WEBHOOK_URL: "https://hooks.slack.com/services/T0/B0/x",
+        NEOLIGHT_ALERTS: " guardian_paused, source_stale ",
+      }),
+    ).toMatchObject({
+      telegramBotToken: `123:${"k".repeat(30)}`,
+      telegramChatId: "@neolight_ops",
+      telegramApiUrl: "http://127.0.0.1:8081",
+      alertWebhookUrl: "https://hooks.slack.com/services/T0/B0/x",
+      alertWebhookToken: null,
+      alerts: ["guardian_paused", "source_stale"],
+    });
+    expect(run({ NEOLIGHT_ALERTS: "none" }).alerts).toEqual([]);
+  });
+
   test("tokens, origins, rate and timeout from the environment or flags", () => {
     expect(
       run(

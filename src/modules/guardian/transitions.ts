@@ -36,17 +36,26 @@ function guardianUpdate(updates: readonly DocumentUpdate[]): DocumentUpdate {
   return updates.at(-1) as DocumentUpdate;
 }
 
-/**
- * Returns `store` with the same contract, whose commit() also logs each transition of the
- * served guardian.is_paused that the commit published (also when it then rejects with a
- * PersistenceError that says `published`).
- */
 /** A reason as the log shows it: posted text, so cut like every client string (log/logger.ts). */
 function logged(reason: unknown): unknown {
   return typeof reason === "string" ? clip(reason) : reason;
 }
 
-export function logGuardianTransitions(store: DocumentStore, log: Logger): DocumentStore {
+/** A transition as its log line has it: the alerts (issue 13) send the same fields. */
+export type GuardianTransition = { paused: boolean; fields: Record<string, unknown> };
+
+/**
+ * Returns `store` with the same contract, whose commit() also logs each transition of the
+ * served guardian.is_paused that the commit published (also when it then rejects with a
+ * PersistenceError that says `published`), and hands it to `onTransition` right after its
+ * line. `onTransition` runs inside the commit: it must not throw or wait (the alerts only
+ * queue).
+ */
+export function logGuardianTransitions(
+  store: DocumentStore,
+  log: Logger,
+  onTransition: (transition: GuardianTransition) => void = () => {},
+): DocumentStore {
   /** When this process saw the current pause begin; null when it was restored paused. */
   let pausedAt: number | null = null;
   /** The reason of the pause in force, for the resume line. */
@@ -57,12 +66,9 @@ export function logGuardianTransitions(store: DocumentStore, log: Logger): Docum
   if (store.status().corrupt_found !== null && isPaused(store.current().doc)) {
     pausedAt = Date.now();
     const guardian = servedGuardian(store.current().doc);
-    log.warn("guardian paused", {
-      reason: logged(guardian.reason),
-      drawdown: guardian.drawdown,
-      source: "corrupt_state",
-      seq: 0,
-    });
+    const fields = { reason: logged(guardian.reason), drawdown: guardian.drawdown, source: "corrupt_state", seq: 0 };
+    log.warn("guardian paused", fields);
+    onTransition({ paused: true, fields });
   }
 
   function report(before: DocumentState, after: DocumentState, updates: readonly DocumentUpdate[]): void {
@@ -74,15 +80,19 @@ export function logGuardianTransitions(store: DocumentStore, log: Logger): Docum
     if (paused) {
       pausedAt = Date.now();
       pausedReason = guardian.reason;
-      log.warn("guardian paused", { reason: logged(guardian.reason), drawdown: guardian.drawdown, ...cause });
+      const fields = { reason: logged(guardian.reason), drawdown: guardian.drawdown, ...cause };
+      log.warn("guardian paused", fields);
+      onTransition({ paused: true, fields });
     } else {
-      log.info("guardian resumed", {
+      const fields = {
         reason: logged(guardian.reason),
         drawdown: guardian.drawdown,
         ...cause,
         paused_reason: logged(pausedReason),
         paused_for_s: pausedAt === null ? null : Math.round((Date.now() - pausedAt) / 1000),
-      });
+      };
+      log.info("guardian resumed", fields);
+      onTransition({ paused: false, fields });
       pausedAt = null;
       pausedReason = null;
     }

@@ -76,6 +76,9 @@ function entryBytes(key: string, value: unknown): number {
   return Buffer.byteLength(JSON.stringify(key)) + Buffer.byteLength(valueJson(value)) + 2;
 }
 
+/** CONTRACT section 3: the mode served until a poster says another. */
+export const DEFAULT_MODE = "TEST_MODE";
+
 /** CONTRACT section 3: what GET /meta/metrics serves before any data. */
 export function defaultDocument(now: Date): JsonObject {
   return {
@@ -84,7 +87,7 @@ export function defaultDocument(now: Date): JsonObject {
     per_strategy: {},
     guardian: DEFAULT_GUARDIAN,
     breakers: { quote_state: "CLOSED", trade_state: "CLOSED" },
-    mode: "TEST_MODE",
+    mode: DEFAULT_MODE,
     summary: { total_agents: 0, total_strategies: 0 },
   };
 }

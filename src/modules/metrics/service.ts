@@ -11,6 +11,7 @@ import type { Logger } from "../../log/logger";
 import type { DocumentStore } from "../../store/store";
 import type { Processor } from "../../telemetry/processor";
 import type { AgentFiles } from "../agent-files/service";
+import type { AlertsService } from "../alerts/service";
 import { type GuardianService, OPERATOR_OUTCOMES } from "../guardian/service";
 import type { History } from "../history/service";
 import type { MetaService } from "../meta/service";
@@ -45,6 +46,8 @@ export interface MetricsDeps {
   sseSubscribers: () => number;
   /** History's figures: neolight_history_*. */
   history: Pick<History, "status">;
+  /** The notifiers' counts (issue 13). */
+  alerts: Pick<AlertsService, "status">;
   now?: () => number;
 }
 
@@ -120,6 +123,31 @@ export function startMetrics(deps: MetricsDeps): MetricsService {
     }
   }
 
+  /** Per configured notifier: none when alerts are off. */
+  function writeAlerts(w: ExpositionWriter): void {
+    const notifiers = deps.alerts.status().notifiers;
+    const families = [
+      ["neolight_alerts_sent_total", "counter", "Alerts delivered, by notifier", "sent"],
+      [
+        "neolight_alerts_failed_total",
+        "counter",
+        "Alert delivery attempts that failed (each retry counts), by notifier",
+        "failed",
+      ],
+      [
+        "neolight_alerts_dropped_total",
+        "counter",
+        "Alerts given up (queue full, retries exhausted, refused, or left at shutdown), by notifier",
+        "dropped",
+      ],
+      ["neolight_alerts_queued", "gauge", "Alerts waiting to be sent, by notifier", "queued"],
+    ] as const;
+    for (const [name, type, help, field] of families) {
+      w.family(name, type, help);
+      for (const n of notifiers) w.sample(n[field], { notifier: n.name });
+    }
+  }
+
   return {
     requests,
     render() {
@@ -134,6 +162,7 @@ export function startMetrics(deps: MetricsDeps): MetricsService {
       writeDocument(w);
       writeRisk(w, risk);
       writeSources(w, monitor);
+      writeAlerts(w);
       const before = new Set(truncated.map((t) => t.family));
       truncated = [...w.truncated].map(([family, dropped]) => ({ family, limit: w.seriesLimit, dropped }));
       for (const t of truncated) {

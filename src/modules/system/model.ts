@@ -4,6 +4,7 @@ import { AccessStats } from "../../http/model";
 import { LogFile } from "../../log/model";
 import { PersistenceStatus } from "../../store/model";
 import { FileSource } from "../agent-files/model";
+import { AlertsStatus } from "../alerts/model";
 import { HistoryStatus } from "../history/model";
 import { LiveStats } from "../live/model";
 import { QueueStats } from "../meta/model";
@@ -80,6 +81,7 @@ export const Status = t.Object(
         "Every source with its last good update, expected interval and age; stale = silent for more than twice the interval",
     }),
     metrics: MetricsStatus,
+    alerts: AlertsStatus,
   },
   { additionalProperties: true },
 );

@@ -10,6 +10,7 @@ import type { Logger } from "../../log/logger";
 import type { DocumentStore } from "../../store/store";
 import type { Hub } from "../../telemetry/hub";
 import type { AgentFiles, WatchedFile } from "../agent-files/service";
+import type { AlertsService } from "../alerts/service";
 import type { History } from "../history/service";
 import type { Guardian } from "../meta/model";
 import type { MetaService } from "../meta/service";
@@ -43,6 +44,8 @@ export interface SystemDeps {
   access: Pick<AccessPolicy, "stats">;
   /** Source staleness and the series limit. */
   metrics: Pick<MetricsService, "staleness" | "status">;
+  /** The notifiers' counts, without secrets (issue 13). */
+  alerts: Pick<AlertsService, "status">;
 }
 
 export interface SystemService {
@@ -135,6 +138,7 @@ export function createSystemService(deps: SystemDeps): SystemService {
         security: deps.access.stats(),
         staleness: deps.metrics.staleness(),
         metrics: deps.metrics.status(),
+        alerts: deps.alerts.status(),
       };
     },
   };
