@@ -8,7 +8,11 @@ import { documentPoints } from "../src/modules/history/points";
 import { type HistoryPoint, openSqliteHistory } from "../src/store/history";
 import type { JsonObject } from "../src/store/store";
 
-/** The hive's snapshot number `i` with `agents` agents and as many strategies: a valid POST /meta/metrics body. */
+/**
+ * The hive's snapshot number `i` with `agents` agents and as many strategies: a POST
+ * /meta/metrics body whose market_regime lacks the regime file's `timestamp`, so it is
+ * stored as null (listed in `coerced`) and every post goes through coerce().
+ */
 export function hiveSnapshot(agents: number, i: number): JsonObject {
   const per_agent: JsonObject = {};
   const per_strategy: JsonObject = {};
