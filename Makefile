@@ -19,7 +19,7 @@ format:
 build:      ## dist/neolight-dashboard: one standalone binary (the compile command: scripts/build.ts)
 	$(BUN) run scripts/build.ts dist/neolight-dashboard
 
-bench:      ## every scenario against this service, the floor and the Fiber peer (minutes)
+bench:      ## every scenario against this service, the floor, the Fiber peer and the Elysia peer (minutes)
 	$(BUN) run bench/run.ts
 
 screenshots: ## docs/dashboard-*.png, taken by the browser test (needs chromium)

@@ -1,7 +1,7 @@
 // What every benchmark script here needs: start a server binary on a free port with a
 // temporary NEOLIGHT_HOME, time exec -> first 200 on /health, read its memory from /proc,
 // stop it; and a median. Traffic only ever goes to 127.0.0.1.
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -124,4 +124,46 @@ export function toMs(v: string): number {
   if (!m) return Number.NaN;
   const n = Number(m[1]);
   return m[2] === "us" ? n / 1000 : m[2] === "s" ? n * 1000 : n;
+}
+
+/** Where a server's resident memory is, from /proc/<pid>/smaps (issue 14), in MiB. */
+export interface MemoryMap {
+  /** The executable's code: the part of Bun's native code start-up and requests touched. */
+  binary_rx: number;
+  /** The executable's read-only data (the embedded bundle and bytecode among it). */
+  binary_r: number;
+  /** The executable's writable data. */
+  binary_rw: number;
+  /** Anonymous memory: heaps (JS and native), stacks. */
+  anon: number;
+  /** Every other file-backed mapping (shared libraries). */
+  other_files: number;
+}
+
+/** The Rss of each mapping of `pid`, summed by kind (MemoryMap); zeros when it is gone. */
+export function memoryMap(pid: number): MemoryMap {
+  const map: MemoryMap = { binary_rx: 0, binary_r: 0, binary_rw: 0, anon: 0, other_files: 0 };
+  let text: string;
+  let exe: string;
+  try {
+    text = readFileSync(`/proc/${pid}/smaps`, "utf8");
+    exe = readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return map;
+  }
+  let kind: keyof MemoryMap = "anon";
+  for (const line of text.split("\n")) {
+    // A mapping's header: "start-end perms offset dev inode [path]".
+    const header = line.match(/^[0-9a-f]+-[0-9a-f]+ (\S{4}) \S+ \S+ (\d+)\s*(.*)$/);
+    if (header) {
+      const [, perms = "", inode = "0", path = ""] = header;
+      if (path === exe)
+        kind = perms.startsWith("r-x") ? "binary_rx" : perms.startsWith("rw") ? "binary_rw" : "binary_r";
+      else kind = inode === "0" ? "anon" : "other_files";
+      continue;
+    }
+    const rss = line.match(/^Rss:\s+(\d+) kB/);
+    if (rss) map[kind] += Number(rss[1]) / 1024;
+  }
+  return map;
 }

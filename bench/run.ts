@@ -1,8 +1,13 @@
-// `make bench`: every scenario against three servers in the same run, one after another,
+// `make bench`: every scenario against four servers in the same run, one after another,
 // on this machine: this service (the compiled binary), the floor (raw Bun.serve, same
-// bytes, precomputed) and the original stack (Go + Fiber). Prints a table of figures and
-// ratios, and writes them to bench/out/results.json. Never a test, never gates CI: this
-// machine is shared and noisy, so only ratios measured in one run mean anything.
+// bytes, precomputed), the original stack (Go + Fiber) and the Elysia peer (Elysia +
+// @elysiajs/openapi hello, same bytes: what the framework alone costs). Prints a table of
+// figures and ratios, issue 14's resource goals with where each server's memory is
+// (/proc/<pid>/smaps), and writes them to bench/out/results.json. Never a test, never
+// gates CI: this machine is shared and noisy, so only ratios measured in one run mean anything.
+//
+// `--resources` runs only what issue 14's goals need (start-up, idle memory, GET
+// /meta/metrics, the memory rounds): the quick loop for judging one lever at a time.
 //
 // Environment: BENCH_DURATION_S (default 10) per load scenario, BENCH_CONNECTIONS (100),
 // BENCH_STARTUP_RUNS (9), BENCH_MILLION (1000000 requests per memory round), BENCH_ROUNDS (5);
@@ -15,7 +20,7 @@ import { join } from "node:path";
 import { compile } from "../scripts/build";
 import { alertsScenario, alertsTable } from "./alerts";
 import { historyScenario, historyTable } from "./history";
-import { IDLE_MS, type Launched, launch, median, procStatusKiB, serviceEnv, toMs } from "./lib";
+import { IDLE_MS, type Launched, launch, median, memoryMap, procStatusKiB, serviceEnv, toMs } from "./lib";
 import { pauseFileScenario, pauseFileTable } from "./pause-file";
 import { scaleScenario, scaleTable } from "./scale";
 import { serialiseScenario, serialiseTable } from "./serialise";
@@ -60,7 +65,15 @@ const SERVERS: Server[] = [
     durability: "queued only (written later without fsync; 503 when the queue is full)",
     env: (home, port) => ({ NEOLIGHT_HOME: home, NEOLIGHT_DASHBOARD_PORT: String(port) }),
   },
+  {
+    name: "elysia",
+    binary: join(ROOT, "bench", "peers", "elysia", "elysia-peer"),
+    durability: "none (body read and dropped)",
+    env: (_home, port) => ({ NEOLIGHT_DASHBOARD_PORT: String(port) }),
+  },
 ];
+/** Only issue 14's resource figures (see the header). */
+const RESOURCES_ONLY = process.argv.includes("--resources");
 
 function sh(cmd: string, args: string[], cwd = ROOT): string {
   const r = spawnSync(cmd, args, { cwd, encoding: "utf8" });
@@ -77,11 +90,13 @@ function ensureTools(): void {
 }
 
 function build(): void {
-  console.error("bench: building the three servers");
+  console.error("bench: building the four servers");
   compile();
-  compile(join(ROOT, "bench", "peers", "floor", "floor-peer"), {
-    entries: [join(ROOT, "bench", "peers", "floor", "floor.ts")],
-  });
+  for (const peer of ["floor", "elysia"]) {
+    compile(join(ROOT, "bench", "peers", peer, `${peer}-peer`), {
+      entries: [join(ROOT, "bench", "peers", peer, `${peer}.ts`)],
+    });
+  }
   const go = existsSync("/usr/local/go/bin/go") ? "/usr/local/go/bin/go" : "go";
   sh(go, ["build", "-trimpath", "-ldflags=-s -w", "-o", "fiber-peer", "."], join(ROOT, "bench", "peers", "fiber"));
 }
@@ -211,6 +226,7 @@ async function main(): Promise<void> {
   for (const r of running) {
     (results[r.server.name] as Record<string, unknown>).idle_rss_mb = procStatusKiB(r.pid, "VmRSS") / 1024;
     (results[r.server.name] as Record<string, unknown>).idle_anon_mb = procStatusKiB(r.pid, "RssAnon") / 1024;
+    (results[r.server.name] as Record<string, unknown>).idle_map_mb = memoryMap(r.pid);
   }
 
   // Every server holds the full hive fixture before the read scenarios.
@@ -221,26 +237,30 @@ async function main(): Promise<void> {
       body: FIXTURE,
     });
   }
-  const scenarios: [string, (r: Running) => Promise<LoadResult>][] = [
+  const all: [string, (r: Running) => Promise<LoadResult>][] = [
     ["get_health", (r) => wrk(r, "/health")],
     ["get_metrics", (r) => wrk(r, "/meta/metrics")],
     ["post_metrics", (r) => wrk(r, "/meta/metrics", scripts.post)],
     ["mixed_90_10", (r) => wrk(r, "/meta/metrics", scripts.mixed)],
   ];
+  const scenarios = RESOURCES_ONLY ? all.filter(([name]) => name === "get_metrics") : all;
   for (const [name, run] of scenarios) {
     for (const r of running) {
       console.error(`bench: ${name} on ${r.server.name}`);
       (results[r.server.name] as Record<string, unknown>)[name] = await run(r);
     }
   }
-  for (const r of running) (results[r.server.name] as Record<string, unknown>).hey_get_metrics = hey(r);
+  if (!RESOURCES_ONLY)
+    for (const r of running) (results[r.server.name] as Record<string, unknown>).hey_get_metrics = hey(r);
 
   // wrk cannot stop after N requests, so each round runs the mixed load for as long as
   // that server needs to serve MILLION requests at its measured rate (plus 10 %), and
   // records how many it really served.
   console.error(`bench: RSS after each of ${ROUNDS} rounds of >= ${MILLION} mixed requests`);
   for (const r of running) {
-    const rate = ((results[r.server.name] as Record<string, LoadResult>).mixed_90_10 as LoadResult).rps;
+    // ? --resources measures no mixed scenario: the GET rate stands in for it.
+    const measured = results[r.server.name] as Record<string, LoadResult | undefined>;
+    const rate = (measured.mixed_90_10 ?? measured.get_metrics)?.rps ?? 0;
     const seconds = Math.max(1, Math.ceil((MILLION / Math.max(rate, 1)) * 1.1));
     const rounds: number[] = [];
     const anon: number[] = [];
@@ -255,8 +275,17 @@ async function main(): Promise<void> {
     (results[r.server.name] as Record<string, unknown>).rss_after_rounds_mb = rounds;
     (results[r.server.name] as Record<string, unknown>).anon_after_rounds_mb = anon;
     (results[r.server.name] as Record<string, unknown>).rounds_requests = served;
+    (results[r.server.name] as Record<string, unknown>).rounds_map_mb = memoryMap(r.pid);
   }
   for (const r of running) await r.stop();
+  if (RESOURCES_ONLY) {
+    writeFileSync(
+      join(OUT, "resources.json"),
+      `${JSON.stringify({ date: new Date().toISOString(), results }, null, 2)}\n`,
+    );
+    console.log(resourcesTable(results));
+    return;
+  }
   // Issue 16: the router's read under five dashboards' 30-day charts (this service only,
   // and main's design beside it).
   const history = await historyScenario(SERVERS[0]?.binary);
@@ -273,6 +302,7 @@ async function main(): Promise<void> {
     `${JSON.stringify({ date: new Date().toISOString(), duration_s: DURATION, connections: CONNECTIONS, results, history, scale, serialise, pause_file: pauseFile, alerts }, null, 2)}\n`,
   );
   printTable(results);
+  console.log(`\n${resourcesTable(results)}`);
   console.log(`\n${historyTable(history)}`);
   console.log(`\n${scaleTable(scale)}`);
   console.log(`\n${serialiseTable(serialise)}`);
@@ -280,13 +310,86 @@ async function main(): Promise<void> {
   console.log(`\n${alertsTable(alerts)}`);
 }
 
-function printTable(results: Record<string, Record<string, unknown>>): void {
-  const n = (v: unknown, d = 1) => (typeof v === "number" && Number.isFinite(v) ? v.toFixed(d) : "-");
-  const get = (server: string, path: string): number => {
-    let v: unknown = results[server];
-    for (const k of path.split(".")) v = (v as Record<string, unknown> | undefined)?.[k];
-    return typeof v === "number" ? v : Number.NaN;
-  };
+type Results = Record<string, Record<string, unknown>>;
+
+const n = (v: unknown, d = 1) => (typeof v === "number" && Number.isFinite(v) ? v.toFixed(d) : "-");
+
+/** results[server].a.b.c as a number; NaN when it is missing. */
+function figure(results: Results, server: string, path: string): number {
+  let v: unknown = results[server];
+  for (const k of path.split(".")) v = (v as Record<string, unknown> | undefined)?.[k];
+  return typeof v === "number" ? v : Number.NaN;
+}
+
+/** "Flat over five rounds": RSS grows no more than this from the first round to the last. */
+const FLAT_MB = 1;
+
+/** The goals of issue 14, each as the ratio it names, and where each server's memory is. */
+const GOALS: {
+  label: string;
+  path: string;
+  peer: string;
+  goal: (ratio: number, ours: number) => boolean;
+  says: string;
+}[] = [
+  { label: "idle RSS", path: "idle_rss_mb", peer: "elysia", goal: (r) => r <= 1.15, says: "<= 1.15x elysia" },
+  {
+    label: "start-up to first 200",
+    path: "startup_ms",
+    peer: "elysia",
+    goal: (r, ours) => r <= 1.5 && ours < 100,
+    says: "<= 1.5x elysia and < 100 ms",
+  },
+  {
+    label: "GET /meta/metrics req/s",
+    path: "get_metrics.rps",
+    peer: "floor",
+    goal: (r) => r >= 0.9,
+    says: ">= 0.9x floor",
+  },
+];
+
+function resourcesTable(results: Results): string {
+  const names = SERVERS.map((s) => s.name);
+  const lines = [
+    `| issue 14 goal | ${names.join(" | ")} | ratio | goal | met |`,
+    `| --- | ${names.map(() => "---:").join(" | ")} | ---: | --- | --- |`,
+  ];
+  for (const g of GOALS) {
+    const ours = figure(results, "neolight", g.path);
+    const ratio = ours / figure(results, g.peer, g.path);
+    lines.push(
+      `| ${g.label} | ${names.map((s) => n(figure(results, s, g.path), 1)).join(" | ")} | ${n(ratio, 2)} | ${g.says} | ${g.goal(ratio, ours) ? "yes" : "no"} |`,
+    );
+  }
+  const rounds = (s: string) => (results[s]?.rss_after_rounds_mb as number[] | undefined) ?? [];
+  const last = (s: string) => rounds(s).at(-1) ?? Number.NaN;
+  const growth = (s: string) => last(s) - (rounds(s)[0] ?? Number.NaN);
+  const ratio = last("neolight") / last("floor");
+  const met = ratio <= 1.2 && growth("neolight") <= FLAT_MB;
+  const cells = names.map((s) => `${n(last(s))} (${n(growth(s))})`).join(" | ");
+  lines.push(
+    `| RSS after the rounds (growth first -> last) | ${cells} | ${n(ratio, 2)} | <= 1.2x floor, flat | ${met ? "yes" : "no"} |`,
+  );
+  lines.push("", "| MiB resident (/proc/<pid>/smaps) | binary r-xp | binary r--p | binary rw-p | anon | other files |");
+  lines.push("| --- | ---: | ---: | ---: | ---: | ---: |");
+  for (const [when, key] of [
+    ["idle", "idle_map_mb"],
+    ["after the rounds", "rounds_map_mb"],
+  ]) {
+    for (const s of names) {
+      const m = results[s]?.[key as string] as Record<string, number> | undefined;
+      if (m === undefined) continue;
+      lines.push(
+        `| ${s}, ${when} | ${n(m.binary_rx)} | ${n(m.binary_r)} | ${n(m.binary_rw)} | ${n(m.anon)} | ${n(m.other_files)} |`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
+
+function printTable(results: Results): void {
+  const get = (server: string, path: string) => figure(results, server, path);
   const rows: [string, string, number][] = [
     ["GET /health req/s", "get_health.rps", 0],
     ["GET /health p99 ms", "get_health.p99_ms", 2],
@@ -313,7 +416,7 @@ function printTable(results: Record<string, Record<string, unknown>>): void {
   ];
   for (const [label, path, d] of rows) {
     const vals = names.map((s) => get(s, path));
-    const [ours, floor, fiber] = vals as [number, number, number];
+    const [ours, floor, fiber] = [get("neolight", path), get("floor", path), get("fiber", path)];
     lines.push(
       `| ${label} | ${vals.map((v) => n(v, d)).join(" | ")} | ${n(ours / floor, 2)} | ${n(ours / fiber, 2)} |`,
     );
