@@ -12,16 +12,11 @@
 // touch the guardian, changes nothing here.
 import { clip, type Logger } from "../../log/logger";
 import type { DocumentState, DocumentStore, DocumentUpdate, JsonObject } from "../../store/store";
-
-/** The guardian as GET /meta/metrics serves it: the stored one, else the contract's default. */
-function servedGuardian(doc: Readonly<JsonObject>): Readonly<JsonObject> {
-  const guardian = doc.guardian;
-  return typeof guardian === "object" && guardian !== null ? (guardian as JsonObject) : {};
-}
+import { servedGuardianOf } from "./resolve";
 
 /** What the router reads: only a literal true is a pause (the default is false). */
 function isPaused(doc: Readonly<JsonObject>): boolean {
-  return servedGuardian(doc).is_paused === true;
+  return servedGuardianOf(doc).is_paused === true;
 }
 
 /**
@@ -59,13 +54,13 @@ export function logGuardianTransitions(
   /** When this process saw the current pause begin; null when it was restored paused. */
   let pausedAt: number | null = null;
   /** The reason of the pause in force, for the resume line. */
-  let pausedReason: unknown = isPaused(store.current().doc) ? servedGuardian(store.current().doc).reason : null;
+  let pausedReason: unknown = isPaused(store.current().doc) ? servedGuardianOf(store.current().doc).reason : null;
   // ? The fail-safe pause after a corrupt state file is in the store's state from the start
   // (issue 15: served before and whatever the disk allows, not committed): it is this
   // process's transition all the same, caused by the corrupt file.
   if (store.status().corrupt_found !== null && isPaused(store.current().doc)) {
     pausedAt = Date.now();
-    const guardian = servedGuardian(store.current().doc);
+    const guardian = servedGuardianOf(store.current().doc);
     const fields = { reason: logged(guardian.reason), drawdown: guardian.drawdown, source: "corrupt_state", seq: 0 };
     log.warn("guardian paused", fields);
     onTransition({ paused: true, fields });
@@ -74,7 +69,7 @@ export function logGuardianTransitions(
   function report(before: DocumentState, after: DocumentState, updates: readonly DocumentUpdate[]): void {
     const paused = isPaused(after.doc);
     if (paused === isPaused(before.doc)) return;
-    const guardian = servedGuardian(after.doc);
+    const guardian = servedGuardianOf(after.doc);
     const update = guardianUpdate(updates);
     const cause = { source: update.source, seq: update.seq };
     if (paused) {
