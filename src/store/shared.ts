@@ -38,6 +38,11 @@ export type StoreStatus = typeof StoreStatus.static;
  */
 export interface SharedStore extends DocumentStore {
   /**
+   * The database's own id (its head row's `cluster`), fixed at its creation: live-stream ids
+   * carry it, so that an id from another database is never resumed from.
+   */
+  readonly cluster: string;
+  /**
    * Listeners called, in sequence order and never concurrently with a commit of this
    * process, with each state that changed other than by this process's commit(): another
    * replica's commits (caught up after a NOTIFY, a reconnect or the head check, possibly
