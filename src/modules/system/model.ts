@@ -2,8 +2,7 @@
 import { Type as t } from "@sinclair/typebox";
 import { AccessStats } from "../../http/model";
 import { LogFile } from "../../log/model";
-import { PersistenceStatus } from "../../store/model";
-import { StoreStatus } from "../../store/shared";
+import { PersistenceStatus, StoreStatus } from "../../store/model";
 import { FileSource } from "../agent-files/model";
 import { AlertsStatus } from "../alerts/model";
 import { HistoryStatus } from "../history/model";
