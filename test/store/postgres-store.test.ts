@@ -322,6 +322,28 @@ describe.skipIf(skip)("restore", () => {
   });
 });
 
+describe.skipIf(skip)("the fail-safe report after a corrupt row", () => {
+  test("stands in for the hive only until a replica commits the hive's report: it is not put back over it", async () => {
+    const db = await database();
+    const sql = new SQL(db.url, { max: 1 });
+    await migrate(sql);
+    await sql`INSERT INTO neolight_document (key, value, seq) VALUES ('guardian', ${{ drawdown: 9 }}::json, 1)`;
+    await sql`UPDATE neolight_head SET seq = 1`;
+    await sql.close();
+    const log = createMemoryLogger();
+    const restore = { restore: restoreDocument(log), failSafe: pauseAfterCorruption(log) };
+    const a = resolvingStore((await open(db.url, { ...restore, follow: false })).store);
+    expect(a.current().doc.guardian).toMatchObject({ is_paused: true });
+    const b = resolvingStore((await open(db.url, restore)).store);
+    await b.commit([update({ guardian: { is_paused: false, drawdown: 0.02, reason: "Normal operation" } }, "hive")]);
+    // A, behind, applies a pause file that went away: resolved over the database's sources.
+    const state = await a.commit([
+      update({ guardian: {}, [GUARDIAN_SOURCES_KEY]: { pause_file: { state: "absent" } } }, "pause_file"),
+    ]);
+    expect(state.doc.guardian).toMatchObject({ is_paused: false, drawdown: 0.02 });
+  });
+});
+
 describe.skipIf(skip)("the local copy", () => {
   test("is written after commits and catch-ups, coalesced, and once more on close", async () => {
     const db = await database();
