@@ -13,7 +13,7 @@ import { answerJson, type HistoryPoint, openSqliteHistory, type RangeQuery } fro
 import { openPostgresHistory } from "../../src/store/postgres/history";
 import { MIGRATIONS } from "../../src/store/postgres/migrations";
 import type { JsonObject } from "../../src/store/store";
-import { fixture, type Json, tempDir } from "../helpers";
+import { fixture, type Json, tempDir, waitFor } from "../helpers";
 
 const SERVER = process.env.NEOLIGHT_TEST_PG ?? "postgres://root@127.0.0.1:5432";
 
@@ -379,4 +379,56 @@ describe.skipIf(!up)("history in PostgreSQL", () => {
       await sql.close();
     }
   });
+
+  test("the size cap with PostgreSQL: the oldest rows go until the estimate is under the cap, then not again until the tables grow", async () => {
+    const { sql } = await freshPool();
+    using dir = tempDir();
+    try {
+      const now = Date.now();
+      const seed = await openPostgresHistory(sql);
+      for (let m = 0; m < 2000; m += 100) {
+        await seed.record(
+          Array.from({ length: 100 * 20 }, (_, i) =>
+            p(`f${i % 20}`, m + Math.floor(i / 20), i, { ts: now - (2000 - m) * MIN + Math.floor(i / 20) * MIN }),
+          ),
+        );
+      }
+      const footprint = (await seed.size()).bytes;
+      const maxBytes = Math.round(footprint * 0.7);
+      const log = createMemoryLogger();
+      const history = await createHistory({
+        path: join(dir.path, "history.db"),
+        days: 30,
+        log,
+        maxBytes,
+        database: { sql, target: "postgres://root@127.0.0.1:5432/test" },
+      });
+      try {
+        const commit = (seq: number) => {
+          const doc = fixture("meta_metrics_post") as JsonObject;
+          history.onCommit({ doc, updatedAt: new Date().toISOString(), version: seq, lastSeq: seq }, [
+            { seq, set: doc, source: "hive" },
+          ]);
+          return history.flush();
+        };
+        await commit(1);
+        await waitFor(() => history.status().pruned_for_size > 0, "the size cap to prune", 30_000);
+        await waitFor(() => log.lines.some((l) => l.message === "history pruned for size"), "the prune's INFO line");
+        const pruned = history.status().pruned_for_size;
+        // About what the cap asks for (the oldest ~40% of the raw points, in chunks of 5,000), not everything.
+        expect(pruned).toBeGreaterThanOrEqual(10_000);
+        expect(pruned).toBeLessThan(40_000);
+        const left = await seed.query({ from: now - 3000 * MIN, to: now + MIN, points: 100_000, maxSeries: 100 });
+        expect(left.series.find((x) => x.field === "f0")?.t.length).toBe(2000 - pruned / 20);
+        // The tables keep their size (the space is reused): further writes do not prune again.
+        for (let seq = 2; seq < 6; seq++) await commit(seq);
+        expect(history.status().pruned_for_size).toBe(pruned);
+        expect(history.status().failures).toBe(0);
+      } finally {
+        await history.close();
+      }
+    } finally {
+      await sql.close();
+    }
+  }, 60_000);
 });
