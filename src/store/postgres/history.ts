@@ -37,6 +37,13 @@ const SERIES_LOCK_KEY = 0x6e6c6873; // "nlhs"
 /** SQL: true for a kind among the SAFETY_KINDS (constants, not client input). */
 const IS_SAFETY = `kind IN (${SAFETY_KINDS.map((k) => `'${k}'`).join(", ")})`;
 
+/**
+ * Sort memory of a chart query (PostgreSQL's default is 4 MB): a 30-day chart at N=30 sorts
+ * ~330,000 roll-up rows, which spilled to disk at the default (external merge, most of its
+ * 0.5 s here). Set per query transaction only; one query runs at a time per replica (the
+ * service's queue), so this is the most a replica's charts take.
+ */
+const QUERY_WORK_MEM = "64MB";
 /** A series budget of "no limit": the int parameter the budget check takes. */
 const NO_LIMIT = 2 ** 31 - 1;
 
@@ -215,15 +222,15 @@ export async function openPostgresHistory(sql: SQL, options: PostgresHistoryOpti
       ORDER BY r.series_id, bucket, CASE WHEN w.peak THEN r.value END DESC NULLS LAST, CASE WHEN w.peak THEN r.ts END, r.ts DESC
     ),
     series AS (
-      SELECT w.n, w.kind, w.subject, w.field,
-        json_agg(p.ts ORDER BY p.bucket) AS t,
-        json_agg(p.value ORDER BY p.bucket) AS v,
-        CASE WHEN bool_or(p.label IS NOT NULL) THEN json_agg(p.label ORDER BY p.bucket) END AS labels
-      FROM wanted w JOIN picked p ON p.series_id = w.id
-      GROUP BY w.n, w.kind, w.subject, w.field
+      SELECT series_id,
+        json_agg(ts ORDER BY bucket) AS t,
+        json_agg(value ORDER BY bucket) AS v,
+        CASE WHEN bool_or(label IS NOT NULL) THEN json_agg(label ORDER BY bucket) END AS labels
+      FROM picked GROUP BY series_id
     )
     SELECT (SELECT count(*) FROM selected)::int AS selected,
-      (SELECT json_agg(json_build_array(kind, subject, field, t, v, labels) ORDER BY n) FROM series) AS series`;
+      (SELECT json_agg(json_build_array(w.kind, w.subject, w.field, s.t, s.v, s.labels) ORDER BY w.n)
+       FROM wanted w JOIN series s ON s.series_id = w.id) AS series`;
   /** Where a query of buckets of `bucketMs` reads: the coarsest table whose samples are no wider. */
   const sources = [
     ...ROLLUPS.map(({ table, ms }) => ({ ms, sql: querySql(`neolight_history_${table}`, "bucket") })),
@@ -291,6 +298,7 @@ export async function openPostgresHistory(sql: SQL, options: PostgresHistoryOpti
         // ? The database stops the query itself: a timeout in JS alone would leave it running.
         if (timeoutMs !== undefined)
           await tx.unsafe(`SET LOCAL statement_timeout = ${Math.max(1, Math.ceil(timeoutMs))}`);
+        await tx.unsafe(`SET LOCAL work_mem = '${QUERY_WORK_MEM}'`);
         return tx.unsafe(source.sql, params);
       })) as Row[];
       const row = rows[0] as Row;
