@@ -422,6 +422,9 @@ describe.skipIf(!up)("history in PostgreSQL", () => {
         expect(left.series.find((x) => x.field === "f0")?.t.length).toBe(2000 - pruned / 20);
         // The tables keep their size (the space is reused): further writes do not prune again.
         for (let seq = 2; seq < 6; seq++) await commit(seq);
+        // close() waits for a shrink the writes may have started.
+        await history.close();
+        expect(history.status().bytes).toBeGreaterThan(maxBytes);
         expect(history.status().pruned_for_size).toBe(pruned);
         expect(history.status().failures).toBe(0);
       } finally {
