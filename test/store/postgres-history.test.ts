@@ -434,4 +434,36 @@ describe.skipIf(!up)("history in PostgreSQL", () => {
       await sql.close();
     }
   }, 60_000);
+
+  test("a database without the history tables at start-up: history off (503), opened once they are there", async () => {
+    const schema = `t${++schemas}`;
+    const setup = new SQL(`${SERVER}/${DB}`, { max: 1 });
+    await setup.unsafe(`CREATE SCHEMA ${schema}`);
+    const sql = new SQL(`${SERVER}/${DB}?options=${encodeURIComponent(`-c search_path=${schema}`)}`, { max: 2 });
+    using dir = tempDir();
+    const log = createMemoryLogger();
+    const history = await createHistory({
+      path: join(dir.path, "history.db"),
+      days: 30,
+      log,
+      database: { sql, target: "postgres://root@127.0.0.1:5432/test" },
+    });
+    try {
+      expect(history.status()).toMatchObject({ enabled: false });
+      expect(history.status().disabled_reason).toStartWith("database: ");
+      expect(await history.query({ range: "1h" }).catch((e) => (e as { status: number }).status)).toBe(503);
+      expect(log.lines.filter((l) => l.message === "history unavailable, trying again")).toHaveLength(1);
+      await setup.begin(async (tx) => {
+        await tx.unsafe(`SET LOCAL search_path = ${schema}`);
+        for (const m of MIGRATIONS) await tx.unsafe(m.sql);
+      });
+      await waitFor(() => history.status().enabled, "history to open once the tables exist", 15_000);
+      const body = await history.query({ range: "1h" });
+      expect(JSON.parse(new TextDecoder().decode(body.json))).toMatchObject({ series: [], truncated: false });
+    } finally {
+      await history.close();
+      await sql.close();
+      await setup.close();
+    }
+  }, 30_000);
 });
