@@ -466,4 +466,27 @@ describe.skipIf(!up)("history in PostgreSQL", () => {
       await setup.close();
     }
   }, 30_000);
+
+  test("a database that never answers (a black hole on a real socket) does not hold up start-up", async () => {
+    // Accepts connections and never says a word, as a black-holed network would.
+    const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const sql = new SQL(`postgres://root@127.0.0.1:${silent.port}/x`, { max: 1, connectionTimeout: 60 });
+    using dir = tempDir();
+    const t0 = performance.now();
+    const history = await createHistory({
+      path: join(dir.path, "history.db"),
+      days: 30,
+      log: createMemoryLogger(),
+      database: { sql, target: "postgres://root@127.0.0.1/x" },
+    });
+    try {
+      expect(performance.now() - t0).toBeLessThan(5_000);
+      expect(history.status().enabled).toBe(false);
+      expect(await history.query({ range: "1h" }).catch((e) => (e as { status: number }).status)).toBe(503);
+    } finally {
+      await history.close();
+      silent.stop(true);
+      await sql.close({ timeout: 0 });
+    }
+  });
 });

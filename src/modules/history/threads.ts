@@ -208,6 +208,8 @@ function failureCounter(path: string, log: Logger, status: HistoryStatus): (err:
   };
 }
 
+/** Start-up waits at most this for history to open in PostgreSQL; it opens later when slower. */
+export const OPEN_WAIT_MS = 2_000;
 /** While the database does not answer at start-up, opening the history is tried again this often. */
 export const REOPEN_MS = 5_000;
 /**
@@ -246,8 +248,11 @@ export async function startPostgresThreads(options: PostgresThreadOptions): Prom
 
   async function open(): Promise<void> {
     try {
-      db = await options.open();
-      status.series = db.seriesCount();
+      const opened = await options.open();
+      // ? An open that finished after shutdown began is not used.
+      if (closed) return opened.close();
+      db = opened;
+      status.series = opened.seriesCount();
       status.enabled = true;
       status.disabled_reason = null;
       log.info("history opened", { target, series: status.series });
@@ -263,7 +268,14 @@ export async function startPostgresThreads(options: PostgresThreadOptions): Prom
   }
 
   if (options.off !== null) status.disabled_reason = options.off;
-  else await open();
+  else {
+    // ? Start-up waits for the first open at most OPEN_WAIT_MS: a database behind a
+    // black-holed network must not hold up the service (the store serves its local copy
+    // then); history turns on when the open finishes.
+    let waited: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([open(), new Promise<void>((resolve) => (waited = setTimeout(resolve, OPEN_WAIT_MS)))]);
+    clearTimeout(waited);
+  }
 
   const thread = (store: PostgresHistory): HistoryThread => postgresThread(store, queryTimeoutMs);
   return {
