@@ -98,18 +98,27 @@ async function main(): Promise<void> {
     );
     const to = t0 + count * STEP_MS;
     const q = { from: to - 30 * DAY_MS, to, points: 300, maxSeries: 1000 };
-    await pg30.query(q);
+    await pg30.answer(q, 30);
     const qPg: number[] = [];
     const qLite: number[] = [];
     let same = true;
+    let stall = 0;
     for (let i = 0; i < 7; i++) {
       let a = new Uint8Array();
       let b = new Uint8Array();
+      // The main thread's longest stall while PostgreSQL answers: what a GET /meta/metrics would wait.
+      let last = performance.now();
+      const ticker = setInterval(() => {
+        const now = performance.now();
+        stall = Math.max(stall, now - last);
+        last = now;
+      }, 1);
       qPg.push(
         await timed(async () => {
-          a = answerJson(q, await pg30.query(q), 30);
+          a = await pg30.answer(q, 30);
         }),
       );
+      clearInterval(ticker);
       qLite.push(
         await timed(() => {
           b = answerJson(q, lite30.query(q), 30);
@@ -122,6 +131,7 @@ async function main(): Promise<void> {
     console.log(
       `  postgres ${ms(median(qPg))}, sqlite ${ms(median(qLite))} (x${(median(qPg) / median(qLite)).toFixed(2)}); same bytes: ${same}`,
     );
+    console.log(`  longest main-thread stall during the postgres answers: ${ms(stall)}`);
     console.log(`  postgres tables: ${(size.bytes / 1024 / 1024).toFixed(1)} MiB (pg_total_relation_size)`);
   } finally {
     for (const p of pools) await p.close();

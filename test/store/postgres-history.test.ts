@@ -95,6 +95,8 @@ async function both(maxSeries?: number) {
       const fromPg = new TextDecoder().decode(answerJson(q, await pg.query(q), 30));
       const fromLite = new TextDecoder().decode(answerJson(q, lite.query(q), 30));
       expect(fromPg).toBe(fromLite);
+      // The answer the service sends, written by the database.
+      expect(new TextDecoder().decode(await pg.answer(q, 30))).toBe(fromLite);
       return JSON.parse(fromPg) as {
         series: { field: string; t: number[]; v: (number | null)[] }[];
         truncated: boolean;
@@ -257,18 +259,19 @@ describe.skipIf(!up)("history in PostgreSQL", () => {
 
   test("the cut: safety kinds before any agent, byte order of names, truncated when cut", async () => {
     await using h = await both();
-    const names = ["a10", "a9", "A1", "b", "é", "z", "a_1", "a-1"];
+    // Names JSON must escape (quote, backslash, controls, DEL, non-ASCII) and byte order cares about.
+    const names = ["a10", "a9", "A1", "b", "é", "z", "a_1", "a-1", 'q"u\\o\n\u0001\u007f☃\t'];
     await h.record([
       ...names.map((n, i) => p("pnl_1d", 0, i, { subject: n })),
       { kind: "allocation", subject: "a0", field: "governor", ts: T0, value: 0.2 },
-      { kind: "mode", subject: "", field: "label", ts: T0, value: null, label: "LIVE" },
+      { kind: "mode", subject: "", field: "label", ts: T0, value: null, label: 'LIVE "\\\b\f\u001f' },
       { kind: "strategy", subject: "s", field: "score", ts: T0, value: 1 },
       { kind: "breaker", subject: "quote_state", field: "state", ts: T0, value: 0, peak: true },
       { kind: "guardian", subject: "", field: "drawdown", ts: T0, value: 3 },
     ]);
     for (const maxSeries of [1, 5, 7, 100]) {
       const answer = await h.answer({ ...all, maxSeries });
-      expect(answer.truncated).toBe(maxSeries < 13);
+      expect(answer.truncated).toBe(maxSeries < 14);
     }
     // A series without points in the range takes its place in the cut, as in SQLite.
     await h.record([

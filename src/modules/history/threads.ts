@@ -7,7 +7,6 @@
 import { promisify } from "node:util";
 import { gzip } from "node:zlib";
 import type { Logger } from "../../log/logger";
-import { answerJson } from "../../store/history";
 import {
   type HistoryOp,
   type HistoryOps,
@@ -315,7 +314,7 @@ function postgresThread(db: PostgresHistory, queryTimeoutMs: number): HistoryThr
     open: async () => ({ series: db.seriesCount() }),
     record: async ({ points }) => ({ ...(await db.record(points)), series: db.seriesCount(), size: await db.size() }),
     answer: async ({ retentionDays, ...q }, timeoutMs) => {
-      const json = answerJson(q, await db.query(q, timeoutMs), retentionDays);
+      const json = await db.answer(q, retentionDays, timeoutMs);
       return { json, gzip: new Uint8Array(await gzipAsync(json)) };
     },
     prune: ({ before, limit }) => db.prune(before, limit),

@@ -15,7 +15,15 @@
 // transaction-scoped advisory lock (INSERT ... ON CONFLICT DO NOTHING, then SELECT), so two
 // replicas creating one series at the same moment both get its id and neither fails.
 import type { SQL } from "bun";
-import { type HistoryPoint, type HistorySize, KIND_RANK, type RangeQuery, ROLLUPS, SAFETY_KINDS } from "../history";
+import {
+  answerJson,
+  type HistoryPoint,
+  type HistorySize,
+  KIND_RANK,
+  type RangeQuery,
+  ROLLUPS,
+  SAFETY_KINDS,
+} from "../history";
 import type { Series } from "../history-model";
 
 /** The tables of migration 2, by the name history.db gives them. */
@@ -64,6 +72,12 @@ export interface PostgresHistory {
    * after that long (rejects with SQLSTATE 57014, query_canceled). The caller owns the result.
    */
   query(q: RangeQuery, timeoutMs?: number): Promise<{ series: Series[]; truncated: boolean; bucketMs: number }>;
+  /**
+   * GET /meta/history's answer for `q`, as UTF-8 JSON: the bytes answerJson(q, query(q))
+   * gives, written by the database (the main thread only joins them), or by answerJson
+   * when a value's text differs between PostgreSQL and JavaScript (an exponent, -0).
+   */
+  answer(q: RangeQuery, retentionDays: number, timeoutMs?: number): Promise<Uint8Array<ArrayBuffer>>;
   /** HistoryStore.prune: up to `limit` points older than `before` and roll-ups whose bucket ended by then; how many points. */
   prune(before: number, limit: number): Promise<number>;
   /**
@@ -206,7 +220,7 @@ export async function openPostgresHistory(sql: SQL, options: PostgresHistoryOpti
   // before any point is read (a series without points in the range takes its place and is
   // left out). Each bucket keeps its latest sample, or for peak series its largest (the
   // earliest of equals, nulls lowest), exactly the one-pass rule of openSqliteHistory.
-  const querySql = (table: string, keyColumn: string) => `
+  const picked = (table: string, keyColumn: string) => `
     WITH selected AS (
       SELECT id, kind, subject, field, peak,
         row_number() OVER (ORDER BY ${KIND_RANK}, kind COLLATE "C", subject COLLATE "C", field COLLATE "C") AS n
@@ -220,7 +234,9 @@ export async function openPostgresHistory(sql: SQL, options: PostgresHistoryOpti
       FROM ${table} r JOIN wanted w ON w.id = r.series_id
       WHERE r.${keyColumn} >= $7::bigint AND r.${keyColumn} < $5::bigint AND r.ts >= $4::bigint AND r.ts < $5::bigint
       ORDER BY r.series_id, bucket, CASE WHEN w.peak THEN r.value END DESC NULLS LAST, CASE WHEN w.peak THEN r.ts END, r.ts DESC
-    ),
+    )`;
+  /** The series as JSON values (parsed by Bun into objects), for query(). */
+  const asValues = `,
     series AS (
       SELECT series_id,
         json_agg(ts ORDER BY bucket) AS t,
@@ -231,11 +247,63 @@ export async function openPostgresHistory(sql: SQL, options: PostgresHistoryOpti
     SELECT (SELECT count(*) FROM selected)::int AS selected,
       (SELECT json_agg(json_build_array(w.kind, w.subject, w.field, s.t, s.v, s.labels) ORDER BY w.n)
        FROM wanted w JOIN series s ON s.series_id = w.id) AS series`;
+  // ? The series as the text JSON.stringify would give, for answer(): the main thread then
+  // neither parses nor serialises them (a 30-day chart at N=30 is 4.6 MB: 40-60 ms of main
+  // thread the other way). Strings through to_json (the same escapes as JSON.stringify:
+  // \" \\ \b \f \n \r \t, other controls \u00xx), integers as they are, and floats in
+  // PostgreSQL's shortest exact form, which is JavaScript's too except where one of them
+  // writes an exponent: from 1e15 up (JS: from 1e21), under 1e-4 (JS: under 1e-6), and -0.
+  // `odd` says such a value is there; answer() then builds the text from query() instead.
+  const asText = `,
+    series AS (
+      SELECT series_id, count(*) AS len,
+        bool_or(abs(value) >= 1e15 OR (value <> 0 AND abs(value) < 1e-4) OR (value = 0 AND value::text = '-0')) AS odd,
+        string_agg(ts::text, ',' ORDER BY bucket) AS t,
+        string_agg(coalesce(value::text, 'null'), ',' ORDER BY bucket) AS v,
+        CASE WHEN bool_or(label IS NOT NULL) THEN string_agg(coalesce(to_json(label)::text, 'null'), ',' ORDER BY bucket) END AS labels
+      FROM picked GROUP BY series_id
+    )
+    SELECT (SELECT count(*) FROM selected)::int AS selected,
+      coalesce((SELECT max(len) FROM series), 0)::int AS points,
+      coalesce((SELECT bool_or(odd) FROM series), false) AS odd,
+      (SELECT string_agg(
+         '{"kind":' || to_json(w.kind)::text || ',"subject":' || to_json(w.subject)::text
+         || ',"field":' || to_json(w.field)::text || ',"t":[' || s.t || '],"v":[' || s.v || ']'
+         || coalesce(',"labels":[' || s.labels || ']', '') || '}', ',' ORDER BY w.n)
+       FROM wanted w JOIN series s ON s.series_id = w.id) AS series`;
   /** Where a query of buckets of `bucketMs` reads: the coarsest table whose samples are no wider. */
   const sources = [
-    ...ROLLUPS.map(({ table, ms }) => ({ ms, sql: querySql(`neolight_history_${table}`, "bucket") })),
-    { ms: 1, sql: querySql(PG_TABLES.points, "ts") },
-  ];
+    ...ROLLUPS.map(({ table, ms }) => ({ ms, picked: picked(`neolight_history_${table}`, "bucket") })),
+    { ms: 1, picked: picked(PG_TABLES.points, "ts") },
+  ].map(({ ms, picked }) => ({ ms, values: picked + asValues, text: picked + asText }));
+
+  /** Runs the query of `q` in the form `form` (statement_timeout `timeoutMs`); its one row, and the bucket width. */
+  async function run(q: RangeQuery, form: "values" | "text", timeoutMs: number | undefined) {
+    const { from, to, points, kinds, subjects, maxSeries: cut } = q;
+    const bucketMs = Math.max(1, Math.ceil((to - from) / points));
+    const source = sources.find((t) => t.ms <= bucketMs) as (typeof sources)[number];
+    const params = [kinds ?? null, subjects ?? null, cut, from, to, bucketMs, from - (from % source.ms)];
+    const rows = (await sql.begin(async (tx) => {
+      // ? The database stops the query itself: a timeout in JS alone would leave it running.
+      if (timeoutMs !== undefined)
+        await tx.unsafe(`SET LOCAL statement_timeout = ${Math.max(1, Math.ceil(timeoutMs))}`);
+      // ? Shortest exact float output (the default since PostgreSQL 12; a server or role may set it otherwise).
+      await tx.unsafe(`SET LOCAL work_mem = '${QUERY_WORK_MEM}'; SET LOCAL extra_float_digits = 1`);
+      return tx.unsafe(source[form], params);
+    })) as Row[];
+    return { row: rows[0] as Row, bucketMs, truncated: ((rows[0] as Row).selected as number) > cut };
+  }
+
+  async function query(q: RangeQuery, timeoutMs?: number) {
+    const { row, bucketMs, truncated } = await run(q, "values", timeoutMs);
+    type Tuple = [string, string, string, number[], (number | null)[], (string | null)[] | null];
+    const series: Series[] = ((row.series as Tuple[] | null) ?? []).map(([kind, subject, field, t, v, labels]) => {
+      const one: Series = { kind, subject, field, t, v };
+      if (labels !== null) one.labels = labels;
+      return one;
+    });
+    return { series, truncated, bucketMs };
+  }
 
   /** The tables' size and estimated rows, as pg_class has them (VACUUM and ANALYZE keep reltuples). */
   async function tableStats(table: string): Promise<{ bytes: number; rows: number }> {
@@ -290,25 +358,20 @@ export async function openPostgresHistory(sql: SQL, options: PostgresHistoryOpti
       count = Math.max(count, total);
       return { written: points.length - skipped, skipped };
     },
-    async query({ from, to, points, kinds, subjects, maxSeries: cut }, timeoutMs) {
-      const bucketMs = Math.max(1, Math.ceil((to - from) / points));
-      const source = sources.find((t) => t.ms <= bucketMs) as (typeof sources)[number];
-      const params = [kinds ?? null, subjects ?? null, cut, from, to, bucketMs, from - (from % source.ms)];
-      const rows = (await sql.begin(async (tx) => {
-        // ? The database stops the query itself: a timeout in JS alone would leave it running.
-        if (timeoutMs !== undefined)
-          await tx.unsafe(`SET LOCAL statement_timeout = ${Math.max(1, Math.ceil(timeoutMs))}`);
-        await tx.unsafe(`SET LOCAL work_mem = '${QUERY_WORK_MEM}'`);
-        return tx.unsafe(source.sql, params);
-      })) as Row[];
-      const row = rows[0] as Row;
-      type Tuple = [string, string, string, number[], (number | null)[], (string | null)[] | null];
-      const series: Series[] = ((row.series as Tuple[] | null) ?? []).map(([kind, subject, field, t, v, labels]) => {
-        const one: Series = { kind, subject, field, t, v };
-        if (labels !== null) one.labels = labels;
-        return one;
+    query,
+    async answer(q, retentionDays, timeoutMs) {
+      const { row, bucketMs, truncated } = await run(q, "text", timeoutMs);
+      if (row.odd === true) return answerJson(q, await query(q, timeoutMs), retentionDays);
+      const head = JSON.stringify({
+        from: new Date(q.from).toISOString(),
+        to: new Date(q.to).toISOString(),
+        points: row.points as number,
+        bucket_ms: bucketMs,
+        retention_days: retentionDays,
+        truncated,
       });
-      return { series, truncated: (row.selected as number) > cut, bucketMs };
+      // ? HistoryAnswer's key order, as answerJson() writes it: series last.
+      return new TextEncoder().encode(`${head.slice(0, -1)},"series":[${(row.series as string | null) ?? ""}]}`);
     },
     async prune(before, limit) {
       for (const { table, ms } of ROLLUPS) {
