@@ -2,7 +2,7 @@
 // this file's own (created, migrated and dropped here): the HistoryStore semantics rule by
 // rule, the same bytes as SQLite for the same points, two replicas recording into one
 // database at once, and the service's backend selection.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { SQL } from "bun";
@@ -14,6 +14,9 @@ import { openPostgresHistory } from "../../src/store/postgres/history";
 import { MIGRATIONS } from "../../src/store/postgres/migrations";
 import type { JsonObject } from "../../src/store/store";
 import { fixture, type Json, tempDir, waitFor } from "../helpers";
+
+// ? The server is shared with other test runs on 2 cores: a VACUUM or a 30-day fill may take seconds.
+setDefaultTimeout(30_000);
 
 const SERVER = process.env.NEOLIGHT_TEST_PG ?? "postgres://root@127.0.0.1:5432";
 
@@ -237,7 +240,7 @@ describe.skipIf(!up)("history in PostgreSQL", () => {
       await h.answer({ ...all, to: T0 + 2000 * MIN, points: 20 });
     }
     expect((await h.pg.pruneOldest(100_000)).rows).toBe(0);
-  });
+  }, 30_000);
 
   test("series budgets: the safety kinds have their own; counted over the database after a reopen", async () => {
     await using h = await both(2);
@@ -342,7 +345,7 @@ describe.skipIf(!up)("history in PostgreSQL", () => {
     } finally {
       await sql.close();
     }
-  });
+  }, 30_000);
 
   test("createHistory with `database`: no history.db, no thread; records, answers and prunes through PostgreSQL", async () => {
     const { sql } = await freshPool();
