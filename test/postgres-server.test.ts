@@ -5,7 +5,14 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { SQL } from "bun";
-import { machineDatabase, machinePostgres, privatePostgres, startPrivatePostgres } from "./postgres-server";
+import {
+  machineDatabase,
+  machinePostgres,
+  privatePostgres,
+  startPrivatePostgres,
+  startStandby,
+} from "./postgres-server";
+import { waitFor } from "./wait";
 
 /** A client that gives up quickly, so "refused" is an error within the test, not a hang. */
 const client = (url: string) => new SQL({ url, max: 1, connectionTimeout: 2, idleTimeout: 1 });
@@ -60,6 +67,40 @@ describe("private PostgreSQL", () => {
         }
       }
       expect(existsSync(dataDir)).toBe(false);
+    },
+    60_000,
+  );
+});
+
+describe("private primary and synchronous standby", () => {
+  test.skipIf(!privatePostgres)(
+    "a commit acknowledged by a primary with a synchronous standby survives the primary's kill -9 and a promotion",
+    async () => {
+      await using primary = await startPrivatePostgres();
+      await using standby = await startStandby(primary);
+      await primary.query(`ALTER SYSTEM SET synchronous_standby_names = '${standby.name}'`);
+      await primary.query("SELECT pg_reload_conf()");
+      await waitFor(
+        async () =>
+          (
+            await primary.query(`SELECT sync_state FROM pg_stat_replication WHERE application_name = '${standby.name}'`)
+          )[0]?.sync_state === "sync",
+        "the standby to be synchronous",
+      );
+      await using db = await primary.database();
+      {
+        const sql = client(db.url);
+        await sql`CREATE TABLE t (id int PRIMARY KEY)`;
+        await sql`INSERT INTO t SELECT generate_series(1, 100)`;
+        await sql.close();
+      }
+      await primary.kill9();
+      await standby.promote();
+      const sql = client(standby.url(db.name));
+      // Every acknowledged row is on the promoted standby, and it takes writes.
+      expect(await sql`SELECT count(*)::int AS n FROM t`).toEqual([{ n: 100 }]);
+      await sql`INSERT INTO t VALUES (101)`;
+      await sql.close();
     },
     60_000,
   );

@@ -200,30 +200,32 @@ export interface PrivatePostgres extends AsyncDisposable {
   accept(): Promise<void>;
   /** The server's log so far (for a failing test's message). */
   log(): string;
+  /** Runs one statement on the `postgres` database (a test's ALTER SYSTEM, a check). */
+  query(statement: string): Promise<Record<string, unknown>[]>;
+}
+
+export interface PrivateStandby extends PrivatePostgres {
+  /** The name the primary knows it by (its application_name; synchronous_standby_names). */
+  readonly name: string;
+  /** Ends recovery: the standby becomes a primary that takes writes. */
+  promote(): Promise<void>;
 }
 
 export interface PrivatePostgresOptions {
-  /** Extra postgresql.conf lines (e.g. for a standby). */
+  /** Extra postgresql.conf lines (e.g. synchronous_standby_names). */
   config?: string[];
 }
 
-/**
- * Starts a private PostgreSQL 15 in a new temporary directory on a free port, with trust
- * auth for 127.0.0.1 and fsync on (the tests check durability). Check `privatePostgres`
- * first. `await using` stops it and removes the directory.
- */
-export async function startPrivatePostgres(options: PrivatePostgresOptions = {}): Promise<PrivatePostgres> {
+/** A temporary directory `postgres` owns (as root): initdb and the server refuse to run as root. */
+function newRoot(): string {
   const root = mkdtempSync(join(tmpdir(), "neolight-pg-"));
   const owner = process.getuid?.() === 0 ? postgresUser() : undefined;
-  // ? initdb refuses to run as root, and the server needs its directory to itself: the
-  // temporary directory is handed to `postgres` before initdb creates PGDATA inside it.
   if (owner !== undefined) chownSync(root, owner.uid, owner.gid);
-  const dataDir = join(root, "data");
-  const logFile = join(root, "server.log");
-  const port = await freePort();
-  // ? --no-sync only skips initdb's own final flush of the template files; the server
-  // below runs with fsync on, which is what the kill -9 tests rely on.
-  run("initdb", ["-D", dataDir, "-U", "root", "--auth=trust", "--no-sync", "--encoding=UTF8", "--locale=C"]);
+  return root;
+}
+
+/** The test block appended to postgresql.conf (later lines win, so a standby's overrides its copy's). */
+function appendConf(dataDir: string, root: string, port: number, extra: string[]): void {
   const conf = [
     `port = ${port}`,
     "listen_addresses = '127.0.0.1'",
@@ -235,11 +237,17 @@ export async function startPrivatePostgres(options: PrivatePostgresOptions = {})
     "synchronous_commit = on",
     "full_page_writes = on",
     "log_min_messages = warning",
-    ...(options.config ?? []),
+    ...extra,
   ];
   writeFileSync(join(dataDir, "postgresql.conf"), `\n# test/postgres-server.ts\n${conf.join("\n")}\n`, {
     flag: "a",
   });
+}
+
+/** The handle on a server in `root`/data on `port` (not started). */
+function manage(root: string, port: number): PrivatePostgres {
+  const dataDir = join(root, "data");
+  const logFile = join(root, "server.log");
   const pidFile = join(dataDir, "postmaster.pid");
   const pid = () => {
     try {
@@ -287,7 +295,7 @@ export async function startPrivatePostgres(options: PrivatePostgresOptions = {})
         name,
         url: url(name),
         [Symbol.asyncDispose]: async () => {
-          if (pid() !== undefined) await dropDatabaseAt(url(), name);
+          if (pid() !== undefined) await dropDatabaseAt(url(), name).catch(() => undefined);
         },
       };
     },
@@ -297,6 +305,7 @@ export async function startPrivatePostgres(options: PrivatePostgresOptions = {})
     refuse: stopFast,
     accept: start,
     log: () => (existsSync(logFile) ? readFileSync(logFile, "utf8") : ""),
+    query: (statement) => withClient(url(), (sql) => sql.unsafe(statement) as Promise<Record<string, unknown>[]>),
     async [Symbol.asyncDispose]() {
       try {
         if (pid() !== undefined) ctl(["-m", "immediate", "-w", "stop"]);
@@ -306,12 +315,86 @@ export async function startPrivatePostgres(options: PrivatePostgresOptions = {})
       rmSync(root, { recursive: true, force: true });
     },
   };
+  return server;
+}
+
+async function started<T extends PrivatePostgres>(server: T, root: string): Promise<T> {
   try {
-    await start();
+    await server.start();
   } catch (error) {
     const log = server.log();
     rmSync(root, { recursive: true, force: true });
     throw new Error(`${(error as Error).message}\n${log}`);
   }
   return server;
+}
+
+/**
+ * Starts a private PostgreSQL 15 in a new temporary directory on a free port, with trust
+ * auth for 127.0.0.1 and fsync on (the tests check durability). Check `privatePostgres`
+ * first. `await using` stops it and removes the directory.
+ */
+export async function startPrivatePostgres(options: PrivatePostgresOptions = {}): Promise<PrivatePostgres> {
+  const root = newRoot();
+  const port = await freePort();
+  // ? --no-sync only skips initdb's own final flush of the template files; the server
+  // runs with fsync on, which is what the kill -9 tests rely on.
+  run("initdb", ["-D", join(root, "data"), "-U", "root", "--auth=trust", "--no-sync", "--encoding=UTF8", "--locale=C"]);
+  appendConf(join(root, "data"), root, port, options.config ?? []);
+  return started(manage(root, port), root);
+}
+
+/**
+ * A streaming-replication standby of `primary` (a base backup over the replication
+ * protocol, which initdb's trust entries allow from 127.0.0.1), on its own directory and
+ * port, connected as `name`. It is synchronous once the primary lists `name` in
+ * synchronous_standby_names; resolves once it streams from the primary.
+ */
+export async function startStandby(primary: PrivatePostgres, name = "standby1"): Promise<PrivateStandby> {
+  const root = newRoot();
+  const port = await freePort();
+  const dataDir = join(root, "data");
+  run("pg_basebackup", [
+    "-D",
+    dataDir,
+    "-h",
+    "127.0.0.1",
+    "-p",
+    String(primary.port),
+    "-U",
+    "root",
+    "-X",
+    "stream",
+    "--no-sync",
+  ]);
+  writeFileSync(join(dataDir, "standby.signal"), "");
+  if (process.getuid?.() === 0) {
+    const owner = postgresUser();
+    if (owner !== undefined) chownSync(join(dataDir, "standby.signal"), owner.uid, owner.gid);
+  }
+  // ? primary_conninfo here, not with pg_basebackup -R (postgresql.auto.conf): it carries
+  // application_name, the name synchronous_standby_names waits for.
+  appendConf(dataDir, root, port, [
+    `primary_conninfo = 'host=127.0.0.1 port=${primary.port} user=root application_name=${name}'`,
+    "hot_standby = on",
+  ]);
+  const server = manage(root, port);
+  const standby: PrivateStandby = Object.assign(server, {
+    name,
+    promote: async () => {
+      run("pg_ctl", ["-D", dataDir, "-t", String(PG_CTL_TIMEOUT_S), "-w", "promote"]);
+    },
+  });
+  await started(standby, root);
+  await waitFor(
+    async () =>
+      (
+        await primary.query(
+          `SELECT 1 FROM pg_stat_replication WHERE application_name = '${name}' AND state = 'streaming'`,
+        )
+      ).length === 1,
+    `standby ${name} to stream from the primary`,
+    30_000,
+  );
+  return standby;
 }
