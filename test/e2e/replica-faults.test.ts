@@ -6,7 +6,13 @@
 // catch-up; a replica started while the database is down serves its last local copy, marked.
 import { describe, expect, test } from "bun:test";
 import { fixture, type Json, tempDir, waitFor } from "../helpers";
-import { type PrivatePostgres, privatePostgres, startPrivatePostgres } from "../postgres-server";
+import {
+  type PrivatePostgres,
+  privatePostgres,
+  startPrivatePostgres,
+  startStandby,
+  startTcpProxy,
+} from "../postgres-server";
 import { postJson, type ServiceProcess } from "./process";
 import { documentOf, post, readiness, spawnReplica, storeOf, waitReady, waitSeq } from "./replica";
 
@@ -89,6 +95,78 @@ function expectAllAcked(doc: Json, acked: Outcome[]) {
   expect(missing).toEqual([]);
 }
 
+type Storm = ReturnType<typeof storm>;
+
+/**
+ * The middle of a database fault under a storm over two replicas: waits until writes to
+ * both are refused, runs `recover`, and waits until every writer has been acknowledged 20
+ * more times; then stops the storm.
+ */
+async function outage(writes: Storm, faultAt: number, recover: () => Promise<void>) {
+  await waitFor(
+    () =>
+      new Set(
+        writes.outcomes
+          .slice(faultAt)
+          .filter((o) => o.status === 503)
+          .map((o) => o.client % 2),
+      ).size === 2,
+    "both replicas to refuse writes",
+    15_000,
+  );
+  const recoveredFrom = writes.outcomes.length;
+  await recover();
+  await waitFor(
+    () =>
+      Array.from({ length: CLIENTS }, (_, c) => c).every(
+        (c) => writes.outcomes.slice(recoveredFrom).filter((o) => o.client === c && o.status === 200).length >= 20,
+      ),
+    "every writer to be acknowledged again",
+    30_000,
+  );
+  await writes.stop();
+}
+
+/**
+ * After a database fault: every refused write was a 503 with Retry-After within
+ * FAIL_FAST_MS, every 200 had a sequence of its own, and both replicas caught up to one
+ * document that holds every acknowledged update.
+ */
+async function expectRecovered(
+  writes: Storm,
+  faultAt: number,
+  replicas: [ServiceProcess, ServiceProcess],
+  what: string,
+) {
+  const [a, b] = replicas;
+  const refused = writes.outcomes.slice(faultAt).filter((o) => o.status !== 200);
+  const slowest = Math.max(...refused.map((o) => o.ms));
+  console.log(
+    `${what}: ${refused.length} writes refused, slowest ${slowest.toFixed(0)} ms (bound ${FAIL_FAST_MS} ms); ${writes.acked().length} acknowledged in all`,
+  );
+  // Refused is 503 with Retry-After, never a 500, a hang or a dropped connection.
+  expect(refused.filter((o) => o.status !== 503 || o.retryAfter === null)).toEqual([]);
+  expect(slowest).toBeLessThan(FAIL_FAST_MS);
+
+  const acked = writes.acked();
+  const lastSeq = Math.max(...acked.map((o) => o.seq as number));
+  expect(new Set(acked.map((o) => o.seq)).size).toBe(acked.length);
+  await Promise.all([waitSeq(a, lastSeq), waitSeq(b, lastSeq)]);
+  // Caught up: both serve one document holding everything acknowledged.
+  await waitFor(async () => (await storeOf(a)).seq === (await storeOf(b)).seq, "both replicas at one head");
+  const [docA, docB] = await Promise.all([documentOf(a), documentOf(b)]);
+  expect(stormKeys(docA)).toEqual(stormKeys(docB));
+  expectAllAcked(docB, acked);
+  for (const svc of replicas) {
+    expect(await storeOf(svc)).toMatchObject({
+      reachable: true,
+      unreachable_since: null,
+      ready: true,
+      fail_safe: false,
+    });
+  }
+}
+
 async function withPostgres(run: (pg: PrivatePostgres, databaseUrl: string) => Promise<void>) {
   await using pg = await startPrivatePostgres();
   await using db = await pg.database();
@@ -151,58 +229,8 @@ describe.skipIf(!privatePostgres)("replicas under faults (a private PostgreSQL)"
       await waitFor(() => writes.acked().length >= 100, "100 acknowledged updates", 30_000);
       const killedAt = writes.outcomes.length;
       await pg.kill9();
-      // Writes to both replicas are refused while it is down...
-      await waitFor(
-        () =>
-          new Set(
-            writes.outcomes
-              .slice(killedAt)
-              .filter((o) => o.status === 503)
-              .map((o) => o.client % 2),
-          ).size === 2,
-        "both replicas to refuse writes",
-        15_000,
-      );
-      const downUntil = writes.outcomes.length;
-      await pg.start();
-      // ...and accepted again once it is back: every writer has 20 more acknowledged.
-      await waitFor(
-        () =>
-          Array.from({ length: CLIENTS }, (_, c) => c).every(
-            (c) => writes.outcomes.slice(downUntil).filter((o) => o.client === c && o.status === 200).length >= 20,
-          ),
-        "every writer to be acknowledged again",
-        30_000,
-      );
-      await writes.stop();
-
-      const during = writes.outcomes.slice(killedAt);
-      const refused = during.filter((o) => o.status !== 200);
-      const slowest = Math.max(...refused.map((o) => o.ms));
-      console.log(
-        `database down: ${refused.length} writes refused, slowest ${slowest.toFixed(0)} ms (bound ${FAIL_FAST_MS} ms); ${writes.acked().length} acknowledged in all`,
-      );
-      // Refused is 503 with Retry-After, never a 500, a hang or a dropped connection.
-      expect(refused.filter((o) => o.status !== 503 || o.retryAfter === null)).toEqual([]);
-      expect(slowest).toBeLessThan(FAIL_FAST_MS);
-
-      const acked = writes.acked();
-      const lastSeq = Math.max(...acked.map((o) => o.seq as number));
-      expect(new Set(acked.map((o) => o.seq)).size).toBe(acked.length);
-      await Promise.all([waitSeq(a, lastSeq), waitSeq(b, lastSeq)]);
-      // Caught up: both serve one document holding everything acknowledged.
-      await waitFor(async () => (await storeOf(a)).seq === (await storeOf(b)).seq, "both replicas at one head");
-      const [docA, docB] = await Promise.all([documentOf(a), documentOf(b)]);
-      expect(stormKeys(docA)).toEqual(stormKeys(docB));
-      expectAllAcked(docB, acked);
-      for (const svc of [a, b]) {
-        expect(await storeOf(svc)).toMatchObject({
-          reachable: true,
-          unreachable_since: null,
-          ready: true,
-          fail_safe: false,
-        });
-      }
+      await outage(writes, killedAt, () => pg.start());
+      await expectRecovered(writes, killedAt, [a, b], "database killed -9");
     });
   }, 60_000);
 
@@ -303,5 +331,43 @@ describe.skipIf(!privatePostgres)("replicas under faults (a private PostgreSQL)"
       expect(await storeOf(a)).toMatchObject({ served_from: "store", reachable: true, ready: true });
       expect(await documentOf(a)).toMatchObject({ per_agent: hive.per_agent as Json });
     });
+  }, 60_000);
+  test("stretch: the primary killed -9 and its synchronous standby promoted behind a proxy: nothing acknowledged lost", async () => {
+    await using primary = await startPrivatePostgres();
+    await using standby = await startStandby(primary);
+    // ? Synchronous: a COMMIT (and so a 200) waits until the standby has the WAL.
+    await primary.query(`ALTER SYSTEM SET synchronous_standby_names = '${standby.name}'`);
+    await primary.query("SELECT pg_reload_conf()");
+    await waitFor(
+      async () =>
+        (
+          await primary.query(`SELECT sync_state FROM pg_stat_replication WHERE application_name = '${standby.name}'`)
+        )[0]?.sync_state === "sync",
+      "the standby to be synchronous",
+    );
+    // The replicas know one host, the proxy (HAProxy or a floating IP in production).
+    await using proxy = await startTcpProxy(primary.port);
+    const name = await primary.createDatabase();
+    const databaseUrl = `postgres://root@127.0.0.1:${proxy.port}/${name}`;
+    try {
+      using homeA = tempDir();
+      using homeB = tempDir();
+      const env = { NEOLIGHT_STORE_TIMEOUT_MS: String(STORE_TIMEOUT_MS) };
+      await using a = await spawnReplica({ databaseUrl, home: homeA.path, env });
+      await using b = await spawnReplica({ databaseUrl, home: homeB.path, env });
+      await Promise.all([waitReady(a), waitReady(b)]);
+      const writes = storm(() => [a, b]);
+      await waitFor(() => writes.acked().length >= 100, "100 acknowledged updates", 30_000);
+      const killedAt = writes.outcomes.length;
+      await primary.kill9();
+      await outage(writes, killedAt, async () => {
+        await standby.promote();
+        proxy.retarget(standby.port);
+      });
+      await expectRecovered(writes, killedAt, [a, b], "primary killed -9, standby promoted");
+    } catch (error) {
+      console.error(`primary log:\n${primary.log()}\nstandby log:\n${standby.log()}`);
+      throw error;
+    }
   }, 60_000);
 });
