@@ -78,7 +78,7 @@ export const machinePostgres: boolean = await (async () => {
  * `postgres` user exists to run them, since initdb refuses to run as root.
  */
 export const privatePostgres: boolean = (() => {
-  const missing = ["initdb", "pg_ctl", "postgres"].filter((b) => !existsSync(join(PG_BIN, b)));
+  const missing = ["initdb", "pg_ctl", "postgres", "pg_basebackup"].filter((b) => !existsSync(join(PG_BIN, b)));
   if (missing.length > 0) {
     console.warn(`SKIP private PostgreSQL tests: ${missing.join(", ")} missing in ${PG_BIN}; .ci/run installs them`);
     return false;

@@ -5,6 +5,7 @@
 // apply the schema once; a browser that reconnects to the other replica resumes without a gap.
 import { describe, expect, test } from "bun:test";
 import { SQL } from "bun";
+import { MIGRATIONS } from "../../src/store/postgres/migrations";
 import { fixture, type Json, tempDir, waitFor } from "../helpers";
 import { machineDatabase, machinePostgres } from "../postgres-server";
 import type { ServiceProcess } from "./process";
@@ -172,7 +173,6 @@ describe.skipIf(!machinePostgres)("two replicas on one database", () => {
       await sql`SELECT version, count(*)::int AS n FROM neolight_schema_migrations GROUP BY version ORDER BY version`;
     const heads = await sql`SELECT count(*)::int AS n FROM neolight_head`;
     await sql.close();
-    const { MIGRATIONS } = await import("../../src/store/postgres/migrations");
     expect(applied).toEqual(MIGRATIONS.map((m) => ({ version: m.version, n: 1 })));
     // ? The head row is inserted by migration 1: a second run of it would have failed or added one.
     expect(heads).toEqual([{ n: 1 }]);
