@@ -23,10 +23,11 @@ const CLIENTS = 4;
 /** NEOLIGHT_STORE_TIMEOUT_MS of the fault tests: the longest a write may wait for a commit. */
 const STORE_TIMEOUT_MS = 1000;
 /**
- * The slowest a refused write may take while the database is down: its commit timeout, plus
- * a second for a loaded 2-core machine (the processor, the client, the queue in front).
+ * The slowest a refused write may take while the database is down: what the README promises
+ * for NEOLIGHT_STORE_TIMEOUT_MS ("longest a write waits for the database to commit, then
+ * 503"), plus half a second for a loaded 2-core machine (the client, the queue in front).
  */
-const FAIL_FAST_MS = STORE_TIMEOUT_MS + 1000;
+const FAIL_FAST_MS = STORE_TIMEOUT_MS + 500;
 
 interface Outcome {
   client: number;
@@ -143,8 +144,12 @@ async function expectRecovered(
   const [a, b] = replicas;
   const refused = writes.outcomes.slice(faultAt).filter((o) => o.status !== 200);
   const slowest = Math.max(...refused.map((o) => o.ms));
+  const slowestFive = refused
+    .map((o) => Math.round(o.ms))
+    .toSorted((x, y) => y - x)
+    .slice(0, 5);
   console.log(
-    `${what}: ${refused.length} writes refused, slowest ${slowest.toFixed(0)} ms (bound ${FAIL_FAST_MS} ms); ${writes.acked().length} acknowledged in all`,
+    `${what}: ${refused.length} writes refused, slowest ${slowest.toFixed(0)} ms (then ${slowestFive.slice(1).join(", ")}) (bound ${FAIL_FAST_MS} ms); ${writes.acked().length} acknowledged in all`,
   );
   // Refused is 503 with Retry-After, never a 500, a hang or a dropped connection.
   expect(refused.filter((o) => o.status !== 503 || o.retryAfter === null)).toEqual([]);

@@ -220,6 +220,7 @@ describe.skipIf(!machinePostgres)("two replicas on one database", () => {
     await using onB = await openEvents(b, lastId);
     expect(onB.status).toBe(200);
     const first = await onB.waitEvent(() => true, "the first event after reconnecting");
+    console.log(`reconnected to B with A's id ${lastId}: ${first.event === "snapshot" ? "a snapshot" : "resumed"}`);
     if (first.event === "snapshot") {
       // Resuming was not possible: the snapshot holds everything, up to the head.
       expect(seqOfId(first.id)).toBeGreaterThanOrEqual(head);
