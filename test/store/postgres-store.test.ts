@@ -233,6 +233,24 @@ describe.skipIf(skip)("bounded commits", () => {
   });
 });
 
+describe.skipIf(skip)("connections dropped", () => {
+  test("every connection cut at once (a server restart): the next commit succeeds and LISTEN is back", async () => {
+    const db = await database();
+    const net = await proxy();
+    // ? No head check within the test: B can only learn of A's commit by NOTIFY.
+    const b = await open(net.urlOf(db), { staleMs: 0, checkMs: 600_000 });
+    const a = await open(db.url);
+    await b.store.commit([update({ x: 1 })]);
+    net.set("refuse");
+    net.set("pass");
+    const state = await b.store.commit([update({ x: 2 })]);
+    expect(state.doc).toEqual({ x: 2 });
+    await a.store.commit([update({ y: 1 })]);
+    await waitFor(() => b.store.current().doc.y === 1, "B told of A's commit by NOTIFY");
+    expect(b.store.storeStatus()).toMatchObject({ reachable: true, ready: true, seq: 3 });
+  });
+});
+
 describe.skipIf(skip)("database unreachable", () => {
   test("at start-up (a refused port): the local copy is served, marked, not ready; commits refused; then the database is loaded", async () => {
     const db = await database();
@@ -319,6 +337,28 @@ describe.skipIf(skip)("restore", () => {
     const b = await open(db.url, { restore: restoreDocument(log), failSafe: pauseAfterCorruption(log) });
     expect(b.store.current().doc.guardian).toMatchObject({ is_paused: true });
     expect(b.store.status().corrupt_found).toBeNull();
+  });
+});
+
+describe.skipIf(skip)("the fail-safe report after a corrupt row", () => {
+  test("stands in for the hive only until a replica commits the hive's report: it is not put back over it", async () => {
+    const db = await database();
+    const sql = new SQL(db.url, { max: 1 });
+    await migrate(sql);
+    await sql`INSERT INTO neolight_document (key, value, seq) VALUES ('guardian', ${{ drawdown: 9 }}::json, 1)`;
+    await sql`UPDATE neolight_head SET seq = 1`;
+    await sql.close();
+    const log = createMemoryLogger();
+    const restore = { restore: restoreDocument(log), failSafe: pauseAfterCorruption(log) };
+    const a = resolvingStore((await open(db.url, { ...restore, follow: false })).store);
+    expect(a.current().doc.guardian).toMatchObject({ is_paused: true });
+    const b = resolvingStore((await open(db.url, restore)).store);
+    await b.commit([update({ guardian: { is_paused: false, drawdown: 0.02, reason: "Normal operation" } }, "hive")]);
+    // A, behind, applies a pause file that went away: resolved over the database's sources.
+    const state = await a.commit([
+      update({ guardian: {}, [GUARDIAN_SOURCES_KEY]: { pause_file: { state: "absent" } } }, "pause_file"),
+    ]);
+    expect(state.doc.guardian).toMatchObject({ is_paused: false, drawdown: 0.02 });
   });
 });
 

@@ -245,6 +245,8 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     unreachableSince = null;
     clearTimeout(staleTimer);
     staleTimer = undefined;
+    // ? LISTEN was stopped for the outage (markFailure): back now, not at the next head check.
+    if (loaded) void follow();
   }
 
   /** Records a failed query; one WARN per outage. Errors that are about the statement only change nothing. */
@@ -539,8 +541,10 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     let prepared: readonly DocumentUpdate[] = accepted;
     let read: Read | undefined;
     let values: JsonObject = {};
-    try {
-      await bounded("commit", deadline - performance.now(), (conn) =>
+    /** prepare ran: from here the attempt wrote, and `prepare` is called once per commit. */
+    let prepareCalled = false;
+    const attempt = () =>
+      bounded("commit", deadline - performance.now(), (conn) =>
         conn.begin(async (tx) => {
           await localTimeout(tx, deadline - performance.now());
           read = await readRows(tx, head.seq, true);
@@ -550,6 +554,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
           const base: JsonObject = read.full ? { ...values } : { ...db };
           if (!read.full) assignOwn(base, values);
           for (const key of Object.keys(hold)) if (!Object.hasOwn(values, key)) assignOwn(base, { [key]: hold[key] });
+          prepareCalled = true;
           prepared = prepare === undefined ? accepted : prepare(base, accepted);
           if (prepared.length !== accepted.length) {
             throw new Error(`prepare returned ${prepared.length} updates for ${accepted.length}`);
@@ -583,6 +588,16 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
           await tx.notify(NOTIFY_CHANNEL, String(next));
         }),
       );
+    try {
+      try {
+        await attempt();
+      } catch (err) {
+        // ? A pooled connection the server (or a proxy) closed while idle fails its first
+        // statements: nothing of this transaction was written yet, so one more attempt on a
+        // fresh connection, within the same deadline, spares the client a 503.
+        if (prepareCalled || (err as { code?: unknown }).code !== "ERR_POSTGRES_CONNECTION_CLOSED") throw err;
+        await attempt();
+      }
     } catch (err) {
       figures.failures++;
       figures.last_error = errorText(err, url);
