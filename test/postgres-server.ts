@@ -403,6 +403,12 @@ export interface TcpProxy extends AsyncDisposable {
   readonly port: number;
   /** Sends new connections to `port` and cuts the open ones, as a failover of HAProxy or a floating IP does. */
   retarget(port: number): void;
+  /**
+   * A black-holed network: from now on nothing passes either way, on the open connections
+   * and on new ones (accepted, never answered), and nothing is closed: no error, no RST,
+   * only silence, as a dead link or a dropped route gives. Undone by retarget().
+   */
+  blackhole(): void;
 }
 
 /**
@@ -411,15 +417,35 @@ export interface TcpProxy extends AsyncDisposable {
  * upstream cannot be reached is closed at once, as a load balancer with no healthy backend does.
  */
 export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
-  let target = targetPort;
-  const open = new Set<{ destroy(): void }>();
+  let target: number | null = targetPort;
+  const open = new Set<{ destroy(): void; silence(): void }>();
   const server = createServer((client) => {
+    if (target === null) {
+      // ? Accepted and never read: the kernel completes the handshake, then nothing.
+      const pair = {
+        destroy: () => {
+          client.destroy();
+          open.delete(pair);
+        },
+        silence: () => undefined,
+      };
+      open.add(pair);
+      client.pause();
+      client.on("error", pair.destroy);
+      return;
+    }
     const upstream = createConnection({ host: "127.0.0.1", port: target });
     const pair = {
       destroy: () => {
         client.destroy();
         upstream.destroy();
         open.delete(pair);
+      },
+      silence: () => {
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        client.pause();
+        upstream.pause();
       },
     };
     open.add(pair);
@@ -440,6 +466,10 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     retarget(next) {
       target = next;
       for (const pair of [...open]) pair.destroy();
+    },
+    blackhole() {
+      target = null;
+      for (const pair of open) pair.silence();
     },
     async [Symbol.asyncDispose]() {
       for (const pair of [...open]) pair.destroy();

@@ -311,6 +311,54 @@ describe.skipIf(!privatePostgres)("replicas under faults (a private PostgreSQL)"
     });
   }, 60_000);
 
+  test("a black-holed network: a POST is refused within the bound, not hung; reads go on; writes resume when it heals", async () => {
+    await withPostgres(async (pg, directUrl) => {
+      await using proxy = await startTcpProxy(pg.port);
+      const databaseUrl = directUrl.replace(`:${pg.port}/`, `:${proxy.port}/`);
+      using home = tempDir();
+      await using a = await spawnReplica({
+        databaseUrl,
+        home: home.path,
+        env: { NEOLIGHT_STORE_TIMEOUT_MS: String(STORE_TIMEOUT_MS) },
+      });
+      await waitReady(a);
+      const hive = fixture("meta_metrics_post");
+      await post(a, hive);
+
+      proxy.blackhole();
+      // One writer at a time, the hive agent's way: each answer within the bound, never a hang.
+      const answers: { status: number; ms: number; retryAfter: string | null }[] = [];
+      for (let n = 0; n < 3; n++) {
+        const started = performance.now();
+        const res = await postJson(`${a.url}/meta/metrics`, { [`blackholed_${n}`]: n });
+        answers.push({
+          status: res.status,
+          ms: performance.now() - started,
+          retryAfter: res.headers.get("retry-after"),
+        });
+      }
+      console.log(
+        `black-holed database: writes answered in ${answers.map((x) => x.ms.toFixed(0)).join(", ")} ms (bound ${FAIL_FAST_MS} ms)`,
+      );
+      expect(answers.map((x) => [x.status, x.retryAfter !== null, x.ms < FAIL_FAST_MS])).toEqual([
+        [503, true, true],
+        [503, true, true],
+        [503, true, true],
+      ]);
+      // The silence is noticed: not ready; reads serve the last document, marked stale.
+      await waitFor(async () => (await readiness(a)) === 503, "/health/ready to answer 503", 15_000);
+      const read = await fetch(`${a.url}/meta/metrics`);
+      expect(read.headers.get("x-neolight-store-stale-s")).toMatch(/^\d+$/);
+      expect(await read.json()).toMatchObject({ per_agent: hive.per_agent as Json });
+
+      proxy.retarget(pg.port);
+      await waitReady(a, 30_000);
+      const seq = await post(a, { healed: true });
+      expect(await storeOf(a)).toMatchObject({ reachable: true, seq });
+      expect(await documentOf(a)).toMatchObject({ healed: true, per_agent: hive.per_agent as Json });
+    });
+  }, 60_000);
+
   test("a replica started while the database is down serves its last local copy, marked, not ready", async () => {
     await withPostgres(async (pg, databaseUrl) => {
       using home = tempDir();
