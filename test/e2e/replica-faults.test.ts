@@ -14,7 +14,7 @@ import {
   startTcpProxy,
 } from "../postgres-server";
 import { postJson, type ServiceProcess } from "./process";
-import { documentOf, post, readiness, spawnReplica, storeOf, waitReady, waitSeq } from "./replica";
+import { documentOf, expectNoPassword, post, readiness, spawnReplica, storeOf, waitReady, waitSeq } from "./replica";
 
 /** The shared store checks the database's head once a second (issue 12): how late an outage may be seen. */
 const HEAD_CHECK_S = 1;
@@ -308,6 +308,8 @@ describe.skipIf(!privatePostgres)("replicas under faults (a private PostgreSQL)"
         ready: true,
         fail_safe: false,
       });
+      // The outage's errors named the database, never with its password.
+      await expectNoPassword(a, home.path);
     });
   }, 60_000);
 
@@ -387,6 +389,7 @@ describe.skipIf(!privatePostgres)("replicas under faults (a private PostgreSQL)"
       await pg.accept();
       await waitReady(a);
       expect(await storeOf(a)).toMatchObject({ served_from: "store", reachable: true, ready: true });
+      await expectNoPassword(a, home.path);
       expect(await documentOf(a)).toMatchObject({ per_agent: hive.per_agent as Json });
     });
   }, 60_000);

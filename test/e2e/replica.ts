@@ -2,6 +2,8 @@
 // (test/e2e/process.ts) on port 0 with NEOLIGHT_DATABASE_URL and a NEOLIGHT_HOME of its own,
 // and what the tests read from it: readiness, /status `store`, the served document, and a
 // browser-like reader of the live stream.
+import { expect } from "bun:test";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { StoreStatus } from "../../src/store/shared";
 import { type Json, waitFor } from "../helpers";
@@ -15,12 +17,20 @@ export interface ReplicaOptions {
   env?: Record<string, string>;
 }
 
+/**
+ * The password every replica's URL carries: trust auth ignores it, and the tests check it
+ * never appears in a log line, /status or an error (issue 12).
+ */
+export const DATABASE_PASSWORD = "e2e-pw-never-shown-91c4";
+
 /** A replica: started once it has logged "service started", not necessarily ready. */
 export function spawnReplica(options: ReplicaOptions): Promise<ServiceProcess> {
+  const url = new URL(options.databaseUrl);
+  url.password = DATABASE_PASSWORD;
   return spawnService({
     home: options.home,
     env: {
-      NEOLIGHT_DATABASE_URL: options.databaseUrl,
+      NEOLIGHT_DATABASE_URL: url.toString(),
       METRICS_PATH: join(options.home, "state", "meta_metrics.json"),
       LOG_PATH: join(options.home, "logs", "dashboard_go.log"),
       // ? The storms post thousands of updates a second from one address; the limiter has its own tests.
@@ -29,6 +39,19 @@ export function spawnReplica(options: ReplicaOptions): Promise<ServiceProcess> {
       ...options.env,
     },
   });
+}
+
+/** The password is nowhere in what the replica said: stdout, stderr, its log file, /status. */
+export async function expectNoPassword(svc: ServiceProcess, home: string): Promise<void> {
+  const { stdout, stderr } = svc.output();
+  const logFile = join(home, "logs", "dashboard_go.log");
+  const logged = existsSync(logFile) ? readFileSync(logFile, "utf8") : "";
+  const status = svc.proc.exitCode === null ? await (await fetch(`${svc.url}/status`)).text() : "";
+  const found = Object.entries({ stdout, stderr, logged, status }).filter(([, text]) =>
+    text.includes(DATABASE_PASSWORD),
+  );
+  expect(found.map(([where]) => where)).toEqual([]);
+  if (status !== "") expect((JSON.parse(status) as { store: StoreStatus }).store.target).toContain("***");
 }
 
 /** GET /health/ready's status (a refused connection is 0). */

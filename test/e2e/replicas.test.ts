@@ -12,6 +12,7 @@ import type { ServiceProcess } from "./process";
 import {
   clusterOfId,
   documentOf,
+  expectNoPassword,
   openEvents,
   post,
   readiness,
@@ -94,6 +95,8 @@ describe.skipIf(!machinePostgres)("two replicas on one database", () => {
     });
     expect(sb).toMatchObject({ kind: "postgres", reachable: true, ready: true, seq: sa.seq });
     expect(clusterOfId(streamA.lastId())).toBe(clusterOfId(streamB.lastId()));
+    await expectNoPassword(a, homeA.path);
+    await expectNoPassword(b, homeB.path);
     expect(await a.stop()).toBe(0);
     expect(await b.stop()).toBe(0);
   }, 60_000);
