@@ -213,6 +213,9 @@ describe.skipIf(skip)("bounded commits", () => {
     expectNoPassword((error as Error).message, a.store.status(), a.log.lines);
     await conn.unsafe("ROLLBACK");
     conn.release();
+    // A commit that timed out counts as the database unreachable: commits fail fast (a queue
+    // of writes must not each wait a timeout) until the head check answers again.
+    await waitFor(() => a.store.storeStatus().reachable, "the head check to find the database again");
     const after = await a.store.commit([update({ after: 2 })]);
     expect(after.doc).toEqual({ before: 1, after: 2 });
     expect(after.lastSeq).toBe(2);

@@ -776,6 +776,15 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
           null,
         );
       }
+      if (!reachable) {
+        // ? Fail fast while the database is known down: writes queued behind a commit that
+        // timed out would otherwise each wait a timeout of their own (a POST waited twice
+        // NEOLIGHT_STORE_TIMEOUT_MS). The head check (every checkMs) finds it back.
+        figures.failures++;
+        figures.last_error = `the database has been unreachable since ${unreachableSince ?? startedAt}: not attempted`;
+        figures.last_error_at = now().toISOString();
+        throw new PersistenceError(`could not commit to ${target}: ${figures.last_error}`, null);
+      }
       committing = true;
       const deadline = performance.now() + commitTimeoutMs;
       let started = false;
