@@ -18,6 +18,7 @@ import {
   DEFAULT_MODE,
   type MetaService,
   pauseAfterCorruption,
+  pauseWhileUnreachable,
   restoreDocument,
   servedDocument,
 } from "./modules/meta/service";
@@ -26,6 +27,8 @@ import { type MetricsService, startMetrics } from "./modules/metrics/service";
 import { createRiskClient, type RiskClient } from "./modules/risk/service";
 import { createSystemService, type SystemService } from "./modules/system/service";
 import { createJsonFilePersistence } from "./store/json-file";
+import { fileStoreStatus, type SharedStore, type StoreStatus } from "./store/shared";
+import type { DocumentState } from "./store/store";
 import { type DocumentStore, openStore, type Persistence } from "./store/store";
 import { type Channel, createChannel } from "./telemetry/channel";
 import { createHub, HEARTBEAT_MS, type Hub } from "./telemetry/hub";
@@ -35,6 +38,8 @@ export interface Services {
   config: Config;
   log: Logger;
   store: DocumentStore;
+  /** Which store holds the document and whether it can be reached (issue 12): /status, /health/ready. */
+  storeStatus(): StoreStatus;
   channel: Channel<Envelope>;
   processor: Processor;
   meta: MetaService;
@@ -78,20 +83,55 @@ export interface ServiceOverrides {
   alerts?: { backoffBaseMs?: number; checkMs?: number };
 }
 
+/**
+ * The document's store: the embedded JSON file, or with NEOLIGHT_DATABASE_URL the store
+ * every replica shares (issue 12), whose JSON file at METRICS_PATH is then this replica's
+ * local copy (served when the database cannot be reached at start-up).
+ */
+async function openDocumentStore(
+  config: Config,
+  log: Logger,
+  persistence: Persistence,
+  writeTiming: ReturnType<typeof createWriteTiming>,
+): Promise<{ store: DocumentStore; shared: SharedStore | null }> {
+  // The state is held to a POST's schemas; a corrupt one is served as paused at once.
+  const restore = restoreDocument(log);
+  const failSafe = pauseAfterCorruption(log);
+  if (config.databaseUrl === null) {
+    return {
+      store: await openStore({ persistence: writeTiming.wrap(persistence), log, restore, failSafe }),
+      shared: null,
+    };
+  }
+  // ? Imported only here: the embedded mode never loads the PostgreSQL code, so it pays
+  // nothing for it at start-up or in memory (issue 12).
+  const { openPostgresStore } = await import("./store/postgres/store");
+  const shared = await openPostgresStore({
+    url: config.databaseUrl,
+    log,
+    restore,
+    failSafe,
+    unreachable: pauseWhileUnreachable(log),
+    staleMs: config.storeStaleS * 1000,
+    commitTimeoutMs: config.storeTimeoutMs,
+    localCopy: persistence,
+  });
+  return { store: shared, shared };
+}
+
 export async function startServices(config: Config, log: Logger, overrides: ServiceOverrides = {}): Promise<Services> {
   const startedAt = Date.now();
   const writeTiming = createWriteTiming();
+  const { store: baseStore, shared } = await openDocumentStore(
+    config,
+    log,
+    overrides.persistence ?? createJsonFilePersistence(config.metricsPath),
+    writeTiming,
+  );
+  const storeStatus = () => (shared === null ? fileStoreStatus(baseStore) : shared.storeStatus());
   // ? The resolver inside the transition log: the log compares what is served before and
   // after each commit, and what is served is the resolved guardian.
-  const guardianStore = resolvingStore(
-    await openStore({
-      persistence: writeTiming.wrap(overrides.persistence ?? createJsonFilePersistence(config.metricsPath)),
-      log,
-      // The state file is held to a POST's schemas; a corrupt one is served as paused at once.
-      restore: restoreDocument(log),
-      failSafe: pauseAfterCorruption(log),
-    }),
-  );
+  const guardianStore = resolvingStore(baseStore);
   // ? Before the transition log: a fail-safe pause after a corrupt file is reported as it is wrapped.
   const alerts = createAlerts({
     config,
@@ -102,7 +142,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
   const runMarker = markRunning(dirname(config.metricsPath), log, startedAt);
   const store = logGuardianTransitions(guardianStore, log, (t) => alerts.notify(guardianAlert(t)));
   const channel = createChannel<Envelope>(config.queueCapacity);
-  const processor = startProcessor(channel, store, log);
+  const processor = startProcessor(channel, store, log, { external: shared?.onExternal.bind(shared) });
   const meta = createMetaService({
     channel,
     store,
@@ -129,6 +169,9 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     initial: store.current(),
     render: (state) => servedDocument(state, new Date()),
     hiddenKeys: [GUARDIAN_SOURCES_KEY],
+    // ? Shared: the database's id and sequence, the same on every replica, so a browser that
+    // reconnects to another one resumes where it was (issue 12).
+    ...(shared === null ? {} : { boot: shared.cluster, sequence: (state: DocumentState) => state.lastSeq }),
     // ? Bun closes a connection that stays silent for the idle timeout, streams included:
     // beat at least twice within it.
     heartbeatMs: Math.min(HEARTBEAT_MS, (config.idleTimeoutS * 1000) / 2),
@@ -150,7 +193,10 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     files,
     ...overrides.history,
   });
-  processor.onCommit(history.onCommit);
+  // ? Local commits only: a change another replica committed was recorded by that replica.
+  processor.onCommit((state, batch, origin) => {
+    if (origin === "local") history.onCommit(state, batch);
+  });
   const risk = createRiskClient({
     url: config.riskUrl,
     timeoutMs: config.riskTimeoutMs,
@@ -164,6 +210,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     config,
     log,
     store,
+    storeStatus,
     processor,
     meta,
     files,
@@ -176,7 +223,12 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     alerts,
   });
   const conditions = watchConditions(
-    { staleness: () => metrics.staleness(), persistence: () => store.status(), queue: () => meta.stats() },
+    {
+      staleness: () => metrics.staleness(),
+      persistence: () => store.status(),
+      queue: () => meta.stats(),
+      store: storeStatus,
+    },
     alerts,
     log,
     overrides.alerts?.checkMs,
@@ -197,6 +249,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     logPath: config.logPath,
     log,
     store,
+    storeStatus,
     meta,
     files,
     pauseFile: guardian.file,
@@ -212,6 +265,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     config,
     log,
     store,
+    storeStatus,
     channel,
     processor,
     meta,

@@ -134,6 +134,28 @@ export function pauseAfterCorruption(log: Logger): (problem: string) => JsonObje
   };
 }
 
+/**
+ * A shared store's fail-safe (issue 12): after NEOLIGHT_STORE_STALE_S without the database
+ * the served guardian is paused, laid over what this replica last had (the hive's fields
+ * kept), never written. A pause another replica committed meanwhile would be unseen, and the
+ * router trades on any "not paused". Lifted when the store is reached and caught up.
+ */
+export function pauseWhileUnreachable(log: Logger): (problem: string, doc?: Readonly<JsonObject>) => JsonObject {
+  return (problem, doc) => {
+    const served = doc === undefined ? undefined : servedGuardianOf(doc);
+    log.warn("guardian paused: shared store unreachable", { problem });
+    return {
+      guardian: {
+        ...(served ?? { drawdown: 0 }),
+        is_paused: true,
+        reason: `shared store unreachable (${problem}): paused until it is reached again`,
+        paused_by: "store",
+        paused_since: served?.is_paused && served.paused_since !== null ? served.paused_since : isoSeconds(Date.now()),
+      },
+    };
+  };
+}
+
 const restoreCheck = TypeCompiler.Compile(MetaMetricsUpdate);
 const SAFETY = new Set<string>(SAFETY_KEYS);
 /**
@@ -382,7 +404,7 @@ export function createMetaService(deps: MetaServiceDeps): MetaService {
         settle(result) {
           if (result.ok) {
             counts.applied++;
-            resolve({ seq: update.seq, state: result.state });
+            resolve({ seq: result.seq, state: result.state });
           } else {
             counts.rejected_unpersisted++;
             // ? What the store holds is what counts: a refused update's keys were
