@@ -36,12 +36,15 @@ function parseUnit(text: string): Unit {
     if (line === "" || line.startsWith("#") || line.startsWith(";")) continue;
     const header = /^\[(.+)\]$/.exec(line);
     if (header) {
-      section = unit[header[1] as string] ??= {};
+      const name = header[1] as string;
+      unit[name] ??= {};
+      section = unit[name];
       continue;
     }
     const eq = line.indexOf("=");
     if (section === undefined || eq < 0) throw new Error(`not a unit line: ${line}`);
-    (section[line.slice(0, eq)] ??= []).push(line.slice(eq + 1));
+    const key = line.slice(0, eq);
+    section[key] = [...(section[key] ?? []), line.slice(eq + 1)];
   }
   return unit;
 }
