@@ -79,12 +79,15 @@ function runWrk(port: number, path: string, seconds: number, script?: string): P
       const requests = num(/(\d+) requests in/);
       const elapsed = toMs(out.match(/requests in ([\d.]+(?:us|ms|s))/)?.[1] ?? "1s") / 1000;
       const non2xx = num(/Non-2xx or 3xx responses: (\d+)/);
+      const p99 = toMs(out.match(/^\s+99%\s+(\S+)$/m)?.[1] ?? "");
+      // ? Said, not hidden: a figure that could not be read is left out of the median.
+      if (Number.isNaN(p99)) console.error(`bench replicas: wrk's p99 not read from:\n${out}`);
       resolve({
         rps: num(/Requests\/sec:\s+([\d.]+)/),
         ok_rps: (requests - non2xx) / elapsed,
         // Anchored: "50%" and "99%" also occur in the thread stats' +/- Stdev column.
         p50_ms: toMs(out.match(/^\s+50%\s+(\S+)$/m)?.[1] ?? ""),
-        p99_ms: toMs(out.match(/^\s+99%\s+(\S+)$/m)?.[1] ?? ""),
+        p99_ms: p99,
         non2xx,
       });
     });
@@ -93,7 +96,7 @@ function runWrk(port: number, path: string, seconds: number, script?: string): P
 
 /** The median of each figure over the rounds. */
 function medianLoad(rounds: Load[]): Load {
-  const m = (k: keyof Load) => median(rounds.map((r) => r[k]));
+  const m = (k: keyof Load) => median(rounds.map((r) => r[k]).filter((v) => !Number.isNaN(v)));
   return { rps: m("rps"), ok_rps: m("ok_rps"), p50_ms: m("p50_ms"), p99_ms: m("p99_ms"), non2xx: m("non2xx") };
 }
 
@@ -336,7 +339,8 @@ export function replicasTable(r: ReplicasResult): string {
     const [ev, pv] = [num(e, row.path), num(p, row.path)];
     const ratio = pv / ev;
     const met = row.met === undefined ? "" : row.met(pv, ratio) ? "yes" : "no";
-    lines.push(`| ${row.label} | ${n(ev, row.d)} | ${n(pv, row.d)} | ${n(ratio, 2)}x | ${row.goal ?? ""} | ${met} |`);
+    const shown = Number.isFinite(ratio) ? `${n(ratio, 2)}x` : "-";
+    lines.push(`| ${row.label} | ${n(ev, row.d)} | ${n(pv, row.d)} | ${shown} | ${row.goal ?? ""} | ${met} |`);
   }
   const pr = r.propagation;
   const propMet = pr.lost === 0 && pr.p99_ms <= GOAL_PROPAGATION_P99_MS ? "yes" : "no";
