@@ -5,19 +5,24 @@
 // comes, marks a replica killed with -9 down within ~2 s while every GET keeps answering 200
 // through the other, and answers in the contract's error shape when no replica is left.
 //
-// The replicas run in the embedded mode, each on a home of its own: what is under test is the
-// proxy's routing, which a shared PostgreSQL does not change (test/e2e/ covers the replicas
-// sharing one). Each one carries a marker key in its document, so an answer says which
-// replica gave it.
+// The kill test runs the replicas in the embedded mode, each on a home of its own: what is
+// under test is the proxy's routing (test/e2e/ covers replicas sharing one database). Each
+// carries a marker key in its document, so an answer says which replica gave it. The
+// readiness test runs two replicas on one real PostgreSQL database (test/postgres.ts; skipped
+// with a message where no server answers), one of them reaching it through a TCP relay the
+// test opens and cuts: out while it cannot reach the database, in once it can, out again,
+// with its live streams cut so that browsers move to the ready replica.
 //
 // HAProxy (/usr/sbin/haproxy, Debian package `haproxy`) comes from apt: .ci/run installs it.
 // Without it these tests skip with a message saying so; on the project's machines they run.
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
+import { connect, createServer, type Socket } from "node:net";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { postJson, type ServiceProcess, spawnService } from "../e2e/process";
 import { ROOT, tempDir, waitFor } from "../helpers";
+import { createTestDatabase } from "../postgres";
 
 const CFG = join(ROOT, "deploy", "haproxy", "haproxy.cfg");
 const HAPROXY = Bun.which("haproxy") ?? Bun.which("haproxy", { PATH: "/usr/sbin:/usr/local/sbin" });
@@ -71,6 +76,8 @@ function testConfig(shipped: string, ports: { front: number; r1: number; r2: num
 
 interface Proxy extends AsyncDisposable {
   url: string;
+  /** The runtime API's socket. */
+  socket: string;
   /** Each server's status in `show stat` (UP, DOWN, ...), by backend/server. */
   status(): Promise<Record<string, string>>;
   output(): string;
@@ -136,6 +143,7 @@ async function startProxy(dir: string, r1: number, r2: number): Promise<Proxy> {
     }
     return {
       url: `http://127.0.0.1:${front}`,
+      socket,
       status,
       output: () => log.text,
       async [Symbol.asyncDispose]() {
@@ -164,6 +172,42 @@ async function whoAnswers(url: string): Promise<{ status: number; replica: unkno
   const res = await fetch(`${url}/meta/metrics`);
   const body = (await res.json()) as Record<string, unknown>;
   return { status: res.status, replica: body.replica };
+}
+
+/** The database of the readiness test; null without haproxy or without a PostgreSQL server. */
+const db = HAPROXY === null ? null : await createTestDatabase();
+afterAll(() => db?.drop());
+
+/** A TCP relay on `port` to PostgreSQL at `target`, which the test can open and cut. */
+function pgRelay(port: number, target: URL) {
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(Number(target.port || 5432), target.hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+      s.on("error", () => {});
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on("close", () => upstream.destroy());
+    upstream.on("close", () => client.destroy());
+  });
+  return {
+    open: () => new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve)),
+    /** Refuses new connections and breaks the open ones: the database is gone for the replica. */
+    cut: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      }),
+  };
+}
+
+/** Total sessions HAProxy sent to each server so far (`show stat` stot), by backend/server. */
+async function sessions(socket: string): Promise<Record<string, number>> {
+  const rows = (await runtimeApi(socket, "show stat")).split("\n").filter((l) => l !== "" && !l.startsWith("#"));
+  return Object.fromEntries(rows.map((r) => r.split(",")).map((f) => [`${f[0]}/${f[1]}`, Number(f[7])]));
 }
 
 describe.skipIf(HAPROXY === null)("deploy/haproxy/haproxy.cfg (Debian package haproxy; .ci/run installs it)", () => {
@@ -309,4 +353,83 @@ describe.skipIf(HAPROXY === null)("deploy/haproxy/haproxy.cfg (Debian package ha
       body: { error: expect.stringContaining("no replica is ready"), code: 503 },
     });
   }, 60_000);
+
+  test.skipIf(db === null)(
+    "a replica that cannot reach PostgreSQL gets nothing, is back once it can, and its live streams are cut when it goes",
+    async () => {
+      const database = db as NonNullable<typeof db>;
+      using dir = tempDir("neolight-haproxy-");
+      using homeA = tempDir("neolight-replica-a-");
+      using homeB = tempDir("neolight-replica-b-");
+      // A reaches the database only through the relay, closed for now: it starts on its
+      // (empty) local copy, not ready. B reaches it directly.
+      const relayPort = freePort();
+      const relay = pgRelay(relayPort, new URL(database.url));
+      const viaRelay = new URL(database.url);
+      viaRelay.port = String(relayPort);
+      const env = (url: string) => ({ NEOLIGHT_DATABASE_URL: url, NEOLIGHT_WRITE_RATE: "0" });
+      await using a = await spawnService({ home: homeA.path, env: env(viaRelay.toString()) });
+      await using b = await spawnService({ home: homeB.path, env: env(database.url) });
+      expect((await fetch(`${a.url}/health/ready`)).status).toBe(503);
+      expect((await fetch(`${b.url}/health/ready`)).status).toBe(200);
+      await using proxy = await startProxy(dir.path, a.port, b.port);
+      const state = async () => {
+        const s = await proxy.status();
+        return `${s["neolight_read/r8101"]} ${s["neolight_read/r8102"]}`;
+      };
+      await waitFor(async () => (await state()) === "DOWN UP", "A DOWN (not ready) and B UP", 10_000);
+
+      // Everything goes to B: A, first in the list, is not ready.
+      const before = await sessions(proxy.socket);
+      for (let i = 0; i < 20; i++) {
+        const res = await fetch(`${proxy.url}/meta/metrics`);
+        expect({ status: res.status, stale: res.headers.get("x-neolight-store-stale-s") }).toEqual({
+          status: 200,
+          stale: null,
+        });
+        await res.arrayBuffer();
+      }
+      expect((await postJson(`${proxy.url}/meta/metrics`, { written: "while A was out" })).status).toBe(200);
+      const after = await sessions(proxy.socket);
+      expect(after["neolight_read/r8101"]).toBe(before["neolight_read/r8101"]);
+      expect(after["neolight_write/r8101"]).toBe(before["neolight_write/r8101"]);
+
+      // A reaches the database: ready, UP after two good checks, and first again. It serves
+      // what was written through B.
+      await relay.open();
+      await waitFor(async () => (await state()) === "UP UP", "A UP once it reaches the database", 15_000);
+      const inA = (await sessions(proxy.socket))["neolight_read/r8101"] as number;
+      const doc = (await (await fetch(`${proxy.url}/meta/metrics`)).json()) as Record<string, unknown>;
+      expect(doc.written).toBe("while A was out");
+      expect((await sessions(proxy.socket))["neolight_read/r8101"]).toBe(inA + 1);
+
+      // A live stream through the proxy is A's. A loses the database: it goes out, and the
+      // proxy cuts its stream (on-marked-down shutdown-sessions), so the browser reconnects
+      // to B instead of reading a replica that no longer hears the others.
+      const stream = await fetch(`${proxy.url}/events`);
+      const reader = (stream.body as ReadableStream<Uint8Array>).getReader();
+      expect(new TextDecoder().decode((await reader.read()).value)).toContain("retry:");
+      expect((await sessions(proxy.socket))["neolight_read/r8101"]).toBe(inA + 2);
+      await relay.cut();
+      await waitFor(async () => (await state()) === "DOWN UP", "A DOWN once it cannot reach the database", 15_000);
+      // Cut: the stream ends, or (HAProxy resets it) the read fails with ECONNRESET.
+      const ended = await waitFor(
+        () =>
+          reader.read().then(
+            ({ done }) => (done ? "ended" : null),
+            (err: unknown) => ((err as { code?: string }).code === "ECONNRESET" ? "reset" : Promise.reject(err)),
+          ),
+        "A's live stream to be cut",
+        5_000,
+        0,
+      );
+      expect(["ended", "reset"]).toContain(ended);
+      const res = await fetch(`${proxy.url}/meta/metrics`);
+      expect({ status: res.status, stale: res.headers.get("x-neolight-store-stale-s") }).toEqual({
+        status: 200,
+        stale: null,
+      });
+    },
+    60_000,
+  );
 });
