@@ -8,11 +8,15 @@
 // Which checks ran: `systemd-analyze verify` (Debian's systemd package) when it is there,
 // else that test skips with a message; the parse of the keys that matter and the guard,
 // run with /bin/sh as systemd would run it, always run. No systemd manager runs here, so the
-// unit is not started by systemd itself.
-import { describe, expect, test } from "bun:test";
+// unit is not started by systemd itself: two real service processes are started with the
+// environment it gives two instances (paths moved into a temporary directory) on one real
+// PostgreSQL database (test/postgres.ts; skipped with a message where no server answers).
+import { afterAll, describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT, tempDir } from "../helpers";
+import { postJson, spawnService } from "../e2e/process";
+import { ROOT, tempDir, waitFor } from "../helpers";
+import { createTestDatabase } from "../postgres";
 
 const TEMPLATE = join(ROOT, "deploy", "systemd", "neolight-dashboard@.service");
 const SINGLE = join(ROOT, "deploy", "neolight-dashboard.service");
@@ -202,5 +206,55 @@ describe("the start-up guard (ExecStartPre), run with /bin/sh as systemd runs it
       out: "",
       err: "",
     });
+  });
+});
+
+/** A free TCP port on loopback: an instance's name is its port. */
+function freePort(): number {
+  const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const { port } = listener;
+  listener.stop(true);
+  return port;
+}
+
+const db = await createTestDatabase();
+afterAll(() => db?.drop());
+
+describe.skipIf(db === null)("two instances as the unit starts them, on one PostgreSQL database", () => {
+  test("both start on the shared home, each with its own copy and log, and serve each other's writes", async () => {
+    using root = tempDir("neolight-systemd-home-");
+    /** The unit's environment for `instance`, /var/lib/neolight moved into the temporary root. */
+    const envOf = (instance: string) => ({
+      ...Object.fromEntries(
+        Object.entries(environment(instance)).map(([k, v]) => [k, v.replace("/var/lib/neolight", root.path)]),
+      ),
+      // What /etc/neolight/dashboard.env gives every instance.
+      NEOLIGHT_DATABASE_URL: (db as NonNullable<typeof db>).url,
+    });
+    const [portA, portB] = [String(freePort()), String(freePort())];
+    await using a = await spawnService({ home: root.path, env: envOf(portA) });
+    await using b = await spawnService({ home: root.path, env: envOf(portB) });
+    expect([String(a.port), String(b.port)]).toEqual([portA, portB]);
+    expect((await fetch(`${a.url}/health/ready`)).status).toBe(200);
+    expect((await fetch(`${b.url}/health/ready`)).status).toBe(200);
+
+    expect((await postJson(`${a.url}/meta/metrics`, { written: "on A" })).status).toBe(200);
+    await waitFor(
+      async () => ((await (await fetch(`${b.url}/meta/metrics`)).json()) as Record<string, unknown>).written === "on A",
+      "B to serve A's write",
+    );
+    // Each instance logs to its own file, its own port in its start line.
+    for (const [port, instance] of [
+      [a.port, portA],
+      [b.port, portB],
+    ] as const) {
+      const log = readFileSync(join(root.path, "logs", `dashboard_go-${instance}.log`), "utf8");
+      const started = log
+        .split("\n")
+        .filter((l) => l !== "")
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .find((l) => l.message === "service started");
+      expect(started).toMatchObject({ port, home: root.path, store: "postgres" });
+    }
   });
 });
