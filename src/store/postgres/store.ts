@@ -8,7 +8,7 @@
 import type { ReservedSQL, SQL } from "bun";
 import type { Logger } from "../../log/logger";
 import type { PersistenceStatus } from "../model";
-import type { SharedStore, StoreStatus } from "../shared";
+import type { SharedStore } from "../shared";
 import {
   assignOwn,
   type DocumentState,
@@ -19,7 +19,7 @@ import {
   type Restored,
   UNSAVED_RETRY_MS,
 } from "../store";
-import { DatabaseError, errorText, isUnreachable, openClient, redactUrl } from "./connect";
+import { DatabaseError, errorText, isUnreachable, openClient, POOL_MAX, redactUrl } from "./connect";
 import { migrate, SchemaTooNewError } from "./migrate";
 import { NOTIFY_CHANNEL } from "./migrations";
 
@@ -59,7 +59,7 @@ export interface PostgresStoreOptions {
    * than `staleMs` (`problem` says so in words), lifted on the first catch-up; never written
    * to the database. Default: none.
    */
-  failSafe?: (problem: string) => JsonObject;
+  failSafe?: (problem: string, served: Readonly<JsonObject>) => JsonObject;
   /**
    * Keys served at once when the loaded document is corrupt (`restore` found a problem):
    * written to the database with the next commit, retried every `retryMs` until then, as
@@ -158,7 +158,10 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   const checkMs = options.checkMs ?? HEAD_CHECK_MS;
   const retryMs = options.retryMs ?? UNSAVED_RETRY_MS;
   const localCopyMs = options.localCopyMs ?? LOCAL_COPY_INTERVAL_MS;
-  const corruptFailSafe = options.corruptFailSafe ?? options.failSafe;
+  const unreachableFailSafe = options.failSafe;
+  const corruptFailSafe =
+    options.corruptFailSafe ??
+    (unreachableFailSafe === undefined ? undefined : (problem: string) => unreachableFailSafe(problem, {}));
   const startedAt = now().toISOString();
   const sql: SQL = openClient(url, { idleInTransactionMs: Math.max(1000, commitTimeoutMs) });
 
@@ -272,7 +275,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   async function layFailSafe(): Promise<void> {
     if (closed || reachable || overlay !== null || options.failSafe === undefined) return;
     const problem = `the database has been unreachable since ${unreachableSince} (more than ${staleMs / 1000} s)`;
-    overlay = options.failSafe(problem);
+    overlay = options.failSafe(problem, state.doc);
     log?.error("store unreachable, fail-safe applied", {
       target,
       unreachable_since: unreachableSince,
@@ -519,11 +522,6 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
 
   // --- committing ---
 
-  interface Outcome {
-    caught: DocumentUpdate[];
-    lifted: DocumentUpdate | null;
-  }
-
   /**
    * One transaction: lock the head, catch up on what others committed, prepare the batch
    * over that base, upsert its keys (and the held corrupt-state keys), move the head, NOTIFY,
@@ -535,7 +533,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       | ((base: Readonly<JsonObject>, updates: readonly DocumentUpdate[]) => readonly DocumentUpdate[])
       | undefined,
     deadline: number,
-  ): Promise<Outcome> {
+  ): Promise<void> {
     const started = performance.now();
     const at = now().toISOString();
     let prepared: readonly DocumentUpdate[] = accepted;
@@ -589,14 +587,18 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         }),
       );
     try {
-      try {
-        await attempt();
-      } catch (err) {
-        // ? A pooled connection the server (or a proxy) closed while idle fails its first
-        // statements: nothing of this transaction was written yet, so one more attempt on a
-        // fresh connection, within the same deadline, spares the client a 503.
-        if (prepareCalled || (err as { code?: unknown }).code !== "ERR_POSTGRES_CONNECTION_CLOSED") throw err;
-        await attempt();
+      // ? A pooled connection the server (or a proxy) closed while idle fails its first
+      // statements: nothing of this transaction was written yet, so another attempt, within
+      // the same deadline, spares the client a 503. Up to one per pooled connection: after a
+      // server restart every idle one is dead.
+      for (let attempts = 1; ; attempts++) {
+        try {
+          await attempt();
+          break;
+        } catch (err) {
+          const closed = (err as { code?: unknown }).code === "ERR_POSTGRES_CONNECTION_CLOSED";
+          if (prepareCalled || !closed || attempts > POOL_MAX) throw err;
+        }
       }
     } catch (err) {
       figures.failures++;
@@ -628,7 +630,6 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     figures.last_write_at = at;
     figures.last_write_ms = Math.round((performance.now() - started) * 1000) / 1000;
     figures.last_error = null;
-    return { caught, lifted };
   }
 
   /** Writes the held corrupt-state keys on their own (a commit writes them too). In the queue. */
@@ -727,7 +728,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     db = doc;
     head = { seq: 0, cluster: "", updatedAt };
     // ? A copy that cannot be trusted pauses at once (served only: the database is the truth).
-    if (problem !== null && options.failSafe !== undefined) overlay = options.failSafe(problem);
+    if (problem !== null && options.failSafe !== undefined) overlay = options.failSafe(problem, doc);
     publish();
     log?.error("database unreachable at start-up, serving the local copy", {
       target,
@@ -759,6 +760,10 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   ticker.unref?.();
 
   return {
+    // ? A getter: a replica that started while the database was down learns it at its first load.
+    get cluster() {
+      return head.cluster;
+    },
     current: () => state,
     async commit(accepted, prepare) {
       if (committing) throw new Error("DocumentStore.commit called while a commit is in progress");
@@ -833,5 +838,3 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     },
   };
 }
-
-export type { StoreStatus };
