@@ -13,7 +13,9 @@
 // server) is only used to create a database of its own, named at random, and drop it at the
 // end. Environment: BENCH_DURATION_S (10) per load figure, split into BENCH_REPLICA_ROUNDS
 // (2) rounds alternating between the modes; BENCH_REPLICA_PROBES (300) writes for the A -> B
-// latency; BENCH_STARTUP_RUNS (9).
+// latency; BENCH_STARTUP_RUNS (9); BENCH_REPLICAS_BASE (main; "" skips it): that ref's
+// binary, built from `git archive`, is started beside the embedded mode for start-up and
+// idle memory, since the embedded mode must pay nothing for the PostgreSQL code.
 
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -22,6 +24,7 @@ import { join } from "node:path";
 import { SQL } from "bun";
 import { compile, DEFAULT_BINARY } from "../scripts/build";
 import { waitFor } from "../test/wait";
+import { buildBase } from "./history";
 import { IDLE_MS, type Launched, launch, median, procStatusKiB, serviceEnv, toMs } from "./lib";
 
 const ROOT = join(import.meta.dir, "..");
@@ -32,6 +35,7 @@ const ROUNDS = Number(process.env.BENCH_REPLICA_ROUNDS ?? 2);
 const PROBES = Number(process.env.BENCH_REPLICA_PROBES ?? 300);
 const STARTUP_RUNS = Number(process.env.BENCH_STARTUP_RUNS ?? 9);
 const PG_ADMIN_URL = process.env.BENCH_PG_URL ?? "postgres://root@127.0.0.1:5432/postgres";
+const BASE = process.env.BENCH_REPLICAS_BASE ?? "main";
 /** The issue's: durable posts per second at 100 connections. */
 const CONNECTIONS = 100;
 /**
@@ -123,7 +127,7 @@ async function msUntil200(port: number, path: string): Promise<number> {
 }
 
 interface Mode {
-  name: "embedded" | "postgres";
+  name: "embedded" | "postgres" | "base";
   env(home: string, port: number): Record<string, string>;
 }
 
@@ -138,6 +142,8 @@ async function postJson(port: number, body: unknown): Promise<Response> {
 export interface ReplicasResult {
   embedded: Record<string, unknown>;
   postgres: Record<string, unknown>;
+  /** BASE's binary in the embedded mode: start-up and idle memory only; null when not built. */
+  base: { ref: string; startup_ms: number; idle_rss_mb: number; idle_anon_mb: number } | null;
   propagation: { probes: number; lost: number; p50_ms: number; p99_ms: number; max_ms: number; commit_p50_ms: number };
 }
 
@@ -156,21 +162,25 @@ export async function replicasScenario(binary = DEFAULT_BINARY): Promise<Replica
     },
   ];
   const running: Launched[] = [];
+  const base = BASE === "" ? null : buildBase(BASE);
+  if (BASE !== "" && base === null) console.error(`bench replicas: could not build ${BASE}; no comparison`);
   try {
     const result: ReplicasResult = {
       embedded: {},
       postgres: {},
+      base: null,
       propagation: { probes: 0, lost: 0, p50_ms: 0, p99_ms: 0, max_ms: 0, commit_p50_ms: 0 },
     };
-    const of = (m: Mode) => result[m.name];
+    const of = (m: Mode) => (m.name === "base" ? {} : result[m.name]);
 
-    // Start-up, interleaved: exec -> first 200 on /health, then (PostgreSQL) on /health/ready.
+    // Start-up, interleaved (BASE's binary too): exec -> first 200 on /health, then on /health/ready.
     // The first PostgreSQL start also creates the schema; the median hides it.
     console.error(`bench replicas: start-up, median of ${STARTUP_RUNS} per mode`);
     const starts: Record<string, { health: number[]; ready: number[] }> = {
       embedded: { health: [], ready: [] },
       postgres: { health: [], ready: [] },
     };
+    const baseStarts: number[] = [];
     for (let i = 0; i < STARTUP_RUNS; i++) {
       for (const m of modes) {
         const run = await launch(binary, m.env);
@@ -179,10 +189,27 @@ export async function replicasScenario(binary = DEFAULT_BINARY): Promise<Replica
         starts[m.name]?.health.push(run.startupMs);
         starts[m.name]?.ready.push(ready);
       }
+      if (base !== null) {
+        const run = await launch(base.binary, (modes[0] as Mode).env);
+        await run.stop();
+        baseStarts.push(run.startupMs);
+      }
     }
     for (const m of modes) {
       of(m).startup_ms = median(starts[m.name]?.health ?? []);
       of(m).ready_ms = median(starts[m.name]?.ready ?? []);
+    }
+    if (base !== null) {
+      const run = await launch(base.binary, (modes[0] as Mode).env);
+      // ? A figure, not a wait for something: idled as long as the others below.
+      await Bun.sleep(IDLE_MS);
+      result.base = {
+        ref: BASE,
+        startup_ms: median(baseStarts),
+        idle_rss_mb: procStatusKiB(run.pid, "VmRSS") / 1024,
+        idle_anon_mb: procStatusKiB(run.pid, "RssAnon") / 1024,
+      };
+      await run.stop();
     }
 
     // One embedded server, two replicas A and B on the database.
@@ -282,6 +309,7 @@ export async function replicasScenario(binary = DEFAULT_BINARY): Promise<Replica
     return result;
   } finally {
     for (const r of running) await r.stop();
+    if (base !== null) rmSync(base.tree, { recursive: true, force: true });
     await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
     await admin.close();
   }
@@ -349,6 +377,21 @@ export function replicasTable(r: ReplicasResult): string {
     `| write on A -> served on B p99 ms (max ${n(pr.max_ms, 1)}, lost ${pr.lost}) | - | ${n(pr.p99_ms, 2)} | | <= ${GOAL_PROPAGATION_P99_MS} ms | ${propMet} |`,
   );
   lines.push(`| POST on A alone (its 200) p50 ms, one at a time | - | ${n(pr.commit_p50_ms, 2)} | | | |`);
+  if (r.base !== null) {
+    const b = r.base;
+    lines.push(
+      "",
+      `| the embedded mode against ${b.ref} (no PostgreSQL code) | this build | ${b.ref} | this / ${b.ref} |`,
+    );
+    lines.push("| --- | ---: | ---: | ---: |");
+    for (const [label, ours, theirs] of [
+      ["start-up to first 200 on /health ms (median)", num(e, "startup_ms"), b.startup_ms],
+      ["idle RSS MB", num(e, "idle_rss_mb"), b.idle_rss_mb],
+      ["idle RssAnon MB", num(e, "idle_anon_mb"), b.idle_anon_mb],
+    ] as const) {
+      lines.push(`| ${label} | ${n(ours)} | ${n(theirs)} | ${n(ours / theirs, 2)}x |`);
+    }
+  }
   return lines.join("\n");
 }
 
