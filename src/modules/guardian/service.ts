@@ -4,12 +4,19 @@
 // resolve.ts). A pause file change or an operator action is an update like a POST: it goes
 // through the channel and the processor, so it is persisted, logged (transitions.ts, source
 // `pause_file` / `operator`), recorded in history and streamed, by the same machinery.
+//
+// With a shared store (issue 12) the pause file lives on the agents' host only. The replica
+// that holds the agents' files (../agent-files/holder.ts) commits the file's readings and
+// mirrors into the file an operator action made on another replica; a replica that does
+// not hold them never commits a reading (its "absent" would erase a pause), serves the
+// shared sources, and takes an operator action by committing it alone.
 import { join } from "node:path";
 import { UnavailableError } from "../../http/errors";
 import { clip, type Logger } from "../../log/logger";
 import { removeFileDurably, writeFileDurably } from "../../store/atomic-file";
 import type { DocumentState, DocumentStore, DocumentUpdate, JsonObject, UpdateSource } from "../../store/store";
 import type { Processor } from "../../telemetry/processor";
+import { ALWAYS_HOLDS, type FilesHolder } from "../agent-files/holder";
 import { validator, type WatchedFile, watchJsonFile } from "../agent-files/service";
 import type { Guardian, ServedGuardian } from "../meta/model";
 import type { MetaService } from "../meta/service";
@@ -157,6 +164,9 @@ export interface GuardianService {
   close(): void;
 }
 
+/** An operator action committed on another replica that the holder writes into the pause file. */
+type Mirror = { action: "pause"; at: string; content: PauseFileContent } | { action: "resume"; at: string };
+
 export interface GuardianDeps {
   home: string;
   /** NEOLIGHT_SOURCE_POLL_MS; the pause file is polled at most every PAUSE_FILE_POLL_MS. */
@@ -166,6 +176,13 @@ export interface GuardianDeps {
   processor: Processor;
   log: Logger;
   now?: () => number;
+  /**
+   * The store is shared by several replicas (issue 12): another replica's commits reach the
+   * processor's listeners as `remote`, and the rules of the holder apply. Default: false.
+   */
+  shared?: boolean;
+  /** Whether this replica holds the agents' files (../agent-files/holder.ts). Default: ALWAYS_HOLDS. */
+  holder?: FilesHolder;
 }
 
 export function createGuardian({
@@ -176,6 +193,8 @@ export function createGuardian({
   processor,
   log,
   now = Date.now,
+  shared = false,
+  holder = ALWAYS_HOLDS,
 }: GuardianDeps): GuardianService {
   const path = join(home, PAUSE_FILE);
   const counts = {
@@ -191,6 +210,10 @@ export function createGuardian({
   let syncQueued: Promise<void> | null = null;
   /** Failed attempts to apply the file since the last success (0: none failing). */
   let retrying = 0;
+  /** When this process saw the file go away (epoch ms); null while present, or absent since start-up. */
+  let absentSince: number | null = null;
+  /** `at` of the last operator action mirrored into the file: each is mirrored once. */
+  let mirroredAt: string | null = null;
 
   const file = watchJsonFile({
     name: "guardian_pause",
@@ -199,7 +222,13 @@ export function createGuardian({
     pollMs: Math.min(pollMs, PAUSE_FILE_POLL_MS),
     log,
     home,
-    onChange: () => void sync(),
+    onChange: () => {
+      const present = file.state().present;
+      if (!present && absentSince === null) absentSince = now();
+      if (present) absentSince = null;
+      holder.saw(present, path);
+      void sync();
+    },
   });
 
   function serial<T>(work: () => Promise<T>): Promise<T> {
@@ -219,6 +248,14 @@ export function createGuardian({
     return { state: "unreadable", error: state.last_error ?? "not read yet" };
   }
 
+  /**
+   * The pause file as this replica serves it: its own reading while it holds the agents'
+   * files, else the shared one (the holder's, or an operator's action).
+   */
+  function servedReading(): PauseReading {
+    return holder.holds() ? reading() : store.sources().pause_file;
+  }
+
   /** Submits the changed sources; the store wrapper resolves the guardian at commit time. */
   function submit(partial: Partial<GuardianSources>, source: UpdateSource) {
     const sources = { ...store.sources(), ...partial };
@@ -228,32 +265,103 @@ export function createGuardian({
     return meta.submit({ guardian, [GUARDIAN_SOURCES_KEY]: partial }, source);
   }
 
-  /** Applies the file's reading, or its `until` passing, when either changes what is served. */
+  /**
+   * The operator action of `sources` the holder must write into its file: the shared pause
+   * file reading is an operator's (a pause by "dashboard" still active, or a resume's
+   * absence), it differs from the file here, was not mirrored yet, and is newer than the
+   * file's last change seen here (its mtime; when it went away; never, when absent since
+   * start-up: a pause wins). ? Times of two hosts: their clocks must agree (NTP) to the
+   * second; mirroring each action once keeps a skewed clock from overwriting an agent's
+   * later file again and again.
+   */
+  function mirrorOf(sources: GuardianSources, local: PauseReading, at: number): Mirror | null {
+    const operator = sources.operator;
+    const shared = sources.pause_file;
+    if (operator === null || operator.at === null || operator.at === mirroredAt || sameReading(local, shared)) {
+      return null;
+    }
+    let mirror: Mirror;
+    if (
+      operator.last_action === "pause" &&
+      shared.state === "content" &&
+      shared.content.by === DASHBOARD_WRITER &&
+      filePause(shared, at) !== null
+    ) {
+      mirror = { action: "pause", at: operator.at, content: shared.content };
+    } else if (operator.last_action === "resume" && shared.state === "absent") {
+      mirror = { action: "resume", at: operator.at };
+    } else return null;
+    const state = file.state();
+    const changedAt = state.present ? Date.parse(state.last_change ?? "") : (absentSince ?? Number.NEGATIVE_INFINITY);
+    // ? An unreadable mtime is not "older": the file here is then taken as the newer.
+    return Date.parse(operator.at) > changedAt ? mirror : null;
+  }
+
+  /** Writes (or removes) the file as the operator's route would have here; the watcher then agrees with the store. */
+  async function mirrorInto(mirror: Mirror, sources: GuardianSources): Promise<void> {
+    try {
+      if (mirror.action === "pause") await writeFileDurably(path, `${JSON.stringify(mirror.content, null, 2)}\n`);
+      else await removeFileDurably(path);
+    } catch (err) {
+      failed(err, "guardian pause file not mirrored yet, retrying");
+      return;
+    }
+    mirroredAt = mirror.at;
+    retrying = 0;
+    log.warn("guardian pause file written for an operator action on another replica", {
+      action: mirror.action,
+      at: mirror.at,
+      client: sources.operator?.client ?? null,
+      path,
+    });
+    // ? Read back at once: until then this replica's reading differs from the shared one.
+    await file.refresh();
+  }
+
+  /** A failed attempt to apply or mirror the file: one WARN per failing stretch, then a retry. */
+  function failed(err: unknown, message: string): void {
+    // ? One line per failing stretch, not one a second: the disk may stay full for hours.
+    if (retrying++ === 0) {
+      log.warn(message, { path, error: (err as Error).message, retry_ms: PAUSE_SYNC_RETRY_MS });
+    }
+    if (!closed) {
+      clearTimeout(retry);
+      retry = setTimeout(() => void sync(), PAUSE_SYNC_RETRY_MS);
+      retry.unref?.();
+    }
+  }
+
+  /**
+   * Applies the file's reading, or its `until` passing, when either changes what is served.
+   * ? Shared store, not holding the agents' files: the reading here is not the agents' (no
+   * file is an "absent" that would erase the holder's pause), so only the passing of an
+   * `until` is committed (re-resolved from the shared sources; the holder does the same, and
+   * the second commit changes nothing).
+   */
   async function syncOnce(): Promise<void> {
     if (closed) return;
     const sources = store.sources();
     const served = servedGuardianOf(store.current().doc);
+    const at = now();
+    if (!holder.holds()) {
+      if (sameDecision(resolveGuardian(sources, served, at), served)) return schedule();
+      return apply({}, "pause_file");
+    }
     const next = reading();
-    const resolved = resolveGuardian({ ...sources, pause_file: next }, served, now());
+    const mirror = shared ? mirrorOf(sources, next, at) : null;
+    if (mirror !== null) return mirrorInto(mirror, sources);
+    const resolved = resolveGuardian({ ...sources, pause_file: next }, served, at);
     if (sameReading(next, sources.pause_file) && sameDecision(resolved, served)) return schedule();
+    return apply({ pause_file: next }, "pause_file");
+  }
+
+  async function apply(partial: Partial<GuardianSources>, source: UpdateSource): Promise<void> {
     try {
-      await submit({ pause_file: next }, "pause_file");
+      await submit(partial, source);
       if (retrying) log.info("guardian pause file applied", { path, attempts: retrying });
       retrying = 0;
     } catch (err) {
-      // ? One line per failing stretch, not one a second: the disk may stay full for hours.
-      if (retrying++ === 0) {
-        log.warn("guardian pause file not applied yet, retrying", {
-          path,
-          error: (err as Error).message,
-          retry_ms: PAUSE_SYNC_RETRY_MS,
-        });
-      }
-      if (!closed) {
-        clearTimeout(retry);
-        retry = setTimeout(() => void sync(), PAUSE_SYNC_RETRY_MS);
-        retry.unref?.();
-      }
+      failed(err, "guardian pause file not applied yet, retrying");
     }
   }
 
@@ -284,7 +392,13 @@ export function createGuardian({
     );
     expiry.unref?.();
   }
-  processor.onCommit((state) => schedule(state));
+  processor.onCommit((state, _batch, origin) => {
+    schedule(state);
+    // ? Another replica's commit may be an operator action this holder must write into the file.
+    if (shared && origin === "remote" && holder.holds()) void sync();
+  });
+  // ? The agent files are read after the pause file: holding may begin once they are.
+  holder.onHold(() => void sync());
 
   function caller(c: Caller) {
     return { address: c.address, user_agent: c.userAgent === null ? null : clip(c.userAgent) };
@@ -324,7 +438,7 @@ export function createGuardian({
       return act("pause", c, async () => {
         const at = now();
         const asked = request.minutes === undefined ? undefined : isoSeconds(at + request.minutes * 60_000);
-        const until = longerPause(filePause(reading(), at), asked);
+        const until = longerPause(filePause(servedReading(), at), asked);
         // ? The smart trader's shape (CONTRACT section 6): no `until` at all for "until resumed".
         const content: PauseFileContent = {
           paused: true,
@@ -333,13 +447,19 @@ export function createGuardian({
           updated_at: isoSeconds(at),
           by: DASHBOARD_WRITER,
         };
-        try {
-          await writeFileDurably(path, `${JSON.stringify(content, null, 2)}\n`);
-        } catch (err) {
-          throw unavailable("writing", err);
+        // ? Not holding the agents' files (issue 12): a file here is read by no agent, and
+        // would make this replica a holder. The commit pauses every replica at once; the
+        // holder writes the file for the trader (mirrorOf).
+        const here = holder.holds();
+        if (here) {
+          try {
+            await writeFileDurably(path, `${JSON.stringify(content, null, 2)}\n`);
+          } catch (err) {
+            throw unavailable("writing", err);
+          }
+          // ? The watcher takes the new file in now: GET /guardian right after the answer shows it.
+          await file.refresh();
         }
-        // ? The watcher takes the new file in now: GET /guardian right after the answer shows it.
-        await file.refresh();
         const { seq, state } = await submit(
           { pause_file: { state: "content", content }, operator: operatorAction("pause", at, request.reason, c) },
           "operator",
@@ -349,6 +469,7 @@ export function createGuardian({
           minutes: request.minutes ?? null,
           until: until ?? null,
           ...(until !== asked ? { kept_until_of_file: true } : {}),
+          ...(here ? {} : { file_written_by_holder: true }),
           seq,
           ...caller(c),
         });
@@ -358,18 +479,26 @@ export function createGuardian({
     resume(request, c) {
       return act("resume", c, async () => {
         const at = now();
-        try {
-          await removeFileDurably(path);
-        } catch (err) {
-          throw unavailable("removing", err);
+        const here = holder.holds();
+        if (here) {
+          try {
+            await removeFileDurably(path);
+          } catch (err) {
+            throw unavailable("removing", err);
+          }
+          await file.refresh();
         }
-        await file.refresh();
         const reason = request.reason === undefined || request.reason === "" ? null : request.reason;
         const { seq, state } = await submit(
           { pause_file: { state: "absent" }, operator: operatorAction("resume", at, reason, c) },
           "operator",
         );
-        log.warn("guardian resumed by operator", { reason: reason === null ? null : clip(reason), seq, ...caller(c) });
+        log.warn("guardian resumed by operator", {
+          reason: reason === null ? null : clip(reason),
+          ...(here ? {} : { file_removed_by_holder: true }),
+          seq,
+          ...caller(c),
+        });
         return servedGuardianOf(state.doc);
       });
     },
@@ -377,6 +506,8 @@ export function createGuardian({
       const sources = store.sources();
       const state = file.state();
       const t = now();
+      const here = holder.holds();
+      const shown = servedReading();
       const receivedAt = sources.hive?.received_at ?? null;
       return {
         guardian: servedGuardianOf(store.current().doc),
@@ -386,13 +517,23 @@ export function createGuardian({
             received_at: receivedAt,
             age_s: receivedAt === null ? null : Math.max(0, Math.round(t - Date.parse(receivedAt)) / 1000),
           },
-          pause_file: {
-            path,
-            present: state.present,
-            active: filePause(reading(), t) !== null,
-            content: state.present ? ((file.value() as PauseFileContent | undefined) ?? null) : null,
-            error: state.last_error,
-          },
+          pause_file: here
+            ? {
+                path,
+                held_here: true,
+                present: state.present,
+                active: filePause(shown, t) !== null,
+                content: state.present ? ((file.value() as PauseFileContent | undefined) ?? null) : null,
+                error: state.last_error,
+              }
+            : {
+                path,
+                held_here: false,
+                present: shown.state !== "absent",
+                active: filePause(shown, t) !== null,
+                content: shown.state === "content" ? shown.content : null,
+                error: shown.state === "unreadable" ? shown.error : null,
+              },
           operator: sources.operator ?? { last_action: null, at: null, reason: null, client: null },
         },
       };
