@@ -125,8 +125,21 @@ export interface DocumentStore {
    * (UnconfirmedWriteError), the state is published and the PersistenceError says
    * `published: true`. Callers must not
    * overlap commits (the processor is the one caller); an overlapping call throws.
+   * `prepare`, when given, is called once per commit, synchronously, with the document the
+   * batch is applied over (for a shared store: the database's, read under the head lock, so
+   * it holds every other replica's committed change; for the file store: current().doc) and
+   * the batch; its result is what is applied, saved and published (it may rewrite the
+   * updates' sets, never their number: the answer to update i is its seq). ? A merge base
+   * read before the commit may be behind another replica's: resolving there would write
+   * back stale data (an operator's pause erased by a hive report resolved on this replica).
+   * A shared store gives the committed updates the shared sequence (head+1..head+n, in
+   * order): the returned state's lastSeq is that of the batch's last update, so update i of
+   * n was committed as `lastSeq - n + 1 + i`.
    */
-  commit(updates: readonly DocumentUpdate[]): Promise<DocumentState>;
+  commit(
+    updates: readonly DocumentUpdate[],
+    prepare?: (base: Readonly<JsonObject>, updates: readonly DocumentUpdate[]) => readonly DocumentUpdate[],
+  ): Promise<DocumentState>;
   /** Persistence figures for /status. A fresh object each call. */
   status(): PersistenceStatus;
   /**
@@ -312,13 +325,14 @@ export async function openStore(options: StoreOptions): Promise<DocumentStore> {
   return {
     current: () => state,
     status: () => ({ ...figures, unsaved_keys: [...figures.unsaved_keys] }),
-    async commit(updates) {
+    async commit(accepted, prepare) {
       if (committing) throw new Error("DocumentStore.commit called while a commit is in progress");
-      if (updates.length === 0) return state;
+      if (accepted.length === 0) return state;
       committing = true;
       try {
         // ? A retry of unsaved keys in flight writes the same file: let it finish first.
         if (flushing !== null) await flushing;
+        const updates = prepare === undefined ? accepted : prepare(state.doc, accepted);
         // ? Copy-on-write of the top level only: values are never mutated after acceptance,
         // so sharing them between versions is safe and keeps a commit O(keys).
         const doc: JsonObject = { ...state.doc };

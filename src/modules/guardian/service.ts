@@ -71,7 +71,9 @@ export interface GuardianStore extends DocumentStore {
  * sources: `pause_file`, `operator`). Such an update is committed with the resolved
  * `guardian` and the whole sources record; updates are folded in order, so the batch's last
  * one says what is served. Resolution happens here, at commit time, from the committed
- * sources: an update refused (503) leaves nothing behind for a later one to carry.
+ * sources of the document the store applies the batch over (commit's `prepare`: for a shared
+ * store, the database's, under its head lock): an update refused (503) leaves nothing behind
+ * for a later one to carry, and no replica resolves over sources another has replaced.
  * After a corrupt state file, the fail-safe pause stands in for the hive's report until the
  * hive reports (the sources of a corrupt file cannot be trusted).
  */
@@ -82,14 +84,26 @@ export function resolvingStore(store: DocumentStore, now: () => number = Date.no
       ? (initial.guardian as Guardian)
       : null;
 
-  function sources(): GuardianSources {
-    const found = sourcesOf(store.current().doc);
+  /** The sources a commit over `doc` resolves from: the fail-safe report stands in for the hive's. */
+  function sourcesOver(doc: Readonly<JsonObject>): GuardianSources {
+    const found = sourcesOf(doc);
     return failSafe === null ? found : { ...found, hive: { report: failSafe, received_at: null } };
   }
 
-  function resolve(updates: readonly DocumentUpdate[]): DocumentUpdate[] {
-    let current = sources();
-    let previous: JsonObject = servedGuardianOf(store.current().doc);
+  function sources(): GuardianSources {
+    return sourcesOver(store.current().doc);
+  }
+
+  /**
+   * The batch with the guardian resolved, over `base`: the document the store applies it to.
+   * ? Not store.current().doc: with replicas, memory may be behind the database (another
+   * replica's operator pause not caught up yet), and a hive report resolved over it would
+   * write back sources without that pause. The store hands the database's document, read
+   * under the head lock (DocumentStore.commit's `prepare`).
+   */
+  function resolve(base: Readonly<JsonObject>, updates: readonly DocumentUpdate[]): DocumentUpdate[] {
+    let current = sourcesOver(base);
+    let previous: JsonObject = servedGuardianOf(base);
     const at = now();
     return updates.map((update) => {
       const report = update.source === "hive" && Object.hasOwn(update.set, "guardian");
@@ -113,10 +127,11 @@ export function resolvingStore(store: DocumentStore, now: () => number = Date.no
     status: () => store.status(),
     close: () => store.close(),
     sources,
-    async commit(updates) {
+    async commit(updates, prepare) {
       const before = store.current();
       try {
-        return await store.commit(resolve(updates));
+        // ? A caller's own prepare runs first, over the same base: the guardian is resolved last.
+        return await store.commit(updates, (base, batch) => resolve(base, prepare ? prepare(base, batch) : batch));
       } finally {
         // ? Once a commit is published its sources are written: they hold the fail-safe report.
         if (store.current() !== before) failSafe = null;
