@@ -83,9 +83,13 @@ export function shareAgentFiles({ files, store, meta, holder, log, now = Date.no
     const cached = copies.get(entry);
     if (cached !== undefined) return cached;
     let copy: SharedCopy | null = null;
-    const problem = entryCheck.Check(entry)
-      ? (validators.get(name)?.(entry.content) ?? "not an agent file")
-      : "not a shared agent file entry";
+    const validate = validators.get(name);
+    const problem =
+      validate === undefined
+        ? "not an agent file"
+        : entryCheck.Check(entry)
+          ? validate(entry.content)
+          : "not a shared agent file entry";
     if (problem === null) {
       const { content, read_at, changed_at } = entry as SharedAgentFile;
       copy = { value: content, json: JSON.stringify(content), read_at, changed_at };
