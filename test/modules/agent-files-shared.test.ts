@@ -4,12 +4,13 @@
 // store, as two hosts' would be over the shared one (the PostgreSQL tests run the same over
 // a real database: test/store/postgres-files.test.ts).
 import { describe, expect, test } from "bun:test";
-import { mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createMemoryLogger } from "../../src/log/logger";
 import { AGENTS_FILES, createFilesHolder } from "../../src/modules/agent-files/holder";
 import { AGENT_FILES_KEY } from "../../src/modules/agent-files/model";
 import { regimeJson } from "../../src/modules/agent-files/service";
+import { GUARDIAN_SOURCES_KEY } from "../../src/modules/guardian/resolve";
 import { PAUSE_FILE } from "../../src/modules/guardian/service";
 import { createJsonFilePersistence } from "../../src/store/json-file";
 import { openStore } from "../../src/store/store";
@@ -210,5 +211,56 @@ describe("two replicas over one store: the holder shares, the other serves", () 
     ]);
     const resumed = await p.other.guardian.resume({}, { address: "10.0.0.2", userAgent: null });
     expect(resumed).toMatchObject({ is_paused: false });
+  });
+
+  // ? One file store has one processor: the other's commit reaches the holder as its own, not
+  // as another replica's (the PostgreSQL tests have the store tell it). A sync of the holder
+  // (what that notification triggers) stands in for it here.
+  test("the holder writes another replica's operator pause into its file, once; a later file of an agent wins", async () => {
+    await using p = await pair();
+    write(p.holder.home, REGIME, fixtureText("market_regime"));
+    await p.holder.files.regime.refresh();
+    expect(p.holder.holder.holds()).toBe(true);
+    await p.other.guardian.pause({ reason: "investigating", minutes: 30 }, { address: "10.0.0.2", userAgent: null });
+    await p.holder.guardian.ready();
+    const path = join(p.holder.home, PAUSE_FILE);
+    expect(JSON.parse(readFileSync(path, "utf8"))).toEqual({
+      paused: true,
+      reason: "investigating",
+      until: expect.stringMatching(/Z$/),
+      updated_at: expect.stringMatching(/Z$/),
+      by: "dashboard",
+    });
+    expect(p.holder.guardian.view().sources.pause_file).toMatchObject({ held_here: true, present: true, active: true });
+    // ? Read back, the file agrees with the store: the holder commits no reading of its own.
+    expect(p.holder.submitted.filter((s) => Object.hasOwn(s.set, GUARDIAN_SOURCES_KEY))).toEqual([]);
+
+    // An agent's cooldown over it, its mtime behind the operator's action (a skewed clock).
+    const cooldown = { paused: true, reason: "Auto rate-limit cooldown (3 hits)" };
+    write(p.holder.home, PAUSE_FILE, JSON.stringify(cooldown));
+    utimesSync(path, new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000));
+    await p.holder.guardian.file.refresh();
+    await waitFor(() => p.other.guardian.view().guardian.reason === cooldown.reason, "the agent's file committed");
+    await p.holder.guardian.ready();
+    expect(JSON.parse(readFileSync(path, "utf8"))).toEqual(cooldown);
+    expect(logged(p.holder.log, "guardian pause file written for an operator action on another replica")).toHaveLength(
+      1,
+    );
+  });
+
+  test("the holder removes its file for another replica's operator resume", async () => {
+    await using p = await pair();
+    write(p.holder.home, PAUSE_FILE, JSON.stringify({ paused: true, reason: "Auto rate-limit cooldown" }));
+    utimesSync(join(p.holder.home, PAUSE_FILE), new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+    await p.holder.guardian.file.refresh();
+    await waitFor(() => p.other.guardian.view().guardian.is_paused, "paused");
+    const resumed = await p.other.guardian.resume(
+      { reason: "cooldown not needed" },
+      { address: "10.0.0.2", userAgent: null },
+    );
+    expect(resumed).toMatchObject({ is_paused: false, reason: "resumed by operator: cooldown not needed" });
+    await p.holder.guardian.ready();
+    expect(existsSync(join(p.holder.home, PAUSE_FILE))).toBe(false);
+    expect(p.holder.guardian.view().guardian.is_paused).toBe(false);
   });
 });
