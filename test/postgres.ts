@@ -56,3 +56,147 @@ export async function createTestDatabase(): Promise<TestDatabase | null> {
     },
   };
 }
+
+/** What a TcpProxy does with traffic: pass it, refuse connections (closed port), or swallow it (a black-holed network). */
+export type ProxyMode = "pass" | "refuse" | "blackhole";
+
+export interface TcpProxy extends AsyncDisposable {
+  /** The proxy's port on 127.0.0.1 (fixed for its life: the store's URL names it). */
+  readonly port: number;
+  /** URL of `db` through the proxy. */
+  urlOf(db: TestDatabase): string;
+  /**
+   * pass: forward both ways; refuse: close every connection and stop listening (the port
+   * refuses); blackhole: keep the connections and accept new ones, but forward nothing
+   * either way, as a network that drops every packet.
+   */
+  set(mode: ProxyMode): void;
+}
+
+interface Pipe {
+  client: import("bun").Socket<Pipe>;
+  upstream: import("bun").Socket<undefined> | null;
+  /** Bytes from the client not yet passed upstream (still connecting, or backpressure). */
+  toUpstream: Uint8Array[];
+  toClient: Uint8Array[];
+  closed: boolean;
+}
+
+/** Writes what the socket takes now and keeps the rest for its drain. */
+function pushTo(socket: { write(data: Uint8Array): number }, queue: Uint8Array[]): void {
+  while (queue.length > 0) {
+    const chunk = queue[0] as Uint8Array;
+    const written = socket.write(chunk);
+    if (written < chunk.length) {
+      queue[0] = chunk.subarray(Math.max(0, written));
+      return;
+    }
+    queue.shift();
+  }
+}
+
+/**
+ * A real TCP proxy (Bun.listen / Bun.connect) in front of the test server, to cut the store
+ * off from its database and give it back without touching the server others use: the
+ * outage tests' faults are real sockets refused or left unanswered.
+ */
+export async function startTcpProxy(upstreamPort = Number(new URL(ADMIN_URL).port || 5432)): Promise<TcpProxy> {
+  const hostname = new URL(ADMIN_URL).hostname;
+  let mode: ProxyMode = "pass";
+  const pipes = new Set<Pipe>();
+  let listener: import("bun").TCPSocketListener<Pipe> | null = null;
+
+  function close(pipe: Pipe): void {
+    if (pipe.closed) return;
+    pipe.closed = true;
+    pipes.delete(pipe);
+    pipe.client.end();
+    pipe.upstream?.end();
+  }
+
+  function listen(port: number): import("bun").TCPSocketListener<Pipe> {
+    return Bun.listen<Pipe>({
+      hostname: "127.0.0.1",
+      port,
+      socket: {
+        open(client) {
+          const pipe: Pipe = { client, upstream: null, toUpstream: [], toClient: [], closed: false };
+          client.data = pipe;
+          pipes.add(pipe);
+          void Bun.connect({
+            hostname,
+            port: upstreamPort,
+            socket: {
+              data(_socket, chunk) {
+                if (mode !== "pass") return;
+                pipe.toClient.push(new Uint8Array(chunk));
+                pushTo(pipe.client, pipe.toClient);
+              },
+              drain(socket) {
+                pushTo(socket, pipe.toUpstream);
+              },
+              close: () => close(pipe),
+              error: () => close(pipe),
+            },
+          }).then(
+            (upstream) => {
+              if (pipe.closed) return void upstream.end();
+              pipe.upstream = upstream;
+              if (mode === "pass") pushTo(upstream, pipe.toUpstream);
+            },
+            () => close(pipe),
+          );
+        },
+        data(client, chunk) {
+          const pipe = client.data;
+          if (mode !== "pass") return;
+          pipe.toUpstream.push(new Uint8Array(chunk));
+          if (pipe.upstream !== null) pushTo(pipe.upstream, pipe.toUpstream);
+        },
+        drain(client) {
+          pushTo(client, client.data.toClient);
+        },
+        close: (client) => close(client.data),
+        error: (client) => close(client.data),
+      },
+    });
+  }
+
+  listener = listen(0);
+  const port = listener.port;
+  return {
+    port,
+    urlOf(db) {
+      const url = new URL(db.url);
+      url.hostname = "127.0.0.1";
+      url.port = String(port);
+      return url.toString();
+    },
+    set(next) {
+      if (next === mode) return;
+      const previous = mode;
+      mode = next;
+      if (next === "refuse") {
+        listener?.stop(true);
+        listener = null;
+        for (const pipe of [...pipes]) close(pipe);
+      } else if (previous === "refuse") {
+        listener = listen(port);
+      } else if (previous === "blackhole") {
+        // ? Their streams lost bytes: no protocol survives that, as no real connection would.
+        for (const pipe of [...pipes]) close(pipe);
+      }
+      if (next === "blackhole") {
+        for (const pipe of pipes) {
+          pipe.toUpstream.length = 0;
+          pipe.toClient.length = 0;
+        }
+      }
+    },
+    async [Symbol.asyncDispose]() {
+      listener?.stop(true);
+      listener = null;
+      for (const pipe of [...pipes]) close(pipe);
+    },
+  };
+}

@@ -14,9 +14,19 @@ export type JsonObject = Record<string, unknown>;
  * agent); `atlas`: POST /atlas/update; `corrupt_state`: the fail-safe pause recorded after
  * a corrupt state file at start-up; `pause_file`: a change of state/guardian_pause.json (or
  * its `until` passing) seen by the watcher; `operator`: POST /guardian/pause or /resume
- * (issue 11).
+ * (issue 11); `replica`: another replica's commit, caught up from the shared store (its own
+ * source is not stored: the rows say what changed, not who); `store_unreachable`: the
+ * shared store's fail-safe keys laid over, or lifted, after NEOLIGHT_STORE_STALE_S without
+ * the database (issue 12).
  */
-export type UpdateSource = "hive" | "atlas" | "corrupt_state" | "pause_file" | "operator";
+export type UpdateSource =
+  | "hive"
+  | "atlas"
+  | "corrupt_state"
+  | "pause_file"
+  | "operator"
+  | "replica"
+  | "store_unreachable";
 
 /** One accepted update: these top-level keys replace the document's (CONTRACT section 3). */
 export interface DocumentUpdate {

@@ -11,6 +11,7 @@
 // not hold them never commits a reading (its "absent" would erase a pause), serves the
 // shared sources, and takes an operator action by committing it alone.
 import { join } from "node:path";
+import { isDeepStrictEqual } from "node:util";
 import { UnavailableError } from "../../http/errors";
 import { clip, type Logger } from "../../log/logger";
 import { removeFileDurably, writeFileDurably } from "../../store/atomic-file";
@@ -84,10 +85,20 @@ export function resolvingStore(store: DocumentStore, now: () => number = Date.no
       ? (initial.guardian as Guardian)
       : null;
 
+  /**
+   * Whether the fail-safe report still stands in over `doc`: its guardian is still the
+   * fail-safe pause. ? With replicas, another one may have committed the hive's report since
+   * (caught up here, not through this wrapper's commit): that report is trusted, and putting
+   * the fail-safe back over it would pause every replica again until the hive's next one.
+   */
+  function standsIn(doc: Readonly<JsonObject>): boolean {
+    return failSafe !== null && (doc.guardian === failSafe || isDeepStrictEqual(doc.guardian, failSafe));
+  }
+
   /** The sources a commit over `doc` resolves from: the fail-safe report stands in for the hive's. */
   function sourcesOver(doc: Readonly<JsonObject>): GuardianSources {
     const found = sourcesOf(doc);
-    return failSafe === null ? found : { ...found, hive: { report: failSafe, received_at: null } };
+    return failSafe === null || !standsIn(doc) ? found : { ...found, hive: { report: failSafe, received_at: null } };
   }
 
   function sources(): GuardianSources {
@@ -102,6 +113,7 @@ export function resolvingStore(store: DocumentStore, now: () => number = Date.no
    * under the head lock (DocumentStore.commit's `prepare`).
    */
   function resolve(base: Readonly<JsonObject>, updates: readonly DocumentUpdate[]): DocumentUpdate[] {
+    if (!standsIn(base)) failSafe = null;
     let current = sourcesOver(base);
     let previous: JsonObject = servedGuardianOf(base);
     const at = now();
