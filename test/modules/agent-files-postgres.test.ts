@@ -176,6 +176,25 @@ describe.skipIf(noServer)("two replicas on one database: the holder's files are 
     expect(other.guardian.view().guardian.is_paused).toBe(false);
   });
 
+  test("a pause right after a resume on the other is written too (the holder's removal is older than it)", async () => {
+    const db = await database();
+    const agents = home();
+    write(agents, REGIME, fixtureText("market_regime"));
+    const holder = await replica(db, agents);
+    const other = await replica(db, home());
+    const path = join(agents, PAUSE_FILE);
+    for (const reason of ["first", "second", "third"]) {
+      await other.guardian.pause({ reason }, OPERATOR);
+      await waitFor(() => holder.guardian.view().sources.pause_file.content?.reason === reason, `${reason} written`);
+      await other.guardian.resume({}, OPERATOR);
+      // ? Paused again as soon as the file is gone, before the holder's watcher has seen it go.
+      await waitFor(() => !existsSync(path), `${reason} removed`, 10_000, 1);
+    }
+    await other.guardian.pause({ reason: "last" }, OPERATOR);
+    await waitFor(() => holder.guardian.view().sources.pause_file.content?.reason === "last", "last written");
+    expect(JSON.parse(readFileSync(path, "utf8"))).toMatchObject({ paused: true, reason: "last", by: "dashboard" });
+  });
+
   test("a holder that starts after an operator pause made elsewhere writes the file (a pause wins)", async () => {
     const db = await database();
     const other = await replica(db, home());

@@ -237,10 +237,21 @@ export function createGuardian({
   let syncQueued: Promise<void> | null = null;
   /** Failed attempts to apply the file since the last success (0: none failing). */
   let retrying = 0;
-  /** When this process saw the file go away (epoch ms); null while present, or absent since start-up. */
+  /**
+   * When the file went away, at the earliest (epoch ms): a removal is seen within one poll, so
+   * one poll before it was seen, or just before this service removed it. null while present,
+   * or absent since start-up. ? The earliest: an operator action it is compared with (mirrorOf)
+   * is then taken as newer, and mirroring an operator's pause is the safe side.
+   */
   let absentSince: number | null = null;
   /** `at` of the last operator action mirrored into the file: each is mirrored once. */
   let mirroredAt: string | null = null;
+  /**
+   * The file's reading as this replica last committed, mirrored, or found equal to the
+   * store's; undefined before the first sync. A reading different from it is a change of
+   * this host's file (shared store: only those are committed).
+   */
+  let lastLocal: PauseReading | undefined;
 
   const file = watchJsonFile({
     name: "guardian_pause",
@@ -251,7 +262,7 @@ export function createGuardian({
     home,
     onChange: () => {
       const present = file.state().present;
-      if (!present && absentSince === null) absentSince = now();
+      if (!present && absentSince === null) absentSince = now() - Math.min(pollMs, PAUSE_FILE_POLL_MS);
       if (present) absentSince = null;
       holder.saw(present, path);
       void sync();
@@ -293,47 +304,57 @@ export function createGuardian({
   }
 
   /**
-   * The operator action of `sources` the holder must write into its file: the shared pause
+   * The operator action of `sources` the holder may write into its file: the shared pause
    * file reading is an operator's (a pause by "dashboard" still active, or a resume's
-   * absence), it differs from the file here, was not mirrored yet, and is newer than the
-   * file's last change seen here (its mtime; when it went away; never, when absent since
-   * start-up: a pause wins). ? Times of two hosts: their clocks must agree (NTP) to the
-   * second; mirroring each action once keeps a skewed clock from overwriting an agent's
-   * later file again and again.
+   * absence), differs from the file here, and was not mirrored yet (each action once: a
+   * later file of an agent is never overwritten by it again).
    */
-  function mirrorOf(sources: GuardianSources, local: PauseReading, at: number): Mirror | null {
+  function operatorMirror(sources: GuardianSources, local: PauseReading, at: number): Mirror | null {
     const operator = sources.operator;
     const shared = sources.pause_file;
     if (operator === null || operator.at === null || operator.at === mirroredAt || sameReading(local, shared)) {
       return null;
     }
-    let mirror: Mirror;
     if (
       operator.last_action === "pause" &&
       shared.state === "content" &&
       shared.content.by === DASHBOARD_WRITER &&
       filePause(shared, at) !== null
     ) {
-      mirror = { action: "pause", at: operator.at, content: shared.content };
-    } else if (operator.last_action === "resume" && shared.state === "absent") {
-      mirror = { action: "resume", at: operator.at };
-    } else return null;
+      return { action: "pause", at: operator.at, content: shared.content };
+    }
+    if (operator.last_action === "resume" && shared.state === "absent") return { action: "resume", at: operator.at };
+    return null;
+  }
+
+  /**
+   * The operator's action is newer than the file's last change seen here: its mtime, when it
+   * went away, or never (absent since start-up: a pause wins). ? Only consulted when both
+   * changed (start-up, or a file change crossing an action): the hosts' clocks must agree to
+   * the second (NTP). An unreadable mtime is not "older": the file is then taken as newer.
+   */
+  function newerThanFile(mirror: Mirror): boolean {
     const state = file.state();
     const changedAt = state.present ? Date.parse(state.last_change ?? "") : (absentSince ?? Number.NEGATIVE_INFINITY);
-    // ? An unreadable mtime is not "older": the file here is then taken as the newer.
-    return Date.parse(operator.at) > changedAt ? mirror : null;
+    return Date.parse(mirror.at) > changedAt;
   }
 
   /** Writes (or removes) the file as the operator's route would have here; the watcher then agrees with the store. */
   async function mirrorInto(mirror: Mirror, sources: GuardianSources): Promise<void> {
     try {
       if (mirror.action === "pause") await writeFileDurably(path, `${JSON.stringify(mirror.content, null, 2)}\n`);
-      else await removeFileDurably(path);
+      else {
+        absentSince = now();
+        await removeFileDurably(path);
+      }
     } catch (err) {
+      if (mirror.action === "resume" && file.state().present) absentSince = null;
       failed(err, "guardian pause file not mirrored yet, retrying");
       return;
     }
     mirroredAt = mirror.at;
+    // ? What the file now says is the store's, not a change of this host's to commit.
+    lastLocal = mirror.action === "pause" ? { state: "content", content: mirror.content } : { state: "absent" };
     retrying = 0;
     log.warn("guardian pause file written for an operator action on another replica", {
       action: mirror.action,
@@ -364,31 +385,47 @@ export function createGuardian({
    * file is an "absent" that would erase the holder's pause), so only the passing of an
    * `until` is committed (re-resolved from the shared sources; the holder does the same, and
    * the second commit changes nothing).
+   * ? Shared store, holding them: only a change of the file here is committed. When the
+   * shared reading differs from an unchanged file, another replica changed it (an operator):
+   * it is mirrored into the file when it is an operator's action, and never overwritten by
+   * this file's older reading (that erased an operator's pause made while this replica
+   * removed the file for the resume before it).
    */
   async function syncOnce(): Promise<void> {
     if (closed) return;
     const sources = store.sources();
     const served = servedGuardianOf(store.current().doc);
     const at = now();
-    if (!holder.holds()) {
+    const reResolve = async (): Promise<void> => {
       if (sameDecision(resolveGuardian(sources, served, at), served)) return schedule();
-      return apply({}, "pause_file");
-    }
+      await apply({}, "pause_file");
+    };
+    if (!holder.holds()) return reResolve();
     const next = reading();
-    const mirror = shared ? mirrorOf(sources, next, at) : null;
-    if (mirror !== null) return mirrorInto(mirror, sources);
+    if (shared && !sameReading(next, sources.pause_file)) {
+      const changedHere = lastLocal === undefined || !sameReading(next, lastLocal);
+      const mirror = operatorMirror(sources, next, at);
+      if (mirror !== null && (!changedHere || newerThanFile(mirror))) return mirrorInto(mirror, sources);
+      if (!changedHere) return reResolve();
+    }
     const resolved = resolveGuardian({ ...sources, pause_file: next }, served, at);
-    if (sameReading(next, sources.pause_file) && sameDecision(resolved, served)) return schedule();
-    return apply({ pause_file: next }, "pause_file");
+    if (sameReading(next, sources.pause_file) && sameDecision(resolved, served)) {
+      lastLocal = next;
+      return schedule();
+    }
+    if (await apply({ pause_file: next }, "pause_file")) lastLocal = next;
   }
 
-  async function apply(partial: Partial<GuardianSources>, source: UpdateSource): Promise<void> {
+  /** Submits `partial`; false (logged, retried) when the store could not take it. */
+  async function apply(partial: Partial<GuardianSources>, source: UpdateSource): Promise<boolean> {
     try {
       await submit(partial, source);
       if (retrying) log.info("guardian pause file applied", { path, attempts: retrying });
       retrying = 0;
+      return true;
     } catch (err) {
       failed(err, "guardian pause file not applied yet, retrying");
+      return false;
     }
   }
 
