@@ -233,6 +233,24 @@ describe.skipIf(skip)("bounded commits", () => {
   });
 });
 
+describe.skipIf(skip)("connections dropped", () => {
+  test("every connection cut at once (a server restart): the next commit succeeds and LISTEN is back", async () => {
+    const db = await database();
+    const net = await proxy();
+    // ? No head check within the test: B can only learn of A's commit by NOTIFY.
+    const b = await open(net.urlOf(db), { staleMs: 0, checkMs: 600_000 });
+    const a = await open(db.url);
+    await b.store.commit([update({ x: 1 })]);
+    net.set("refuse");
+    net.set("pass");
+    const state = await b.store.commit([update({ x: 2 })]);
+    expect(state.doc).toEqual({ x: 2 });
+    await a.store.commit([update({ y: 1 })]);
+    await waitFor(() => b.store.current().doc.y === 1, "B told of A's commit by NOTIFY");
+    expect(b.store.storeStatus()).toMatchObject({ reachable: true, ready: true, seq: 3 });
+  });
+});
+
 describe.skipIf(skip)("database unreachable", () => {
   test("at start-up (a refused port): the local copy is served, marked, not ready; commits refused; then the database is loaded", async () => {
     const db = await database();

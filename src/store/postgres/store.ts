@@ -59,7 +59,7 @@ export interface PostgresStoreOptions {
    * than `staleMs` (`problem` says so in words), lifted on the first catch-up; never written
    * to the database. Default: none.
    */
-  failSafe?: (problem: string) => JsonObject;
+  failSafe?: (problem: string, served: Readonly<JsonObject>) => JsonObject;
   /**
    * Keys served at once when the loaded document is corrupt (`restore` found a problem):
    * written to the database with the next commit, retried every `retryMs` until then, as
@@ -158,7 +158,10 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   const checkMs = options.checkMs ?? HEAD_CHECK_MS;
   const retryMs = options.retryMs ?? UNSAVED_RETRY_MS;
   const localCopyMs = options.localCopyMs ?? LOCAL_COPY_INTERVAL_MS;
-  const corruptFailSafe = options.corruptFailSafe ?? options.failSafe;
+  const unreachableFailSafe = options.failSafe;
+  const corruptFailSafe =
+    options.corruptFailSafe ??
+    (unreachableFailSafe === undefined ? undefined : (problem: string) => unreachableFailSafe(problem, {}));
   const startedAt = now().toISOString();
   const sql: SQL = openClient(url, { idleInTransactionMs: Math.max(1000, commitTimeoutMs) });
 
@@ -245,6 +248,8 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     unreachableSince = null;
     clearTimeout(staleTimer);
     staleTimer = undefined;
+    // ? LISTEN was stopped for the outage (markFailure): back now, not at the next head check.
+    if (loaded) void follow();
   }
 
   /** Records a failed query; one WARN per outage. Errors that are about the statement only change nothing. */
@@ -270,7 +275,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   async function layFailSafe(): Promise<void> {
     if (closed || reachable || overlay !== null || options.failSafe === undefined) return;
     const problem = `the database has been unreachable since ${unreachableSince} (more than ${staleMs / 1000} s)`;
-    overlay = options.failSafe(problem);
+    overlay = options.failSafe(problem, state.doc);
     log?.error("store unreachable, fail-safe applied", {
       target,
       unreachable_since: unreachableSince,
@@ -539,8 +544,10 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     let prepared: readonly DocumentUpdate[] = accepted;
     let read: Read | undefined;
     let values: JsonObject = {};
-    try {
-      await bounded("commit", deadline - performance.now(), (conn) =>
+    /** prepare ran: from here the attempt wrote, and `prepare` is called once per commit. */
+    let prepareCalled = false;
+    const attempt = () =>
+      bounded("commit", deadline - performance.now(), (conn) =>
         conn.begin(async (tx) => {
           await localTimeout(tx, deadline - performance.now());
           read = await readRows(tx, head.seq, true);
@@ -550,6 +557,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
           const base: JsonObject = read.full ? { ...values } : { ...db };
           if (!read.full) assignOwn(base, values);
           for (const key of Object.keys(hold)) if (!Object.hasOwn(values, key)) assignOwn(base, { [key]: hold[key] });
+          prepareCalled = true;
           prepared = prepare === undefined ? accepted : prepare(base, accepted);
           if (prepared.length !== accepted.length) {
             throw new Error(`prepare returned ${prepared.length} updates for ${accepted.length}`);
@@ -583,6 +591,16 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
           await tx.notify(NOTIFY_CHANNEL, String(next));
         }),
       );
+    try {
+      try {
+        await attempt();
+      } catch (err) {
+        // ? A pooled connection the server (or a proxy) closed while idle fails its first
+        // statements: nothing of this transaction was written yet, so one more attempt on a
+        // fresh connection, within the same deadline, spares the client a 503.
+        if (prepareCalled || (err as { code?: unknown }).code !== "ERR_POSTGRES_CONNECTION_CLOSED") throw err;
+        await attempt();
+      }
     } catch (err) {
       figures.failures++;
       figures.last_error = errorText(err, url);
@@ -712,7 +730,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     db = doc;
     head = { seq: 0, cluster: "", updatedAt };
     // ? A copy that cannot be trusted pauses at once (served only: the database is the truth).
-    if (problem !== null && options.failSafe !== undefined) overlay = options.failSafe(problem);
+    if (problem !== null && options.failSafe !== undefined) overlay = options.failSafe(problem, doc);
     publish();
     log?.error("database unreachable at start-up, serving the local copy", {
       target,
@@ -744,6 +762,10 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   ticker.unref?.();
 
   return {
+    // ? A getter: a replica that started while the database was down learns it at its first load.
+    get cluster() {
+      return head.cluster;
+    },
     current: () => state,
     async commit(accepted, prepare) {
       if (committing) throw new Error("DocumentStore.commit called while a commit is in progress");
