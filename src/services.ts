@@ -2,6 +2,7 @@
 // services, in start-up order, and their shutdown in the reverse order (STYLE rule 4).
 // Used by main.ts and by tests, so both run the very same parts.
 import { dirname, join } from "node:path";
+import type { SQL } from "bun";
 import type { Config } from "./config";
 import { type AccessPolicy, type ClientAddress, createAccessPolicy, peerAddress } from "./http/auth";
 import { createHostCheck } from "./http/host-check";
@@ -33,6 +34,12 @@ import { type DocumentStore, openStore, type Persistence } from "./store/store";
 import { type Channel, createChannel } from "./telemetry/channel";
 import { createHub, HEARTBEAT_MS, type Hub } from "./telemetry/hub";
 import { type Envelope, type Processor, startProcessor } from "./telemetry/processor";
+
+/**
+ * The server ends a history transaction left idle this long: a replica that vanished in the
+ * middle of a record must not hold its series lock. A record takes well under a second.
+ */
+const HISTORY_IDLE_IN_TRANSACTION_MS = 10_000;
 
 export interface Services {
   config: Config;
@@ -119,6 +126,12 @@ async function openDocumentStore(
   return { store: shared, shared };
 }
 
+/** History's own client of the shared database; its target is the URL without the password. */
+async function historyDatabase(url: string): Promise<{ sql: SQL; target: string }> {
+  const { openClient, redactUrl } = await import("./store/postgres/connect");
+  return { sql: openClient(url, { idleInTransactionMs: HISTORY_IDLE_IN_TRANSACTION_MS }), target: redactUrl(url) };
+}
+
 export async function startServices(config: Config, log: Logger, overrides: ServiceOverrides = {}): Promise<Services> {
   const startedAt = Date.now();
   const writeTiming = createWriteTiming();
@@ -182,7 +195,11 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     },
   });
   processor.onCommit(hub.publish);
+  // ? With a shared store history is in the same database (issue 12: every replica answers
+  // /meta/history alike), on a pool of its own: a 30-day chart never queues a commit.
+  const historyDb = config.databaseUrl === null ? null : await historyDatabase(config.databaseUrl);
   const history = await createHistory({
+    ...(historyDb === null ? {} : { database: historyDb }),
     path: join(config.home, "state", "history.db"),
     days: config.historyDays,
     maxSeries: config.historyMaxSeries,
@@ -288,6 +305,7 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
         await store.close();
         hub.close();
         await history.close();
+        await historyDb?.sql.close();
         files.close();
         conditions.close();
         metrics.close();

@@ -44,8 +44,12 @@ export interface HistoryOps {
    */
   answer: { args: RangeQuery & { retentionDays: number }; result: HistoryBody };
   prune: { args: { before: number; limit: number }; result: number };
-  /** HistoryStore.pruneOldest (the size cap): the rows deleted, and the size after. */
-  shrink: { args: { limit: number }; result: { rows: number; size: HistorySize } };
+  /**
+   * HistoryStore.pruneOldest (the size cap): the rows deleted, and the size after. With
+   * `freedBytes` the store keeps its files and reuses the space (PostgreSQL): `size` does
+   * not fall, and `freedBytes` estimates what the rows took.
+   */
+  shrink: { args: { limit: number }; result: { rows: number; size: HistorySize; freedBytes?: number } };
   /** Moves the corrupt or outdated file aside and opens a fresh one: where it went. */
   recover: {
     args: { path: string; maxSeries: number; reason: "corrupt" | "outdated" };

@@ -7,7 +7,7 @@
 // operator may want it) and a fresh one is started, at open and whenever it shows later.
 import { Database, SQLiteError } from "bun:sqlite";
 import { existsSync, renameSync, statSync } from "node:fs";
-import type { Series } from "./history-model";
+import type { HistoryAnswer, Series } from "./history-model";
 import { asidePath } from "./json-file";
 
 /** One sample of one series. */
@@ -54,8 +54,8 @@ export interface RangeQuery {
  */
 export const SAFETY_KINDS: readonly string[] = ["guardian", "breaker", "regime", "mode", "allocation"];
 
-/** SQL ranking a series' kind: the safety kinds first, in SAFETY_KINDS' order. */
-const KIND_RANK = `CASE kind ${SAFETY_KINDS.map((k, i) => `WHEN '${k}' THEN ${i}`).join(" ")} ELSE ${SAFETY_KINDS.length} END`;
+/** SQL (SQLite and PostgreSQL alike) ranking a series' kind: the safety kinds first, in SAFETY_KINDS' order. */
+export const KIND_RANK = `CASE kind ${SAFETY_KINDS.map((k, i) => `WHEN '${k}' THEN ${i}`).join(" ")} ELSE ${SAFETY_KINDS.length} END`;
 
 export interface HistoryStore {
   readonly path: string;
@@ -104,6 +104,28 @@ export interface HistorySize {
   bytes: number;
   /** The WAL file alone. */
   walBytes: number;
+}
+
+/**
+ * The answer of GET /meta/history for `q` and what a store's query() gave, as UTF-8 JSON:
+ * one function for every backend, so that SQLite and PostgreSQL answer the same bytes for
+ * the same points.
+ */
+export function answerJson(
+  q: Pick<RangeQuery, "from" | "to">,
+  { series, truncated, bucketMs }: ReturnType<HistoryStore["query"]>,
+  retentionDays: number,
+): Uint8Array<ArrayBuffer> {
+  const answer: HistoryAnswer = {
+    from: new Date(q.from).toISOString(),
+    to: new Date(q.to).toISOString(),
+    points: series.reduce((m, s) => Math.max(m, s.t.length), 0),
+    bucket_ms: bucketMs,
+    retention_days: retentionDays,
+    truncated,
+    series,
+  };
+  return new TextEncoder().encode(JSON.stringify(answer));
 }
 
 /**

@@ -94,7 +94,7 @@ export function startProcessor(
           agents: countKeys(update.set.per_agent ?? state.doc.per_agent),
         });
       });
-      batch.forEach((envelope, i) => envelope.settle({ ok: true, state, seq: first + i }));
+      for (const [i, envelope] of batch.entries()) envelope.settle({ ok: true, state, seq: first + i });
       notify(state, updates, "local");
     }
   }

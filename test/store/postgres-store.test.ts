@@ -2,15 +2,17 @@
 // database are two replicas. Outages are real sockets: a TCP proxy in front of the server
 // refuses or swallows the traffic. Nothing here waits for time: every wait is a condition.
 import { afterEach, describe, expect, test } from "bun:test";
+import { Value } from "@sinclair/typebox/value";
 import { SQL } from "bun";
 import { createMemoryLogger, type MemoryLogger } from "../../src/log/logger";
 import { GUARDIAN_SOURCES_KEY } from "../../src/modules/guardian/resolve";
 import { resolvingStore } from "../../src/modules/guardian/service";
 import { pauseAfterCorruption, restoreDocument } from "../../src/modules/meta/service";
 import { createJsonFilePersistence } from "../../src/store/json-file";
+import { PersistenceStatus } from "../../src/store/model";
 import { migrate } from "../../src/store/postgres/migrate";
 import { openPostgresStore, type PostgresStoreOptions } from "../../src/store/postgres/store";
-import type { SharedStore } from "../../src/store/shared";
+import { type SharedStore, StoreStatus } from "../../src/store/shared";
 import { type DocumentState, type DocumentUpdate, type JsonObject, PersistenceError } from "../../src/store/store";
 import { tempDir, waitFor } from "../helpers";
 import { createTestDatabase, startTcpProxy, type TcpProxy, TEST_PASSWORD, type TestDatabase } from "../postgres";
@@ -92,6 +94,10 @@ describe.skipIf(skip)("two replicas on one database", () => {
       { seq: 2, set: { mode: "PAPER_TRADING_MODE" }, source: "replica" },
     ]);
     expect(b.store.storeStatus()).toMatchObject({ kind: "postgres", reachable: true, ready: true, seq: 2 });
+    // The shapes /status serves.
+    expect(Value.Check(StoreStatus, b.store.storeStatus())).toBe(true);
+    expect(Value.Check(PersistenceStatus, a.store.status())).toBe(true);
+    expect(a.store.status()).toMatchObject({ writes: 1, failures: 0, path: expect.stringContaining(":***@") });
     expectNoPassword(a.log.lines, b.log.lines, a.store.status(), b.store.storeStatus());
   });
 
@@ -379,5 +385,23 @@ describe.skipIf(skip)("the local copy", () => {
     await b.store.close();
     const saved = JSON.parse(await Bun.file(path).text()) as JsonObject;
     expect(saved.n).toBe(19);
+  });
+
+  test("that cannot be written is one WARN, and never fails a commit", async () => {
+    const db = await database();
+    using dir = tempDir();
+    // ? A path under a regular file: every save fails (ENOTDIR), whoever runs the test.
+    await Bun.write(`${dir.path}/file`, "x");
+    const a = await open(db.url, {
+      localCopy: createJsonFilePersistence(`${dir.path}/file/meta_metrics.json`),
+      localCopyMs: 10,
+    });
+    for (let i = 0; i < 5; i++) {
+      await a.store.commit([update({ n: i })]);
+      await waitFor(() => a.log.lines.some((l) => l.message === "local copy not written"), "the WARN");
+    }
+    expect(a.store.current().doc).toEqual({ n: 4 });
+    expect(a.log.lines.filter((l) => l.message === "local copy not written")).toHaveLength(1);
+    expect(a.store.status()).toMatchObject({ writes: 5, failures: 0 });
   });
 });

@@ -8,7 +8,7 @@
 import type { ReservedSQL, SQL } from "bun";
 import type { Logger } from "../../log/logger";
 import type { PersistenceStatus } from "../model";
-import type { SharedStore, StoreStatus } from "../shared";
+import type { SharedStore } from "../shared";
 import {
   assignOwn,
   type DocumentState,
@@ -19,7 +19,7 @@ import {
   type Restored,
   UNSAVED_RETRY_MS,
 } from "../store";
-import { DatabaseError, errorText, isUnreachable, openClient, redactUrl } from "./connect";
+import { DatabaseError, errorText, isUnreachable, openClient, POOL_MAX, redactUrl } from "./connect";
 import { migrate, SchemaTooNewError } from "./migrate";
 import { NOTIFY_CHANNEL } from "./migrations";
 
@@ -522,11 +522,6 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
 
   // --- committing ---
 
-  interface Outcome {
-    caught: DocumentUpdate[];
-    lifted: DocumentUpdate | null;
-  }
-
   /**
    * One transaction: lock the head, catch up on what others committed, prepare the batch
    * over that base, upsert its keys (and the held corrupt-state keys), move the head, NOTIFY,
@@ -538,7 +533,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       | ((base: Readonly<JsonObject>, updates: readonly DocumentUpdate[]) => readonly DocumentUpdate[])
       | undefined,
     deadline: number,
-  ): Promise<Outcome> {
+  ): Promise<void> {
     const started = performance.now();
     const at = now().toISOString();
     let prepared: readonly DocumentUpdate[] = accepted;
@@ -592,14 +587,18 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         }),
       );
     try {
-      try {
-        await attempt();
-      } catch (err) {
-        // ? A pooled connection the server (or a proxy) closed while idle fails its first
-        // statements: nothing of this transaction was written yet, so one more attempt on a
-        // fresh connection, within the same deadline, spares the client a 503.
-        if (prepareCalled || (err as { code?: unknown }).code !== "ERR_POSTGRES_CONNECTION_CLOSED") throw err;
-        await attempt();
+      // ? A pooled connection the server (or a proxy) closed while idle fails its first
+      // statements: nothing of this transaction was written yet, so another attempt, within
+      // the same deadline, spares the client a 503. Up to one per pooled connection: after a
+      // server restart every idle one is dead.
+      for (let attempts = 1; ; attempts++) {
+        try {
+          await attempt();
+          break;
+        } catch (err) {
+          const closed = (err as { code?: unknown }).code === "ERR_POSTGRES_CONNECTION_CLOSED";
+          if (prepareCalled || !closed || attempts > POOL_MAX) throw err;
+        }
       }
     } catch (err) {
       figures.failures++;
@@ -631,7 +630,6 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     figures.last_write_at = at;
     figures.last_write_ms = Math.round((performance.now() - started) * 1000) / 1000;
     figures.last_error = null;
-    return { caught, lifted };
   }
 
   /** Writes the held corrupt-state keys on their own (a commit writes them too). In the queue. */
@@ -840,5 +838,3 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     },
   };
 }
-
-export type { StoreStatus };
