@@ -17,6 +17,7 @@ import {
 } from "../../store/store";
 import { type Channel, ChannelClosedError } from "../../telemetry/channel";
 import type { Envelope } from "../../telemetry/processor";
+import { AGENT_FILES_KEY } from "../agent-files/model";
 import { DEFAULT_GUARDIAN, GUARDIAN_SOURCES_KEY, isoSeconds, servedGuardianOf } from "../guardian/resolve";
 import { type MetaMetricsDocument, MetaMetricsUpdate, type QueueStats, SAFETY_KEYS } from "./model";
 
@@ -93,14 +94,21 @@ export function defaultDocument(now: Date): JsonObject {
 }
 
 /**
- * The served document: the defaults, then every stored key but the guardian's sources (not
- * part of the contract: modules/guardian/resolve.ts), then cache_timestamp.
+ * Keys the service keeps in the document for itself, never served, never streamed, refused
+ * in a POST: the guardian's sources (modules/guardian/resolve.ts) and the agent files'
+ * shared copy (issue 12, modules/agent-files/shared.ts).
+ */
+export const HIDDEN_KEYS: readonly string[] = [GUARDIAN_SOURCES_KEY, AGENT_FILES_KEY];
+
+/**
+ * The served document: the defaults, then every stored key but the hidden ones (not part
+ * of the contract: HIDDEN_KEYS), then cache_timestamp.
  * ? Typed as the schema says: the defaults hold every required section, and the store only
  * holds what passed MetaMetricsUpdate, except values a poster broke, which are null (the
  * schema's description says so): readers still check a figure before they use it.
  */
 export function servedDocument(state: DocumentState, now: Date): MetaMetricsDocument {
-  const { [GUARDIAN_SOURCES_KEY]: _sources, ...doc } = state.doc;
+  const { [GUARDIAN_SOURCES_KEY]: _sources, [AGENT_FILES_KEY]: _files, ...doc } = state.doc;
   return {
     ...defaultDocument(now),
     ...doc,
@@ -371,6 +379,11 @@ export function createMetaService(deps: MetaServiceDeps): MetaService {
     // could undo a pause file's or an operator's pause.
     if (Object.hasOwn(set, GUARDIAN_SOURCES_KEY) && (source === "hive" || source === "atlas")) {
       throw new UnprocessableError(`${GUARDIAN_SOURCES_KEY} is kept by the service and cannot be posted`);
+    }
+    // ? The agent files' shared copy is what replicas without the files serve: a poster
+    // setting it would serve a regime or allocations no agent wrote.
+    if (Object.hasOwn(set, AGENT_FILES_KEY) && (source === "hive" || source === "atlas")) {
+      throw new UnprocessableError(`${AGENT_FILES_KEY} is kept by the service and cannot be posted`);
     }
     const problem = overLimit === undefined ? overCap(set) : overLimit.message;
     if (problem === null) return enqueue(set, source, coerced);
