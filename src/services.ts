@@ -7,16 +7,18 @@ import type { Config } from "./config";
 import { type AccessPolicy, type ClientAddress, createAccessPolicy, peerAddress } from "./http/auth";
 import { createHostCheck } from "./http/host-check";
 import type { Logger } from "./log/logger";
+import { ALWAYS_HOLDS, createFilesHolder } from "./modules/agent-files/holder";
 import { type AgentFiles, watchAgentFiles } from "./modules/agent-files/service";
+import { shareAgentFiles } from "./modules/agent-files/shared";
 import { markRunning, startAlert, watchConditions } from "./modules/alerts/conditions";
 import { type AlertsService, createAlerts, guardianAlert } from "./modules/alerts/service";
-import { GUARDIAN_SOURCES_KEY } from "./modules/guardian/resolve";
 import { createGuardian, type GuardianService, resolvingStore } from "./modules/guardian/service";
 import { logGuardianTransitions } from "./modules/guardian/transitions";
 import { createHistory, type History, type HistoryOptions } from "./modules/history/service";
 import {
   createMetaService,
   DEFAULT_MODE,
+  HIDDEN_KEYS,
   type MetaService,
   pauseAfterCorruption,
   pauseWhileUnreachable,
@@ -163,6 +165,9 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     maxDocumentKeys: config.maxDocumentKeys,
     maxDocumentBytes: config.maxDocumentMb * 1024 * 1024,
   });
+  // ? Shared store: only the replica holding the agents' files commits their readings (issue
+  // 12, agent-files/holder.ts); the embedded one always holds its own.
+  const holder = shared === null ? ALWAYS_HOLDS : createFilesHolder(config.home, log);
   const guardian = createGuardian({
     home: config.home,
     pollMs: config.sourcePollMs,
@@ -170,18 +175,21 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     meta,
     processor,
     log,
+    shared: shared !== null,
+    holder,
   });
   // ? Before the first request (main.ts listens once this resolves): after a restart the
   // pause file, changed or expired while we were down, is what the router must be told.
   await guardian.ready();
-  const files = watchAgentFiles(config.home, config.sourcePollMs, log);
+  const localFiles = watchAgentFiles(config.home, config.sourcePollMs, log, holder);
+  const files = shared === null ? localFiles : shareAgentFiles({ files: localFiles, store, meta, holder, log });
   await files.ready();
   // The live stream and the history hang off the processor, off the request path: a
   // failing listener is logged by the processor and never fails a commit.
   const hub = createHub({
     initial: store.current(),
     render: (state) => servedDocument(state, new Date()),
-    hiddenKeys: [GUARDIAN_SOURCES_KEY],
+    hiddenKeys: HIDDEN_KEYS,
     // ? Shared: the database's id and sequence, the same on every replica, so a browser that
     // reconnects to another one resumes where it was (issue 12).
     ...(shared === null ? {} : { boot: shared.cluster, sequence: (state: DocumentState) => state.lastSeq }),
@@ -207,7 +215,9 @@ export async function startServices(config: Config, log: Logger, overrides: Serv
     maxBytes: config.historyMaxMb * 1024 * 1024,
     minFreeBytes: config.minFreeMb * 1024 * 1024,
     log,
-    files,
+    // ? This replica's own files: the holder records the governor's allocations, once; a
+    // replica serving the shared copy would record the same points again (issue 12).
+    files: localFiles,
     ...overrides.history,
   });
   // ? Local commits only: a change another replica committed was recorded by that replica.

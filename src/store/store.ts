@@ -17,7 +17,8 @@ export type JsonObject = Record<string, unknown>;
  * (issue 11); `replica`: another replica's commit, caught up from the shared store (its own
  * source is not stored: the rows say what changed, not who); `store_unreachable`: the
  * shared store's fail-safe keys laid over, or lifted, after NEOLIGHT_STORE_STALE_S without
- * the database (issue 12).
+ * the database; `agent_files`: the shared copy of the agents' files, committed by the
+ * replica that holds them (issue 12).
  */
 export type UpdateSource =
   | "hive"
@@ -26,7 +27,8 @@ export type UpdateSource =
   | "pause_file"
   | "operator"
   | "replica"
-  | "store_unreachable";
+  | "store_unreachable"
+  | "agent_files";
 
 /** One accepted update: these top-level keys replace the document's (CONTRACT section 3). */
 export interface DocumentUpdate {

@@ -25,12 +25,8 @@ export const SHARE_INTERVAL_MS = 1000;
  * detector rewriting the same regime every second must not cost a commit a second.
  */
 export const SHARED_DATES_REFRESH_MS = 60_000;
-/**
- * ? The store's UpdateSource has no member for the agent files yet (src/store is not this
- * feature's to change): a file watcher's change is the nearest cause. Nothing reads the
- * source of an update that does not carry `guardian` (the transition log names only those).
- */
-const SHARE_SOURCE: UpdateSource = "pause_file";
+/** Who the shared copy's updates are from (the transition log and the processor's lines name it). */
+const SHARE_SOURCE: UpdateSource = "agent_files";
 
 /** A shared copy as served: validated once per committed value. */
 interface SharedCopy {
