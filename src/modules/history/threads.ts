@@ -26,6 +26,8 @@ const gzipAsync = promisify(gzip);
  * inventing agent names must not fill the disk. Default of NEOLIGHT_HISTORY_MAX_SERIES.
  */
 export const MAX_SERIES_TOTAL = 20_000;
+/** A fresh reader's start and open of the file take at most this (then the query is answered 503). */
+const READER_OPEN_TIMEOUT_MS = 10_000;
 /** Shutdown waits at most this for the writer to close the file (a WAL checkpoint). */
 const CLOSE_TIMEOUT_MS = 5_000;
 /** One ERROR line per this many ms while recording keeps failing; the count of the rest is in it. */
@@ -147,7 +149,10 @@ export async function startHistoryThreads(options: ThreadOptions): Promise<Histo
     const started = (async () => {
       const thread = spawn("reader");
       try {
-        await thread.call("open", store, queryTimeoutMs);
+        // ? Bounded on its own, not by the query's timeout: starting a thread and opening the
+        // file is not the query's slowness, and took over a second on a loaded 2-core machine,
+        // which answered a quick query 503 right after a slow one had been stopped.
+        await thread.call("open", store, Math.max(queryTimeoutMs, READER_OPEN_TIMEOUT_MS));
       } catch (err) {
         thread.terminate();
         throw err;
