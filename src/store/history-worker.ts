@@ -12,7 +12,13 @@ import {
   OutdatedHistoryError,
   openSqliteHistory,
 } from "./history";
-import type { HistoryBody, HistoryOps, HistoryReply, HistoryRequest } from "./history-thread";
+import {
+  type HistoryBody,
+  type HistoryOps,
+  type HistoryReply,
+  type PostedRequest,
+  unpackPoints,
+} from "./history-thread";
 
 declare const self: Worker;
 
@@ -73,10 +79,11 @@ const handlers: Handlers = {
   },
 };
 
-self.onmessage = (event: MessageEvent<HistoryRequest>) => {
-  const { id, op, args } = event.data;
+self.onmessage = (event: MessageEvent<PostedRequest>) => {
+  const { id, op } = event.data;
   let reply: HistoryReply;
   try {
+    const args = event.data.op === "record" ? { points: unpackPoints(event.data.args.packed) } : event.data.args;
     // ? The request type pairs each op with its args; TypeScript cannot follow that pairing
     // through an indexed call, hence the cast.
     const result = (handlers[op] as (a: unknown) => unknown)(args);
