@@ -206,6 +206,26 @@ export function assignOwn(target: JsonObject, source: Readonly<JsonObject>): voi
   }
 }
 
+/** A store's figures before its first write (every backend's /status `persistence` starts here). */
+export function initialFigures(
+  path: string,
+  retryMs: number,
+  found: Pick<PersistenceStatus, "restored" | "corrupt_found" | "unsaved_keys">,
+): PersistenceStatus {
+  return {
+    path,
+    last_write_at: null,
+    last_write_ms: null,
+    writes: 0,
+    failures: 0,
+    last_error: null,
+    last_error_at: null,
+    corrupt_moved_to: null,
+    unsaved_retry_ms: retryMs,
+    ...found,
+  };
+}
+
 /**
  * Loads the persisted state (if any) and returns a store publishing from it. A corrupt file
  * (unparseable, or refused by `restore`) stays at its path until a write can replace it:
@@ -243,20 +263,11 @@ export async function openStore(options: StoreOptions): Promise<DocumentStore> {
   let attempts = 0;
   let lastRetryLog = Number.NEGATIVE_INFINITY;
   let closed = false;
-  const figures: PersistenceStatus = {
-    path: persistence.path,
-    last_write_at: null,
-    last_write_ms: null,
-    writes: 0,
-    failures: 0,
-    last_error: null,
-    last_error_at: null,
+  const figures = initialFigures(persistence.path, retryMs, {
     restored: loaded.state !== null,
     corrupt_found: problem,
-    corrupt_moved_to: null,
     unsaved_keys: unsaved,
-    unsaved_retry_ms: retryMs,
-  };
+  });
   const pending = () => asidePending || unsaved.length > 0;
 
   /**

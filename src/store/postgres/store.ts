@@ -7,12 +7,12 @@
 // served, never written. Loaded by a dynamic import only when NEOLIGHT_DATABASE_URL is set.
 import type { ReservedSQL, SQL } from "bun";
 import type { Logger } from "../../log/logger";
-import type { PersistenceStatus } from "../model";
 import type { SharedStore } from "../shared";
 import {
   assignOwn,
   type DocumentState,
   type DocumentUpdate,
+  initialFigures,
   type JsonObject,
   type Persistence,
   PersistenceError,
@@ -186,20 +186,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   let committing = false;
   let lastHoldAttempt = Number.NEGATIVE_INFINITY;
   const listeners: ((state: DocumentState, batch: readonly DocumentUpdate[]) => void)[] = [];
-  const figures: PersistenceStatus = {
-    path: target,
-    last_write_at: null,
-    last_write_ms: null,
-    writes: 0,
-    failures: 0,
-    last_error: null,
-    last_error_at: null,
-    restored: false,
-    corrupt_found: null,
-    corrupt_moved_to: null,
-    unsaved_keys: [],
-    unsaved_retry_ms: retryMs,
-  };
+  const figures = initialFigures(target, retryMs, { restored: false, corrupt_found: null, unsaved_keys: [] });
 
   // --- the one queue: commits, catch-ups, loads and fail-safe changes never interleave ---
   let chain: Promise<unknown> = Promise.resolve();
