@@ -19,8 +19,9 @@ format:
 build:      ## dist/neolight-dashboard: one standalone binary (the compile command: scripts/build.ts)
 	$(BUN) run scripts/build.ts dist/neolight-dashboard
 
-bench:      ## every scenario against this service, the floor, the Fiber peer and the Elysia peer (minutes)
+bench:      ## every scenario against this service, the floor, the Fiber peer and the Elysia peer; then embedded against PostgreSQL replicas (minutes)
 	$(BUN) run bench/run.ts
+	$(BUN) run bench/replicas.ts --no-build
 
 screenshots: ## docs/dashboard-*.png, taken by the browser test (needs chromium)
 	NEOLIGHT_SCREENSHOTS=1 $(BUN) test test/e2e/browser.test.ts

@@ -15,6 +15,7 @@ import {
 import { DOCS_PATHS, openapiDocs } from "./http/openapi";
 import { type RouteTable, routeTable } from "./http/routes";
 import { cors } from "./http/security";
+import { STALE_HEADER, storeStaleness } from "./http/store-staleness";
 import { assertWriteRoutes, writeRoutes } from "./http/write-route";
 import { clip } from "./log/logger";
 import { agentFileRoutes } from "./modules/agent-files";
@@ -47,6 +48,8 @@ export function createApp(services: Services) {
     },
     { maxBytes: services.config.maxBodyMb * 1024 * 1024, maxNodes: services.config.maxBodyKeys },
   );
+  // ? Only with a shared store: the embedded mode answers without one more hook.
+  const staleness = services.config.databaseUrl === null ? null : storeStaleness(services.storeStatus);
   let routes: RouteTable = routeTable([]);
   const app = new Elysia({ name: "neolight-dashboard", normalize: false })
     .use(accessLines.plugin)
@@ -54,6 +57,7 @@ export function createApp(services: Services) {
     // below, and the CORS headers reach error answers too.
     .use(access.hooks)
     .use(cors(services.config.corsOrigins))
+    .use(staleness?.plugin ?? new Elysia({ name: "store-staleness" }))
     // ? Destructure only what is used: Elysia reads this parameter list to decide what
     // context every request builds, and taking the whole context costs a third of the
     // throughput of GET /meta/metrics (measured).
@@ -80,6 +84,8 @@ export function createApp(services: Services) {
         [status, message] = [500, "Internal Server Error"];
       }
       set.status = status;
+      const stale = staleness?.headerFor() ?? null;
+      if (stale !== null) headers = { ...headers, [STALE_HEADER]: stale };
       // ? route is undefined for a 404: every unmatched URL counts under one label.
       accessLines.write(request, path, route, status, elapsedMs(request));
       return errorResponse(status, message, headers);

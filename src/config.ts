@@ -129,6 +129,19 @@ function httpUrl(value: string, name: string): string {
   return value.replace(/\/+$/, "");
 }
 
+/** A PostgreSQL URL; the error never echoes it (it may hold the password). */
+function postgresUrl(value: string, name: string): string {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(value);
+  } catch {}
+  if (parsed?.protocol !== "postgres:" && parsed?.protocol !== "postgresql:") {
+    throw new ConfigError(name, `${name} must be a postgres:// URL (postgres://user@host:5432/db)`);
+  }
+  if (parsed.hostname === "") throw new ConfigError(name, `${name} must name the database host`);
+  return value;
+}
+
 function address(value: string, name: string): string {
   if (!/^[A-Za-z0-9.:[\]-]+$/.test(value)) {
     throw new ConfigError(name, `${name} is not an address: ${JSON.stringify(value)}`);
@@ -293,6 +306,43 @@ export const OPTIONS = {
     flag: "--risk-timeout-ms",
     default: 1000,
     help: "risk engine request timeout in ms",
+    parse: integer(MIN_MS, MAX_MS),
+  }),
+  /**
+   * Issue 12: several replicas share one document through PostgreSQL. Unset: the embedded
+   * JSON file, as the README's quick start runs it. A credential (it may hold the password):
+   * never printed; the store logs it with the password replaced by ***.
+   */
+  databaseUrl: option<string | null>({
+    env: "NEOLIGHT_DATABASE_URL",
+    flag: "--database-url",
+    default: null,
+    shown: "none: the embedded state file",
+    help: "PostgreSQL URL shared by every replica (postgres://user@host:5432/db?sslmode=require)",
+    parse: postgresUrl,
+    secret: true,
+  }),
+  /**
+   * Issue 12: a pause that cannot be written would be lost, so after this long without the
+   * database the served guardian is paused (the corrupt-file rule); it clears on catch-up.
+   */
+  storeStaleS: option({
+    env: "NEOLIGHT_STORE_STALE_S",
+    flag: "--store-stale-s",
+    default: 30,
+    help: "seconds without the database after which the served guardian is paused, 0 = never",
+    parse: seconds,
+  }),
+  /**
+   * Issue 12: a write that cannot commit within this answers 503 with Retry-After (a
+   * black-holed network must not hang a POST). Commits take ~1 ms; the hive's own timeout is
+   * longer than this, so it sees the 503 and retries.
+   */
+  storeTimeoutMs: option({
+    env: "NEOLIGHT_STORE_TIMEOUT_MS",
+    flag: "--store-timeout-ms",
+    default: 2000,
+    help: "longest a write waits for the database to commit, ms (then 503)",
     parse: integer(MIN_MS, MAX_MS),
   }),
   logLevel: option<LogLevel>({

@@ -60,7 +60,8 @@ function prepareDirectories(config: Config): void {
   ];
   // ? history.db lives in $NEOLIGHT_HOME/state even when METRICS_PATH points elsewhere:
   // made here, so that it is there to be locked (lockState) before the history opens it.
-  if (config.historyDays > 0) dirs.push(["NEOLIGHT_HOME", join(config.home, "state")]);
+  // With a shared store history lives in the database (issue 12): no local file.
+  if (config.historyDays > 0 && config.databaseUrl === null) dirs.push(["NEOLIGHT_HOME", join(config.home, "state")]);
   for (const [variable, dir] of dirs) {
     try {
       mkdirSync(dir, { recursive: true });
@@ -73,7 +74,9 @@ function prepareDirectories(config: Config): void {
 
 /**
  * One instance per state directory (issue 9): METRICS_PATH's directory, and
- * $NEOLIGHT_HOME/state (history.db) where it exists, if that is another one. Taken before
+ * $NEOLIGHT_HOME/state (history.db) where it exists, if that is another one (not with a
+ * shared store: history is in the database, and replicas on one host share NEOLIGHT_HOME
+ * for the agents' files, each with a METRICS_PATH of its own, issue 12). Taken before
  * the state is read or anything is written, held until the process exits. Held by another
  * instance: exit 1 (a restart helps once it is gone). No flock at all: exit 1 as well,
  * never a start without the lock.
@@ -81,7 +84,7 @@ function prepareDirectories(config: Config): void {
 function lockState(config: Config, log: Logger): void {
   const directories = [dirname(config.metricsPath)];
   const historyDir = join(config.home, "state");
-  if (existsSync(historyDir)) directories.push(historyDir);
+  if (config.databaseUrl === null && existsSync(historyDir)) directories.push(historyDir);
   try {
     lockDirectories(directories);
   } catch (err) {
@@ -158,6 +161,8 @@ async function main(): Promise<void> {
     port,
     pid: process.pid,
     home: config.home,
+    store: services.storeStatus().kind,
+    store_target: services.storeStatus().target,
     writes: services.access.stats().writes,
     reads: services.access.stats().reads,
     idle_timeout_s: config.idleTimeoutS,

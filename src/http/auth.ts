@@ -36,8 +36,11 @@ import { createHostCheck, type HostCheck, hostName } from "./host-check";
 import type { AccessStats } from "./model";
 import { createRateLimiter, type RateLimiter } from "./rate-limit";
 
-/** Reads that never need a token: liveness probes must work without credentials. */
-export const OPEN_READ_PATHS: ReadonlySet<string> = new Set(["/health"]);
+/**
+ * Reads that never need a token: liveness and readiness probes (a load balancer's health
+ * check, issue 12) must work without credentials, and say nothing of the document.
+ */
+export const OPEN_READ_PATHS: ReadonlySet<string> = new Set(["/health", "/health/ready"]);
 
 /** Where a request came from: the TCP peer address, or null when unknown. */
 export type ClientAddress = (request: Request, server: Server<unknown> | null) => string | null;

@@ -4,9 +4,21 @@
 // A second entry point of the compiled binary (scripts/build.ts).
 
 import { setPriority } from "node:os";
-import { type HistoryStore, isCorruption, moveAside, OutdatedHistoryError, openSqliteHistory } from "./history";
-import type { HistoryAnswer } from "./history-model";
-import type { HistoryBody, HistoryOps, HistoryReply, HistoryRequest } from "./history-thread";
+import {
+  answerJson,
+  type HistoryStore,
+  isCorruption,
+  moveAside,
+  OutdatedHistoryError,
+  openSqliteHistory,
+} from "./history";
+import {
+  type HistoryBody,
+  type HistoryOps,
+  type HistoryReply,
+  type PostedRequest,
+  unpackPoints,
+} from "./history-thread";
 
 declare const self: Worker;
 
@@ -43,17 +55,7 @@ const handlers: Handlers = {
     return { ...s.record(points), series: s.seriesCount(), size: s.size() };
   },
   answer({ retentionDays, ...q }) {
-    const { series, truncated, bucketMs } = opened().query(q);
-    const answer: HistoryAnswer = {
-      from: new Date(q.from).toISOString(),
-      to: new Date(q.to).toISOString(),
-      points: series.reduce((m, s) => Math.max(m, s.t.length), 0),
-      bucket_ms: bucketMs,
-      retention_days: retentionDays,
-      truncated,
-      series,
-    };
-    const json = new TextEncoder().encode(JSON.stringify(answer));
+    const json = answerJson(q, opened().query(q), retentionDays);
     return { json, gzip: Bun.gzipSync(json) };
   },
   prune({ before, limit }) {
@@ -77,10 +79,11 @@ const handlers: Handlers = {
   },
 };
 
-self.onmessage = (event: MessageEvent<HistoryRequest>) => {
-  const { id, op, args } = event.data;
+self.onmessage = (event: MessageEvent<PostedRequest>) => {
+  const { id, op } = event.data;
   let reply: HistoryReply;
   try {
+    const args = event.data.op === "record" ? { points: unpackPoints(event.data.args.packed) } : event.data.args;
     // ? The request type pairs each op with its args; TypeScript cannot follow that pairing
     // through an indexed call, hence the cast.
     const result = (handlers[op] as (a: unknown) => unknown)(args);

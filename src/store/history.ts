@@ -7,7 +7,7 @@
 // operator may want it) and a fresh one is started, at open and whenever it shows later.
 import { Database, SQLiteError } from "bun:sqlite";
 import { existsSync, renameSync, statSync } from "node:fs";
-import type { Series } from "./history-model";
+import type { HistoryAnswer, Series } from "./history-model";
 import { asidePath } from "./json-file";
 
 /** One sample of one series. */
@@ -54,8 +54,8 @@ export interface RangeQuery {
  */
 export const SAFETY_KINDS: readonly string[] = ["guardian", "breaker", "regime", "mode", "allocation"];
 
-/** SQL ranking a series' kind: the safety kinds first, in SAFETY_KINDS' order. */
-const KIND_RANK = `CASE kind ${SAFETY_KINDS.map((k, i) => `WHEN '${k}' THEN ${i}`).join(" ")} ELSE ${SAFETY_KINDS.length} END`;
+/** SQL (SQLite and PostgreSQL alike) ranking a series' kind: the safety kinds first, in SAFETY_KINDS' order. */
+export const KIND_RANK = `CASE kind ${SAFETY_KINDS.map((k, i) => `WHEN '${k}' THEN ${i}`).join(" ")} ELSE ${SAFETY_KINDS.length} END`;
 
 export interface HistoryStore {
   readonly path: string;
@@ -104,6 +104,28 @@ export interface HistorySize {
   bytes: number;
   /** The WAL file alone. */
   walBytes: number;
+}
+
+/**
+ * The answer of GET /meta/history for `q` and what a store's query() gave, as UTF-8 JSON:
+ * one function for every backend, so that SQLite and PostgreSQL answer the same bytes for
+ * the same points.
+ */
+export function answerJson(
+  q: Pick<RangeQuery, "from" | "to">,
+  { series, truncated, bucketMs }: ReturnType<HistoryStore["query"]>,
+  retentionDays: number,
+): Uint8Array<ArrayBuffer> {
+  const answer: HistoryAnswer = {
+    from: new Date(q.from).toISOString(),
+    to: new Date(q.to).toISOString(),
+    points: series.reduce((m, s) => Math.max(m, s.t.length), 0),
+    bucket_ms: bucketMs,
+    retention_days: retentionDays,
+    truncated,
+    series,
+  };
+  return new TextEncoder().encode(JSON.stringify(answer));
 }
 
 /**
@@ -215,10 +237,13 @@ export function openSqliteHistory(path: string, maxSeries = Number.POSITIVE_INFI
     // journal_mode (which writes the header). Pages freed by a prune are then given back
     // to the file system, so the size cap shrinks the file, not only its contents. A file
     // made before issue 14 keeps its size and reuses its free pages; here it is a no-op.
+    // ? busy_timeout before anything that reads the file: a reader opened while the writer
+    // is mid-transaction got "database is locked" at once from journal_mode (a test's
+    // fresh reader, after a stopped one, failed 1 run in 2 on a loaded machine).
+    db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
     db.run("PRAGMA auto_vacuum = INCREMENTAL");
     db.run("PRAGMA journal_mode = WAL");
     db.run("PRAGMA synchronous = NORMAL");
-    db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
     db.run(`PRAGMA wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
     db.run(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     // ? Touch the data, not only the header: a file with a valid header and garbage

@@ -34,3 +34,27 @@ export const PersistenceStatus = t.Object({
   unsaved_retry_ms: t.Integer({ description: "milliseconds between attempts to write them while any are unsaved" }),
 });
 export type PersistenceStatus = typeof PersistenceStatus.static;
+
+/** /status `store`: which backend holds the document, and (shared) whether it can be reached. */
+export const StoreStatus = t.Object({
+  kind: t.Union([t.Literal("file"), t.Literal("postgres")], {
+    description: "file: this process's JSON file (the embedded mode); postgres: shared by every replica",
+  }),
+  target: t.String({ description: "the state file, or the database URL with its password replaced by ***" }),
+  reachable: t.Boolean({ description: "the last attempt to reach the store succeeded (always true for a file)" }),
+  unreachable_since: Time("RFC 3339 time since which the store cannot be reached; null while it can"),
+  ready: t.Boolean({
+    description: "the first full load is done and the store is reachable: GET /health/ready answers 200",
+  }),
+  seq: t.Integer({ description: "sequence of the last update applied here (shared by every replica when postgres)" }),
+  caught_up_at: Time("RFC 3339 time this replica last confirmed it holds the store's head (postgres); null for a file"),
+  served_from: t.Union([t.Literal("store"), t.Literal("local_copy")], {
+    description:
+      "store: what the store holds; local_copy: the last local copy, loaded while the database could not be reached at start-up",
+  }),
+  fail_safe: t.Boolean({
+    description:
+      "the served guardian is paused because the store was unreachable longer than NEOLIGHT_STORE_STALE_S; clears on catch-up",
+  }),
+});
+export type StoreStatus = typeof StoreStatus.static;

@@ -14,9 +14,21 @@ export type JsonObject = Record<string, unknown>;
  * agent); `atlas`: POST /atlas/update; `corrupt_state`: the fail-safe pause recorded after
  * a corrupt state file at start-up; `pause_file`: a change of state/guardian_pause.json (or
  * its `until` passing) seen by the watcher; `operator`: POST /guardian/pause or /resume
- * (issue 11).
+ * (issue 11); `replica`: another replica's commit, caught up from the shared store (its own
+ * source is not stored: the rows say what changed, not who); `store_unreachable`: the
+ * shared store's fail-safe keys laid over, or lifted, after NEOLIGHT_STORE_STALE_S without
+ * the database; `agent_files`: the shared copy of the agents' files, committed by the
+ * replica that holds them (issue 12).
  */
-export type UpdateSource = "hive" | "atlas" | "corrupt_state" | "pause_file" | "operator";
+export type UpdateSource =
+  | "hive"
+  | "atlas"
+  | "corrupt_state"
+  | "pause_file"
+  | "operator"
+  | "replica"
+  | "store_unreachable"
+  | "agent_files";
 
 /** One accepted update: these top-level keys replace the document's (CONTRACT section 3). */
 export interface DocumentUpdate {
@@ -125,8 +137,21 @@ export interface DocumentStore {
    * (UnconfirmedWriteError), the state is published and the PersistenceError says
    * `published: true`. Callers must not
    * overlap commits (the processor is the one caller); an overlapping call throws.
+   * `prepare`, when given, is called once per commit, synchronously, with the document the
+   * batch is applied over (for a shared store: the database's, read under the head lock, so
+   * it holds every other replica's committed change; for the file store: current().doc) and
+   * the batch; its result is what is applied, saved and published (it may rewrite the
+   * updates' sets, never their number: the answer to update i is its seq). ? A merge base
+   * read before the commit may be behind another replica's: resolving there would write
+   * back stale data (an operator's pause erased by a hive report resolved on this replica).
+   * A shared store gives the committed updates the shared sequence (head+1..head+n, in
+   * order): the returned state's lastSeq is that of the batch's last update, so update i of
+   * n was committed as `lastSeq - n + 1 + i`.
    */
-  commit(updates: readonly DocumentUpdate[]): Promise<DocumentState>;
+  commit(
+    updates: readonly DocumentUpdate[],
+    prepare?: (base: Readonly<JsonObject>, updates: readonly DocumentUpdate[]) => readonly DocumentUpdate[],
+  ): Promise<DocumentState>;
   /** Persistence figures for /status. A fresh object each call. */
   status(): PersistenceStatus;
   /**
@@ -181,6 +206,26 @@ export function assignOwn(target: JsonObject, source: Readonly<JsonObject>): voi
   }
 }
 
+/** A store's figures before its first write (every backend's /status `persistence` starts here). */
+export function initialFigures(
+  path: string,
+  retryMs: number,
+  found: Pick<PersistenceStatus, "restored" | "corrupt_found" | "unsaved_keys">,
+): PersistenceStatus {
+  return {
+    path,
+    last_write_at: null,
+    last_write_ms: null,
+    writes: 0,
+    failures: 0,
+    last_error: null,
+    last_error_at: null,
+    corrupt_moved_to: null,
+    unsaved_retry_ms: retryMs,
+    ...found,
+  };
+}
+
 /**
  * Loads the persisted state (if any) and returns a store publishing from it. A corrupt file
  * (unparseable, or refused by `restore`) stays at its path until a write can replace it:
@@ -218,20 +263,11 @@ export async function openStore(options: StoreOptions): Promise<DocumentStore> {
   let attempts = 0;
   let lastRetryLog = Number.NEGATIVE_INFINITY;
   let closed = false;
-  const figures: PersistenceStatus = {
-    path: persistence.path,
-    last_write_at: null,
-    last_write_ms: null,
-    writes: 0,
-    failures: 0,
-    last_error: null,
-    last_error_at: null,
+  const figures = initialFigures(persistence.path, retryMs, {
     restored: loaded.state !== null,
     corrupt_found: problem,
-    corrupt_moved_to: null,
     unsaved_keys: unsaved,
-    unsaved_retry_ms: retryMs,
-  };
+  });
   const pending = () => asidePending || unsaved.length > 0;
 
   /**
@@ -312,13 +348,14 @@ export async function openStore(options: StoreOptions): Promise<DocumentStore> {
   return {
     current: () => state,
     status: () => ({ ...figures, unsaved_keys: [...figures.unsaved_keys] }),
-    async commit(updates) {
+    async commit(accepted, prepare) {
       if (committing) throw new Error("DocumentStore.commit called while a commit is in progress");
-      if (updates.length === 0) return state;
+      if (accepted.length === 0) return state;
       committing = true;
       try {
         // ? A retry of unsaved keys in flight writes the same file: let it finish first.
         if (flushing !== null) await flushing;
+        const updates = prepare === undefined ? accepted : prepare(state.doc, accepted);
         // ? Copy-on-write of the top level only: values are never mutated after acceptance,
         // so sharing them between versions is safe and keeps a commit O(keys).
         const doc: JsonObject = { ...state.doc };

@@ -5,10 +5,12 @@
 // dropped (its stream ends, the browser reconnects and resumes), so one stalled phone on
 // a bad network can never slow the processor, the POSTs, or the other viewers.
 //
-// Event ids are `<boot>.<version>`: the store's version, which grows by one per commit,
+// Event ids are `<boot>.<sequence>`: the store's version, which grows by one per commit,
 // prefixed by an id of this process. A client reconnecting with Last-Event-ID from this
 // process gets exactly the events it missed from a ring of recent ones; an id from
-// another process (a restart) or older than the ring gets a full snapshot first.
+// another process (a restart) or older than the ring gets a full snapshot first. With a
+// shared store (issue 12) the sequence is the shared one and the prefix the database's
+// id, so every replica gives the same ids and a browser moving to another replica resumes.
 // ? Types only: the live feature's schemas say what each event's data holds (and OpenAPI
 // documents them from there); the hub itself stays plain logic.
 import type { LiveEvents, LiveStats, SnapshotEvent, UpdateEvent } from "../modules/live/model";
@@ -106,6 +108,11 @@ export interface HubOptions {
   heartbeatMs?: number;
   /** Distinguishes this process's event ids from a previous one's. Default: start time, base 36. */
   boot?: string;
+  /**
+   * A state's place in the order of events: its id and its data's `version`. Default: the
+   * store's version. A shared store passes its shared sequence (DocumentState.lastSeq).
+   */
+  sequence?: (state: DocumentState) => number;
 }
 
 const encoder = new TextEncoder();
@@ -114,6 +121,8 @@ const RETRY = encoder.encode(`retry: ${RETRY_MS}\n\n`);
 
 interface RingEntry {
   version: number;
+  /** The sequence of the event before it: the ring holds the one after `after`. */
+  after: number;
   /** The frame's size, or its estimate (jsonLength) while it is not made. */
   bytes: number;
   /** The frame, made at the first call (at once when someone listens). */
@@ -141,10 +150,17 @@ export function createHub(options: HubOptions): Hub {
   const capacity = options.queueCapacity ?? SUBSCRIBER_QUEUE;
   const boot = options.boot ?? Date.now().toString(36);
   const hidden = new Set(options.hiddenKeys ?? []);
+  const sequence = options.sequence ?? ((state: DocumentState) => state.version);
   let latest = options.initial;
   const ring: RingEntry[] = [];
   let ringBytes = 0;
-  let snapshot: { version: number; frame: Uint8Array } | undefined;
+  let snapshot: { state: DocumentState; frame: Uint8Array } | undefined;
+  /**
+   * Ids below this cannot be resumed from: the document changed without a new sequence (a
+   * shared store's fail-safe pause laid over or lifted), so an id of that sequence no longer
+   * names what its holder has.
+   */
+  let resumeFloor = 0;
   let nextId = 1;
   let closed = false;
   const figures = { dropped: 0, events: 0, snapshots_sent: 0, resumed: 0, refused_client_limit: 0 };
@@ -159,14 +175,14 @@ export function createHub(options: HubOptions): Hub {
   const idOf = (version: number) => `${boot}.${version}`;
 
   function snapshotFrame(): Uint8Array {
-    if (snapshot?.version !== latest.version) {
+    if (snapshot?.state !== latest) {
       snapshot = {
-        version: latest.version,
+        state: latest,
         frame: frame(
-          idOf(latest.version),
+          idOf(sequence(latest)),
           "snapshot",
           {
-            version: latest.version,
+            version: sequence(latest),
             updated_at: latest.updatedAt,
             doc: options.render(latest),
           },
@@ -183,11 +199,11 @@ export function createHub(options: HubOptions): Hub {
     const dot = lastEventId.lastIndexOf(".");
     if (dot < 0 || lastEventId.slice(0, dot) !== boot) return null;
     const version = Number(lastEventId.slice(dot + 1));
-    if (!Number.isInteger(version) || version > latest.version) return null;
-    if (version === latest.version) return [];
+    if (!Number.isInteger(version) || version > sequence(latest) || version < resumeFloor) return null;
+    if (version === sequence(latest)) return [];
     const first = ring[0];
     // ? The ring must hold the very next event, else something in between is lost.
-    if (first === undefined || first.version > version + 1) return null;
+    if (first === undefined || first.after > version) return null;
     const missed = ring.filter((e) => e.version > version);
     return missed.length < capacity ? missed : null;
   }
@@ -251,7 +267,22 @@ export function createHub(options: HubOptions): Hub {
 
   return {
     publish(state, batch) {
-      if (closed || state.version <= latest.version) return;
+      if (closed || sequence(state) < sequence(latest) || state === latest) return;
+      if (sequence(state) === sequence(latest)) {
+        // ? Same sequence, another document: the fail-safe pause of a shared store that
+        // cannot be reached (or its end). It is no event of the store's: every viewer gets
+        // the whole document again, and no id of before resumes past it.
+        if (state.doc === latest.doc) return;
+        latest = state;
+        ring.length = 0;
+        ringBytes = 0;
+        resumeFloor = sequence(state) + 1;
+        const whole = snapshotFrame();
+        for (const sub of subs) sub.push(whole);
+        figures.snapshots_sent += subs.size;
+        return;
+      }
+      const after = sequence(latest);
       latest = state;
       figures.events++;
       const set: UpdateEvent["set"] = {};
@@ -262,7 +293,7 @@ export function createHub(options: HubOptions): Hub {
           if (!hidden.has(key)) assignOwn(set, { [key]: state.doc[key] });
         }
       }
-      const data = { version: state.version, updated_at: state.updatedAt, set };
+      const data = { version: sequence(state), updated_at: state.updatedAt, set };
       let made: Uint8Array | undefined;
       const make = () => {
         made ??= frame(idOf(data.version), "update", data, "set");
@@ -271,7 +302,7 @@ export function createHub(options: HubOptions): Hub {
       // ? Nobody listens: the frame is not made (issue 16: one per commit, for no one), only
       // kept to be made should a viewer resume from before it; its size is estimated from
       // its values' texts, which the file's write has made already.
-      const entry: RingEntry = { version: state.version, bytes: 0, frame: make };
+      const entry: RingEntry = { version: data.version, after, bytes: 0, frame: make };
       entry.bytes = subs.size === 0 ? jsonLength(set) : make().byteLength;
       ring.push(entry);
       ringBytes += entry.bytes;
@@ -312,7 +343,7 @@ export function createHub(options: HubOptions): Hub {
       clients: perClient.size,
       queue_capacity: capacity,
       ...figures,
-      last_event_id: idOf(latest.version),
+      last_event_id: idOf(sequence(latest)),
     }),
     close() {
       closed = true;

@@ -8,6 +8,9 @@ import { join } from "node:path";
 import { discardBody, fixture, startApp, tempDir } from "../helpers";
 import { expectConfigExit, spawnRaw, spawnService } from "./process";
 
+/** The probes every client may read without a token (load balancers, liveness checks). */
+const PROBES = ["/health", "/health/ready"];
+
 const TOKEN = "e2e-write-token-0123456789abcdef";
 
 function sh(args: string[]): { ok: boolean; out: string } {
@@ -148,7 +151,7 @@ describe("a real non-loopback client", () => {
 });
 
 describe("the read token on a listening server", () => {
-  test("every GET route but /health refuses a remote client without it, native static routes included", async () => {
+  test("every GET route but the probes (/health, /health/ready) refuses a remote client without it, native static routes included", async () => {
     await using t = await startApp({
       env: { NEOLIGHT_DASHBOARD_READ_TOKEN: "read-token-0123456789abcdef" },
       overrides: { clientAddress: () => "10.1.2.3" },
@@ -161,7 +164,7 @@ describe("the read token on a listening server", () => {
       for (const path of paths) {
         const res = await fetch(`${base}${path}`);
         await discardBody(res);
-        expect({ path, status: res.status }).toEqual({ path, status: path === "/health" ? 200 : 401 });
+        expect({ path, status: res.status }).toEqual({ path, status: PROBES.includes(path) ? 200 : 401 });
         const ok = await fetch(`${base}${path}`, { headers: { authorization: "Bearer read-token-0123456789abcdef" } });
         await discardBody(ok);
         expect({ path, refused: [401, 403].includes(ok.status) }).toEqual({ path, refused: false });

@@ -9,6 +9,9 @@ import { MAX_LOGGED_BYTES } from "../../src/log/logger";
 import { SAMPLED_LINES_PER_CLIENT } from "../../src/log/sampler";
 import { call, fixture, get, type Json, logged, startApp, type TestApp } from "../helpers";
 
+/** The probes every client may read without a token (load balancers, liveness checks). */
+const PROBES = ["/health", "/health/ready"];
+
 const TOKEN = "w".repeat(24);
 const READ_TOKEN = "r".repeat(24);
 const LOOPBACK = "127.0.0.1";
@@ -332,13 +335,13 @@ describe("reads", () => {
     const read = (t: TestApp, path: string, peer: string, headers: Record<string, string> = {}) =>
       t.app.handle(new Request(`http://localhost${path}`, { headers: { "x-test-peer": peer, ...headers } }));
 
-    test("every read route but /health: 401 with a Basic challenge from a remote client without it", async () => {
+    test("every read route but the probes (/health, /health/ready): 401 with a Basic challenge from a remote client without it", async () => {
       await using t = await app(env);
       const paths = readRoutes(t);
       expect(paths).toEqual(expect.arrayContaining(["/", "/meta/metrics", "/status", "/swagger", "/swagger/json"]));
       for (const path of paths) {
         const res = await read(t, path, REMOTE);
-        const expected = path === "/health" ? 200 : 401;
+        const expected = PROBES.includes(path) ? 200 : 401;
         expect({ path, status: res.status }).toEqual({ path, status: expected });
         if (expected === 401) {
           expect(res.headers.get("www-authenticate")).toBe('Basic realm="neolight-dashboard", charset="UTF-8"');

@@ -299,7 +299,7 @@ describe("an operator can pause and resume", () => {
           received_at: expect.any(String),
           age_s: expect.any(Number),
         },
-        pause_file: { path: pausePath(t), present: true, active: true, content: file, error: null },
+        pause_file: { path: pausePath(t), held_here: true, present: true, active: true, content: file, error: null },
         operator: {
           last_action: "pause",
           at: expect.stringMatching(/Z$/),

@@ -181,6 +181,65 @@ describe("hub", () => {
     expect(frames.map((f) => f.event)).toEqual([undefined, "snapshot"]);
   });
 
+  // Issue 12: with a shared store the ids are the database's id and the shared sequence,
+  // which moves by the batch's size; the local version counts published states.
+  describe("shared sequence", () => {
+    const shared = (version: number, lastSeq: number, doc: Record<string, unknown> = { n: lastSeq }) => ({
+      ...state(version, doc),
+      lastSeq,
+    });
+    const sharedHub = () => hub({ boot: "c9", sequence: (s) => s.lastSeq, initial: shared(0, 100) });
+    const set = (n: number) => [{ seq: n, set: { n }, source: "hive" as const }];
+
+    test("ids and data carry the shared sequence; a resume from any seq the ring covers is exact", async () => {
+      using h = sharedHub();
+      h.publish(shared(1, 105), set(105));
+      h.publish(shared(2, 108), set(108));
+      h.publish(shared(3, 109), set(109));
+      // Another replica's viewer at 105 (an id this hub also published): the rest, nothing twice.
+      const frames = await drain(h.subscribe("c9.105"));
+      expect(frames.map((f) => [f.event, f.id, f.data?.version])).toEqual([
+        [undefined, undefined, undefined],
+        ["update", "c9.108", 108],
+        ["update", "c9.109", 109],
+      ]);
+      // 106 was never an event here (this replica caught 106..108 up as one): from inside the
+      // first entry's span, the entries after it, as the ring holds every event after 105.
+      expect((await drain(h.subscribe("c9.106"))).map((f) => f.id)).toEqual([undefined, "c9.108", "c9.109"]);
+      expect(h.stats().last_event_id).toBe("c9.109");
+    });
+
+    test("an id before the ring's first span, or of another database, gets a snapshot", async () => {
+      using h = sharedHub();
+      h.publish(shared(1, 105), set(105));
+      expect((await drain(h.subscribe("c9.99"))).map((f) => f.event)).toEqual([undefined, "snapshot"]);
+      expect((await drain(h.subscribe("c8.105"))).map((f) => f.event)).toEqual([undefined, "snapshot"]);
+    });
+
+    test("the document changing without a new sequence (the fail-safe pause) re-sends the whole document, and no earlier id resumes past it", async () => {
+      using h = sharedHub();
+      h.publish(shared(1, 105), set(105));
+      const viewer = h.subscribe("c9.105");
+      expect(await drain(viewer)).toEqual([{ retry: 1000 }]);
+      const paused = shared(2, 105, { n: 105, guardian: { is_paused: true } });
+      h.publish(paused, []);
+      const frames = await drain(viewer);
+      expect(frames.map((f) => [f.event, f.id])).toEqual([["snapshot", "c9.105"]]);
+      expect(frames[0]?.data?.doc).toEqual({ n: 105, guardian: { is_paused: true } });
+      // A viewer that reconnects with the id it had before the pause gets the paused document.
+      const back = await drain(h.subscribe("c9.105"));
+      expect(back.map((f) => f.event)).toEqual([undefined, "snapshot"]);
+      expect(back[1]?.data?.doc).toEqual({ n: 105, guardian: { is_paused: true } });
+      // The same state published again changes nothing.
+      h.publish(paused, []);
+      expect(await drain(viewer)).toEqual([]);
+      // Updates after it resume as usual.
+      h.publish(shared(3, 106, { n: 106, guardian: { is_paused: true } }), set(106));
+      expect((await drain(viewer)).map((f) => f.id)).toEqual(["c9.106"]);
+      expect((await drain(h.subscribe("c9.105"))).map((f) => f.event)).toEqual([undefined, "snapshot"]);
+    });
+  });
+
   test("an idle subscriber gets heartbeat comments", async () => {
     using h = hub({ heartbeatMs: 20 });
     const sub = h.subscribe();

@@ -51,11 +51,12 @@ export const FileSource = t.Object({
   name: t.String({ description: "short name for logs and /status, e.g. market_regime" }),
   path: t.String(),
   present: t.Boolean({ description: "the file exists now" }),
-  serving: t.Union([t.Literal("file"), t.Literal("last_good"), t.Literal("none")], {
-    description: "what clients get: the file's content, the last good copy of it, or nothing (default)",
+  serving: t.Union([t.Literal("file"), t.Literal("last_good"), t.Literal("shared"), t.Literal("none")], {
+    description:
+      "what clients get: the file's content, the last good copy of it, the copy the replica holding the agents' files shared (no local copy here; issue 12), or nothing (default)",
   }),
   last_good_read: t.Union([t.String(), t.Null()], {
-    description: "RFC 3339 time of the last read that gave a valid document",
+    description: "RFC 3339 time of the last read that gave a valid document (serving shared: the holder's read)",
   }),
   last_change: t.Union([t.String(), t.Null()], {
     description: "RFC 3339 time the file last changed (its mtime), as last seen",
@@ -67,3 +68,24 @@ export const FileSource = t.Object({
   last_error: t.Union([t.String(), t.Null()]),
 });
 export type FileSource = typeof FileSource.static;
+
+/**
+ * Where a replica holding the agents' files shares their last good content with the replicas
+ * that have no local copy (issue 12): a top-level key of the document, never served in GET
+ * /meta/metrics, never streamed, refused in a POST (like the guardian's sources).
+ */
+export const AGENT_FILES_KEY = "_agent_files";
+
+/** One agent file as its holder last read it whole. */
+export const SharedAgentFile = t.Object({
+  content: t.Unknown({ description: "the file's last good content, as its schema accepted it" }),
+  read_at: t.Union([t.String(), t.Null()], { description: "RFC 3339 time the holder read it (last_good_read)" }),
+  changed_at: t.Union([t.String(), t.Null()], {
+    description: "the file's mtime when the holder read it (last_good_change): what staleness is judged on",
+  }),
+});
+export type SharedAgentFile = typeof SharedAgentFile.static;
+
+/** The value under AGENT_FILES_KEY: each file the holder has a good copy of, by its short name. */
+export const SharedAgentFiles = t.Record(t.String(), SharedAgentFile);
+export type SharedAgentFiles = typeof SharedAgentFiles.static;

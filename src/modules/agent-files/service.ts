@@ -10,6 +10,7 @@ import type { TSchema } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { loneSurrogateAt, MAX_DEPTH, MAX_NODES, maySpellSurrogate } from "../../http/json-body";
 import type { Logger } from "../../log/logger";
+import type { FilesHolder } from "./holder";
 import { Allocations, type FileSource, PerformanceAttribution, RegimeDocument } from "./model";
 
 /** A file larger than this is not an agent document; it is reported, not read. */
@@ -359,17 +360,64 @@ export interface AgentFiles {
   all(): WatchedFile[];
   /** Resolves once every file has been read once (start-up). */
   ready(): Promise<void>;
+  /**
+   * `listener` runs after each check of a file that changed what is served or known of it
+   * (WatchOptions.onChange), with that file. Must not throw.
+   */
+  onChange(listener: (file: WatchedFile) => void): void;
   close(): void;
 }
 
+/** The agent files: their key in AgentFiles, short name, path relative to NEOLIGHT_HOME, schema. */
+export interface AgentFileSpec {
+  key: "performance" | "regime" | "governor" | "override";
+  name: string;
+  relative: string;
+  schema: TSchema;
+}
+
 /** CONTRACT section 1: the agent files, relative to NEOLIGHT_HOME. */
-export function watchAgentFiles(home: string, pollMs: number, log: Logger): AgentFiles {
-  const file = (name: string, relative: string, schema: TSchema) =>
-    watchJsonFile({ name, path: join(home, relative), validate: validator(schema), pollMs, log, home });
-  const performance = file("performance_attribution", "state/performance_attribution.json", PerformanceAttribution);
-  const regime = file("market_regime", "runtime/market_regime.json", RegimeDocument);
-  const governor = file("capital_governor_allocations", "runtime/capital_governor_allocations.json", Allocations);
-  const override = file("allocations_override", "runtime/allocations_override.json", Allocations);
+export const AGENT_FILE_SPECS: readonly AgentFileSpec[] = [
+  {
+    key: "performance",
+    name: "performance_attribution",
+    relative: "state/performance_attribution.json",
+    schema: PerformanceAttribution,
+  },
+  { key: "regime", name: "market_regime", relative: "runtime/market_regime.json", schema: RegimeDocument },
+  {
+    key: "governor",
+    name: "capital_governor_allocations",
+    relative: "runtime/capital_governor_allocations.json",
+    schema: Allocations,
+  },
+  { key: "override", name: "allocations_override", relative: "runtime/allocations_override.json", schema: Allocations },
+];
+
+/**
+ * Watches the agent files under `home`. `holder` is told of each file found present (the
+ * rule of holder.ts); default: none (the embedded mode always holds its files).
+ */
+export function watchAgentFiles(home: string, pollMs: number, log: Logger, holder?: FilesHolder): AgentFiles {
+  const listeners: ((file: WatchedFile) => void)[] = [];
+  const watched = {} as Record<AgentFileSpec["key"], WatchedFile>;
+  for (const spec of AGENT_FILE_SPECS) {
+    const path = join(home, spec.relative);
+    const file: WatchedFile = watchJsonFile({
+      name: spec.name,
+      path,
+      validate: validator(spec.schema),
+      pollMs,
+      log,
+      home,
+      onChange: () => {
+        holder?.saw(file.state().present, path);
+        for (const listener of listeners) listener(file);
+      },
+    });
+    watched[spec.key] = file;
+  }
+  const { performance, regime, governor, override } = watched;
   const all = () => [performance, regime, governor, override];
   return {
     performance,
@@ -379,6 +427,9 @@ export function watchAgentFiles(home: string, pollMs: number, log: Logger): Agen
     all,
     async ready() {
       await Promise.all(all().map((f) => f.refresh()));
+    },
+    onChange(listener) {
+      listeners.push(listener);
     },
     close() {
       for (const f of all()) f.close();

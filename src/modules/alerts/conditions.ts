@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { VERSION } from "../../config";
 import type { Logger } from "../../log/logger";
 import type { PersistenceStatus } from "../../store/model";
+import type { StoreStatus } from "../../store/shared";
 import type { QueueStats } from "../meta/model";
 import type { SourceStaleness } from "../metrics/model";
 import type { AlertInput, AlertsService } from "./service";
@@ -28,6 +29,8 @@ export interface ConditionSources {
   persistence(): PersistenceStatus;
   /** The channel's depth and refusals (the meta service). */
   queue(): QueueStats;
+  /** The shared store's reachability (issue 12); absent or a file: never alerts. */
+  store?(): StoreStatus;
 }
 
 export interface ConditionWatch {
@@ -126,10 +129,35 @@ export function watchConditions(
     }
   }
 
+  let storeDown = false;
+  function checkStore(): void {
+    const now = sources.store?.();
+    if (now === undefined || now.kind === "file" || !now.reachable === storeDown) return;
+    storeDown = !now.reachable;
+    const details = { target: now.target, unreachable_since: now.unreachable_since, seq: now.seq };
+    alerts.notify(
+      storeDown
+        ? {
+            event: "shared_store_unreachable",
+            severity: "critical",
+            summary:
+              "the shared store (PostgreSQL) cannot be reached: writes are answered 503, reads serve the last document",
+            details,
+          }
+        : {
+            event: "shared_store_recovered",
+            severity: "info",
+            summary: "the shared store (PostgreSQL) is reachable again and caught up",
+            details: { ...details, caught_up_at: now.caught_up_at },
+          },
+    );
+  }
+
   function check(): void {
     checkStaleness();
     checkPersistence();
     checkQueue();
+    checkStore();
   }
 
   let timer: ReturnType<typeof setInterval> | undefined = setInterval(() => {

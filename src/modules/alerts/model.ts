@@ -3,8 +3,8 @@
 import { Type as t } from "@sinclair/typebox";
 
 /**
- * Every event, in NEOLIGHT_ALERTS's spelling. `shared_store_*` are reserved for issue 12's
- * shared store (PostgreSQL), which is not built: nothing sends them yet.
+ * Every event, in NEOLIGHT_ALERTS's spelling. `shared_store_*`: issue 12's shared store
+ * (PostgreSQL) cannot be reached, and is again (never sent in the embedded mode).
  */
 export const ALERT_EVENTS = [
   "guardian_paused",

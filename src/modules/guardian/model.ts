@@ -96,6 +96,10 @@ export const GuardianView = t.Object({
     }),
     pause_file: t.Object({
       path: t.String(),
+      held_here: t.Boolean({
+        description:
+          "this replica holds the agents' files and reads this file itself; false (a shared store, another host): what follows is the reading the holder shared",
+      }),
       present: t.Boolean({ description: "the file exists" }),
       active: t.Boolean({ description: "it pauses now (paused, until absent or ahead, or unreadable)" }),
       content: t.Union([PauseFileContent, t.Null()], { description: "its last good content" }),

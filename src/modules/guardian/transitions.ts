@@ -97,10 +97,10 @@ export function logGuardianTransitions(
     current: () => store.current(),
     status: () => store.status(),
     close: () => store.close(),
-    async commit(updates) {
+    async commit(updates, prepare) {
       const before = store.current();
       try {
-        return await store.commit(updates);
+        return await store.commit(updates, prepare);
       } finally {
         const after = store.current();
         if (after !== before) report(before, after, updates);

@@ -40,7 +40,7 @@ export { HistoryAnswer, Series } from "../../store/history-model";
 /** /status `history`: the history database's state. */
 export const HistoryStatus = t.Object({
   enabled: t.Boolean({ description: "history is recorded and GET /meta/history answers" }),
-  path: t.String({ description: "state/history.db" }),
+  path: t.String({ description: "state/history.db, or with PostgreSQL the database URL, its password replaced" }),
   retention_days: t.Integer(),
   disabled_reason: t.Union([t.String(), t.Null()], { description: "why history is off, when it is" }),
   series: t.Integer({ description: "series recorded" }),
@@ -54,11 +54,15 @@ export const HistoryStatus = t.Object({
   recording: t.Boolean({
     description: "false while free space on the state disk is under NEOLIGHT_MIN_FREE_MB: nothing is recorded then",
   }),
-  min_free_bytes: t.Integer({ description: "the free-space floor of the state disk; 0: none" }),
+  min_free_bytes: t.Integer({
+    description: "the free-space floor of the state disk; 0: none (always with PostgreSQL: nothing is written locally)",
+  }),
   free_bytes: t.Union([t.Integer(), t.Null()], { description: "free space on the state disk at the last check" }),
   skipped_low_space: t.Integer({ description: "points not recorded under the floor since start-up" }),
   max_bytes: t.Integer({ description: "the size cap (NEOLIGHT_HISTORY_MAX_MB)" }),
-  bytes: t.Union([t.Integer(), t.Null()], { description: "pages in use plus the WAL at the last write" }),
+  bytes: t.Union([t.Integer(), t.Null()], {
+    description: "pages in use plus the WAL at the last write; with PostgreSQL pg_total_relation_size of its tables",
+  }),
   wal_bytes: t.Union([t.Integer(), t.Null()], { description: "the WAL alone at the last write" }),
   pruned_for_size: t.Integer({ description: "oldest rows removed to keep under the size cap since start-up" }),
 });

@@ -1,7 +1,8 @@
 // History's retention: everything older than NEOLIGHT_HISTORY_DAYS is deleted, at start-up
 // and hourly, and the oldest rows whenever the history outgrows NEOLIGHT_HISTORY_MAX_MB
 // (raw points first, then minute, then hour roll-ups), in chunks so that the recorder's
-// writes queue behind one chunk, not the whole.
+// writes queue behind one chunk, not the whole. SQLite gives the pages back to the file
+// system; PostgreSQL keeps its files and reuses the space (see reuseFloor).
 import type { Logger } from "../../log/logger";
 import type { HistoryStatus } from "./status";
 import type { HistoryThreads } from "./threads";
@@ -35,21 +36,39 @@ export function startPruner(
   log: Logger,
   status: HistoryStatus,
   threads: HistoryThreads,
+  /** Run the hourly prune even while history is not open yet (PostgreSQL: it opens once the database answers). */
+  keepTrying = false,
 ): Pruner {
   let pruning: Promise<number> | null = null;
   let shrinking: Promise<number> | null = null;
+  /**
+   * For a store that reuses freed space instead of giving it back (PostgreSQL): its size
+   * after the last shrink plus the room a shrink leaves (1 - SHRINK_TO of the cap). Its
+   * files do not get smaller, so it is shrunk again only once they grew by that much: else
+   * every write over the cap would prune again until nothing was left. (Not at the size
+   * itself: an index page split now and then grows the files a little even while the
+   * freed rows' space is being reused; test/store/postgres-history.test.ts.)
+   */
+  let reuseFloor = 0;
   function shrink(bytes: number): Promise<number> {
-    if (bytes <= maxBytes) return shrinking ?? Promise.resolve(0);
+    if (bytes <= Math.max(maxBytes, reuseFloor)) return shrinking ?? Promise.resolve(0);
     shrinking ??= (async () => {
       let total = 0;
       let size = bytes;
+      /** What the rows deleted took, estimated by a store that keeps its files (0 for SQLite). */
+      let freed = 0;
+      let reuses = false;
       try {
-        while (size > maxBytes * SHRINK_TO) {
+        while (size - freed > maxBytes * SHRINK_TO) {
           const thread = await threads.writer();
           if (thread === null) break;
-          const { rows, size: after } = await thread.call("shrink", { limit: PRUNE_CHUNK });
+          const { rows, size: after, freedBytes } = await thread.call("shrink", { limit: PRUNE_CHUNK });
           total += rows;
           size = after.bytes;
+          if (freedBytes !== undefined) {
+            reuses = true;
+            freed += freedBytes;
+          }
           status.bytes = after.bytes;
           status.wal_bytes = after.walBytes;
           if (rows === 0) break;
@@ -57,6 +76,7 @@ export function startPruner(
       } catch (err) {
         threads.failed(err);
       }
+      if (reuses) reuseFloor = size + maxBytes * (1 - SHRINK_TO);
       status.pruned_for_size += total;
       if (total > 0) log.info("history pruned for size", { rows: total, bytes: size, max_bytes: maxBytes });
       return total;
@@ -89,7 +109,7 @@ export function startPruner(
     return pruning;
   }
   let timer: ReturnType<typeof setInterval> | undefined;
-  if (status.enabled) {
+  if (status.enabled || keepTrying) {
     void prune();
     timer = setInterval(() => void prune(), PRUNE_INTERVAL_MS);
     timer.unref?.();

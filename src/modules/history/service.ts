@@ -8,12 +8,14 @@
 // for history (issue 16: a 30-day chart held up GET /meta/metrics for seconds), and a
 // broken history file or a crashed thread costs an ERROR line, never a failed request.
 // Nor can history take the document's disk (issue 14): under NEOLIGHT_MIN_FREE_MB free it
-// records nothing, and it never grows past NEOLIGHT_HISTORY_MAX_MB.
+// records nothing, and it never grows past NEOLIGHT_HISTORY_MAX_MB. With `database`
+// (issue 12) the same runs against PostgreSQL, shared by every replica (threads.ts).
 // The jobs live in their own files: points.ts (which figures become points), query.ts (the
 // query's range and selection), recorder.ts (commits to writes, the sampling rule),
 // prune.ts (retention and the size cap), threads.ts (the two threads and recovery of a broken file). This
 // file puts them together and answers queries: one at a time, named ranges shared.
 import { dirname } from "node:path";
+import type { SQL } from "bun";
 import { UnavailableError } from "../../http/errors";
 import { spaceFloor } from "../../log/free-space";
 import type { Logger } from "../../log/logger";
@@ -25,7 +27,7 @@ import { startPruner } from "./prune";
 import { planQuery, type QueryPlan } from "./query";
 import { FLUSH_MS, startRecorder } from "./recorder";
 import { type HistoryStatus, initialStatus } from "./status";
-import { MAX_SERIES_TOTAL, startHistoryThreads } from "./threads";
+import { MAX_SERIES_TOTAL, startHistoryThreads, startPostgresThreads } from "./threads";
 
 /**
  * Most series in one answer (~100 agents x 8 figures), the safety kinds first; the answer
@@ -107,6 +109,15 @@ export interface HistoryOptions {
   cacheMs?: number;
   /** The history thread's code (tests start a thread that crashes). Default: workerEntry(). */
   workerEntry?: string;
+  /**
+   * History in PostgreSQL, shared by every replica (issue 12), instead of `path`: no thread
+   * and no history.db; records, queries, retention and the size cap (maxBytes, counted as
+   * pg_total_relation_size of the history tables) run against the database. The
+   * free-space floor (minFreeBytes) is the local disk's and does not apply: the database
+   * keeps its own disk. `sql` is the caller's pool (it closes it); `target` is what
+   * /status names, the URL with its password replaced. Default: none (SQLite at `path`).
+   */
+  database?: { sql: SQL; target: string };
 }
 
 export async function createHistory(options: HistoryOptions): Promise<History> {
@@ -116,20 +127,39 @@ export async function createHistory(options: HistoryOptions): Promise<History> {
   const maxSeries = options.maxSeries ?? MAX_SERIES_TOTAL;
   const answerSeries = options.answerSeries ?? MAX_SERIES_PER_ANSWER;
   const maxBytes = options.maxBytes ?? Number.MAX_SAFE_INTEGER;
-  const minFreeBytes = options.minFreeBytes ?? 0;
-  const status = initialStatus(path, days, maxBytes, minFreeBytes);
+  const database = options.database;
+  // ? The floor guards the local state disk; with PostgreSQL nothing is written to it.
+  const minFreeBytes = database === undefined ? (options.minFreeBytes ?? 0) : 0;
+  const status = initialStatus(database?.target ?? path, days, maxBytes, minFreeBytes);
   let closed = false;
-  const threads = await startHistoryThreads({
-    path,
-    log,
-    status,
-    queryTimeoutMs,
-    maxSeries,
-    workerEntry: options.workerEntry,
-    closing: () => closed,
-    off: days === 0 ? "NEOLIGHT_HISTORY_DAYS is 0" : null,
-  });
-  const pruner = startPruner(days, maxBytes, log, status, threads);
+  const off = days === 0 ? "NEOLIGHT_HISTORY_DAYS is 0" : null;
+  const threads =
+    database === undefined
+      ? await startHistoryThreads({
+          path,
+          log,
+          status,
+          queryTimeoutMs,
+          maxSeries,
+          workerEntry: options.workerEntry,
+          closing: () => closed,
+          off,
+        })
+      : await startPostgresThreads({
+          // ? Imported here, and only in this mode: the embedded mode loads no PostgreSQL code.
+          open: async () =>
+            (await import("../../store/postgres/history")).openPostgresHistory(database.sql, {
+              maxSeries,
+              target: database.target,
+            }),
+          target: database.target,
+          log,
+          status,
+          queryTimeoutMs,
+          closing: () => closed,
+          off,
+        });
+  const pruner = startPruner(days, maxBytes, log, status, threads, database !== undefined && off === null);
   const recorder = startRecorder({
     log,
     status,
@@ -138,7 +168,10 @@ export async function createHistory(options: HistoryOptions): Promise<History> {
     maxSeries,
     // ? Going back up at the floor plus FLOOR_HYSTERESIS of it: a disk hovering at the
     // floor does not turn recording on and off (and log it) every second.
-    floor: minFreeBytes > 0 ? spaceFloor(dirname(path), minFreeBytes, minFreeBytes * (1 + FLOOR_HYSTERESIS)) : null,
+    floor:
+      minFreeBytes > 0 && database === undefined
+        ? spaceFloor(dirname(path), minFreeBytes, minFreeBytes * (1 + FLOOR_HYSTERESIS))
+        : null,
     onSize: (bytes) => void pruner.shrink(bytes),
     files: options.files,
   });

@@ -1,16 +1,33 @@
 // History's two threads and what happens when their file breaks: the writer (record, prune)
 // and the reader (queries), each started when needed and again after a crash, and the
 // recovery of an unreadable or outdated history file (moved aside, a fresh one started), or,
-// when even that fails, history turned off while the live endpoints keep serving.
+// when even that fails, history turned off while the live endpoints keep serving. With
+// PostgreSQL (issue 12) the same interface runs each op against the database instead.
+
+import { promisify } from "node:util";
+import { gzip } from "node:zlib";
 import type { Logger } from "../../log/logger";
-import { type HistoryThread, HistoryThreadError, spawnHistoryThread } from "../../store/history-thread";
+import {
+  type HistoryOp,
+  type HistoryOps,
+  type HistoryThread,
+  HistoryThreadError,
+  HistoryTimeoutError,
+  spawnHistoryThread,
+} from "../../store/history-thread";
+// ? Types only: the PostgreSQL code is imported by service.ts, and only in that mode.
+import type { PostgresHistory } from "../../store/postgres/history";
 import type { HistoryStatus } from "./status";
+
+const gzipAsync = promisify(gzip);
 
 /**
  * Most distinct series ever created, per class (the safety kinds; the others): a poster
  * inventing agent names must not fill the disk. Default of NEOLIGHT_HISTORY_MAX_SERIES.
  */
 export const MAX_SERIES_TOTAL = 20_000;
+/** A fresh reader's start and open of the file take at most this (then the query is answered 503). */
+const READER_OPEN_TIMEOUT_MS = 10_000;
 /** Shutdown waits at most this for the writer to close the file (a WAL checkpoint). */
 const CLOSE_TIMEOUT_MS = 5_000;
 /** One ERROR line per this many ms while recording keeps failing; the count of the rest is in it. */
@@ -54,6 +71,7 @@ export interface HistoryThreads {
  */
 export async function startHistoryThreads(options: ThreadOptions): Promise<HistoryThreads> {
   const { path, log, status, queryTimeoutMs, maxSeries } = options;
+  const failed = failureCounter(path, log, status);
   const spawn = (role: string) =>
     spawnHistoryThread({
       entry: options.workerEntry,
@@ -69,8 +87,6 @@ export async function startHistoryThreads(options: ThreadOptions): Promise<Histo
   /** The thread that answers queries, started with the first one; replaced when it stops. */
   let reader: Promise<HistoryThread> | null = null;
   let closed = false;
-  let failingSince = 0;
-  let unloggedFailures = 0;
 
   function disable(reason: string): void {
     status.enabled = false;
@@ -133,7 +149,10 @@ export async function startHistoryThreads(options: ThreadOptions): Promise<Histo
     const started = (async () => {
       const thread = spawn("reader");
       try {
-        await thread.call("open", store, queryTimeoutMs);
+        // ? Bounded on its own, not by the query's timeout: starting a thread and opening the
+        // file is not the query's slowness, and took over a second on a loaded 2-core machine,
+        // which answered a quick query 503 right after a slow one had been stopped.
+        await thread.call("open", store, Math.max(queryTimeoutMs, READER_OPEN_TIMEOUT_MS));
       } catch (err) {
         thread.terminate();
         throw err;
@@ -159,20 +178,7 @@ export async function startHistoryThreads(options: ThreadOptions): Promise<Histo
     async recover(err) {
       if (writer !== null) await recover(writer, err);
     },
-    failed(err) {
-      status.failures++;
-      status.last_error = (err as Error).message;
-      const t = Date.now();
-      if (t - failingSince >= ERROR_LOG_INTERVAL_MS) {
-        log.error("history not recorded", {
-          path,
-          error: status.last_error,
-          failures_since_last_line: unloggedFailures,
-        });
-        failingSince = t;
-        unloggedFailures = 0;
-      } else unloggedFailures++;
-    },
+    failed,
     async close() {
       if (closed) return;
       closed = true;
@@ -189,3 +195,168 @@ export async function startHistoryThreads(options: ThreadOptions): Promise<Histo
     },
   };
 }
+
+/** HistoryThreads.failed: counts a failure in `status`, and logs at most one ERROR per ERROR_LOG_INTERVAL_MS. */
+function failureCounter(path: string, log: Logger, status: HistoryStatus): (err: unknown) => void {
+  let failingSince = 0;
+  let unloggedFailures = 0;
+  return (err) => {
+    status.failures++;
+    status.last_error = (err as Error).message;
+    const t = Date.now();
+    if (t - failingSince >= ERROR_LOG_INTERVAL_MS) {
+      log.error("history not recorded", { path, error: status.last_error, failures_since_last_line: unloggedFailures });
+      failingSince = t;
+      unloggedFailures = 0;
+    } else unloggedFailures++;
+  };
+}
+
+/** Start-up waits at most this for history to open in PostgreSQL; it opens later when slower. */
+export const OPEN_WAIT_MS = 2_000;
+/** While the database does not answer at start-up, opening the history is tried again this often. */
+export const REOPEN_MS = 5_000;
+/**
+ * A write (record, prune, shrink) to PostgreSQL not answered within this is given up (its
+ * transaction is rolled back by the database when the connection goes): a black-holed
+ * network must not pile up the recorder's writes. A flush's transaction takes milliseconds.
+ */
+export const PG_WRITE_TIMEOUT_MS = 30_000;
+
+export interface PostgresThreadOptions {
+  /** Opens the history in the database (openPostgresHistory, imported by the caller only in that mode). */
+  open: () => Promise<PostgresHistory>;
+  /** What /status shows as the history's place: the database URL without its password. */
+  target: string;
+  log: Logger;
+  status: HistoryStatus;
+  queryTimeoutMs: number;
+  closing: () => boolean;
+  off: string | null;
+}
+
+/**
+ * History in PostgreSQL behind the same HistoryThreads the recorder, the pruner and the
+ * queries use: no worker thread and no history.db (the database runs the queries, off the
+ * main thread by nature), so writer() and reader() hand out one adapter that runs each op
+ * against the database. A database that does not answer at start-up leaves history off,
+ * tried again every REOPEN_MS; one that stops answering later fails the calls (counted,
+ * logged once a minute), and they succeed again once it is back.
+ */
+export async function startPostgresThreads(options: PostgresThreadOptions): Promise<HistoryThreads> {
+  const { target, log, status, queryTimeoutMs } = options;
+  const failed = failureCounter(target, log, status);
+  let db: PostgresHistory | null = null;
+  let closed = false;
+  let retry: ReturnType<typeof setTimeout> | undefined;
+
+  async function open(): Promise<void> {
+    try {
+      const opened = await options.open();
+      // ? An open that finished after shutdown began is not used.
+      if (closed) return opened.close();
+      db = opened;
+      status.series = opened.seriesCount();
+      status.enabled = true;
+      status.disabled_reason = null;
+      log.info("history opened", { target, series: status.series });
+    } catch (err) {
+      const reason = `database: ${(err as Error).message}`;
+      if (status.disabled_reason !== reason) log.error("history unavailable, trying again", { target, error: reason });
+      status.disabled_reason = reason;
+      if (!closed && !options.closing()) {
+        retry = setTimeout(() => void open(), REOPEN_MS);
+        retry.unref?.();
+      }
+    }
+  }
+
+  if (options.off !== null) status.disabled_reason = options.off;
+  else {
+    // ? Start-up waits for the first open at most OPEN_WAIT_MS: a database behind a
+    // black-holed network must not hold up the service (the store serves its local copy
+    // then); history turns on when the open finishes.
+    let waited: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([open(), new Promise<void>((resolve) => (waited = setTimeout(resolve, OPEN_WAIT_MS)))]);
+    clearTimeout(waited);
+  }
+
+  const thread = (store: PostgresHistory): HistoryThread => postgresThread(store, queryTimeoutMs);
+  return {
+    async writer() {
+      return db !== null && !closed && status.enabled ? thread(db) : null;
+    },
+    async reader() {
+      if (db === null) throw new HistoryThreadError(`history unavailable: ${status.disabled_reason ?? "not open"}`);
+      return thread(db);
+    },
+    // ? Nothing to move aside: the database has no file of ours that can be corrupt.
+    async recover() {},
+    failed,
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearTimeout(retry);
+      db?.close();
+      db = null;
+    },
+  };
+}
+
+/** PostgreSQL's errors as the threads' (the callers' catch paths are the same), its timeout as HistoryTimeoutError. */
+function asThreadError(op: string, err: unknown, timeoutMs: number): HistoryThreadError {
+  if (err instanceof HistoryThreadError) return err;
+  if ((err as { errno?: unknown }).errno === QUERY_CANCELED) return new HistoryTimeoutError(op, timeoutMs);
+  return new HistoryThreadError(`history ${op} failed: ${(err as Error).message}`);
+}
+
+/** One HistoryThread's ops run against the database; gzip on libuv's thread pool, not the main thread. */
+function postgresThread(db: PostgresHistory, queryTimeoutMs: number): HistoryThread {
+  type Handlers = {
+    [K in HistoryOp]: (args: HistoryOps[K]["args"], timeoutMs: number) => Promise<HistoryOps[K]["result"]>;
+  };
+  const handlers: Handlers = {
+    open: async () => ({ series: db.seriesCount() }),
+    record: async ({ points }) => ({ ...(await db.record(points)), series: db.seriesCount(), size: await db.size() }),
+    answer: async ({ retentionDays, ...q }, timeoutMs) => {
+      const json = await db.answer(q, retentionDays, timeoutMs);
+      return { json, gzip: new Uint8Array(await gzipAsync(json)) };
+    },
+    prune: ({ before, limit }) => db.prune(before, limit),
+    shrink: async ({ limit }) => {
+      const { rows, freedBytes } = await db.pruneOldest(limit);
+      return { rows, size: await db.size(), freedBytes };
+    },
+    recover: async () => {
+      throw new HistoryThreadError("history in PostgreSQL has no file to move aside");
+    },
+    close: async () => null,
+  };
+  return {
+    alive: true,
+    terminate() {},
+    async call(op, args, timeoutMs) {
+      const limit = timeoutMs ?? (op === "answer" ? queryTimeoutMs : PG_WRITE_TIMEOUT_MS);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      // ? The database stops a query at its statement_timeout; this timer is for a
+      // connection that does not answer at all.
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new HistoryTimeoutError(op, limit)), limit + LATE_MARGIN_MS);
+      });
+      try {
+        // ? The op pairs with its args as in the worker; TypeScript cannot follow that through an indexed call.
+        const run = (handlers[op] as (a: unknown, t: number) => Promise<HistoryOps[typeof op]["result"]>)(args, limit);
+        return await Promise.race([run, late]);
+      } catch (err) {
+        throw asThreadError(op, err, limit);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+/** PostgreSQL's SQLSTATE for a statement stopped by statement_timeout (query_canceled). */
+const QUERY_CANCELED = "57014";
+/** A call's own timer fires this long after the database's statement_timeout should have. */
+const LATE_MARGIN_MS = 1_000;

@@ -73,7 +73,11 @@ export interface Reading {
   series?: { kind: SeriesKind; subject: string; field: string; peak?: boolean };
 }
 
-/** The agent files' current values (WatchedFile.value(): validated, or undefined). */
+/**
+ * The agent files' current values (WatchedFile.value(): validated, or undefined). With a
+ * shared store, a file this replica has no local copy of gives the copy the replica holding
+ * the agents' files shared (agent-files/shared.ts): every replica's /metrics and charts agree.
+ */
 export interface FigureFiles {
   regime: unknown;
   governor: unknown;
@@ -383,7 +387,7 @@ function subjects(section: unknown, label: "agent" | "strategy", table: Map<stri
 }
 
 /**
- * The allocation rule of GET /governor/allocations (governorAnswer in agent-files/service.ts,
+ * The allocation rule of GET /governor/allocations (allocationsJson in agent-files/service.ts,
  * which serves the files' JSON text as read), here for /metrics, history and so the page's
  * chart: the governor's file, else its override copy, else none.
  */

@@ -57,11 +57,17 @@ export const Guardian = t.Object(
 );
 export type Guardian = typeof Guardian.static;
 
-/** Who paused the served guardian (issue 11): the hive's report, the pause file, or an operator. */
-export const PausedBy = t.Union([t.Literal("hive"), t.Literal("pause_file"), t.Literal("operator"), t.Null()], {
-  description:
-    "who paused it: hive (its last snapshot), pause_file (state/guardian_pause.json, e.g. agent self-heal's cooldown), operator (POST /guardian/pause); null when not paused",
-});
+/**
+ * Who paused the served guardian (issue 11): the hive's report, the pause file, an operator,
+ * or (issue 12) this replica's fail-safe while the shared store cannot be reached.
+ */
+export const PausedBy = t.Union(
+  [t.Literal("hive"), t.Literal("pause_file"), t.Literal("operator"), t.Literal("store"), t.Null()],
+  {
+    description:
+      "who paused it: hive (its last snapshot), pause_file (state/guardian_pause.json, e.g. agent self-heal's cooldown), operator (POST /guardian/pause), store (this replica has not reached the shared PostgreSQL store for NEOLIGHT_STORE_STALE_S: a pause written elsewhere could be unseen); null when not paused",
+  },
+);
 export type PausedBy = typeof PausedBy.static;
 
 /**

@@ -3,7 +3,7 @@
 
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { describeProblems, HttpError, UnavailableError, UnprocessableError } from "../../http/errors";
-import { coerce, loneSurrogateAt, repairLoneSurrogates } from "../../http/json-body";
+import { coerce, jsonTextBound, loneSurrogateAt, repairLoneSurrogates } from "../../http/json-body";
 import { clip, type Logger } from "../../log/logger";
 import { objectJson, valueJson } from "../../store/json-text";
 import {
@@ -17,6 +17,7 @@ import {
 } from "../../store/store";
 import { type Channel, ChannelClosedError } from "../../telemetry/channel";
 import type { Envelope } from "../../telemetry/processor";
+import { AGENT_FILES_KEY } from "../agent-files/model";
 import { DEFAULT_GUARDIAN, GUARDIAN_SOURCES_KEY, isoSeconds, servedGuardianOf } from "../guardian/resolve";
 import { type MetaMetricsDocument, MetaMetricsUpdate, type QueueStats, SAFETY_KEYS } from "./model";
 
@@ -93,14 +94,21 @@ export function defaultDocument(now: Date): JsonObject {
 }
 
 /**
- * The served document: the defaults, then every stored key but the guardian's sources (not
- * part of the contract: modules/guardian/resolve.ts), then cache_timestamp.
+ * Keys the service keeps in the document for itself, never served, never streamed, refused
+ * in a POST: the guardian's sources (modules/guardian/resolve.ts) and the agent files'
+ * shared copy (issue 12, modules/agent-files/shared.ts).
+ */
+export const HIDDEN_KEYS: readonly string[] = [GUARDIAN_SOURCES_KEY, AGENT_FILES_KEY];
+
+/**
+ * The served document: the defaults, then every stored key but the hidden ones (not part
+ * of the contract: HIDDEN_KEYS), then cache_timestamp.
  * ? Typed as the schema says: the defaults hold every required section, and the store only
  * holds what passed MetaMetricsUpdate, except values a poster broke, which are null (the
  * schema's description says so): readers still check a figure before they use it.
  */
 export function servedDocument(state: DocumentState, now: Date): MetaMetricsDocument {
-  const { [GUARDIAN_SOURCES_KEY]: _sources, ...doc } = state.doc;
+  const { [GUARDIAN_SOURCES_KEY]: _sources, [AGENT_FILES_KEY]: _files, ...doc } = state.doc;
   return {
     ...defaultDocument(now),
     ...doc,
@@ -129,6 +137,28 @@ export function pauseAfterCorruption(log: Logger): (problem: string) => JsonObje
         // ? The served shape (issue 11): it stands in for the hive's report until the next one.
         paused_by: "hive",
         paused_since: isoSeconds(Date.now()),
+      },
+    };
+  };
+}
+
+/**
+ * A shared store's fail-safe (issue 12): after NEOLIGHT_STORE_STALE_S without the database
+ * the served guardian is paused, laid over what this replica last had (the hive's fields
+ * kept), never written. A pause another replica committed meanwhile would be unseen, and the
+ * router trades on any "not paused". Lifted when the store is reached and caught up.
+ */
+export function pauseWhileUnreachable(log: Logger): (problem: string, doc?: Readonly<JsonObject>) => JsonObject {
+  return (problem, doc) => {
+    const served = doc === undefined ? undefined : servedGuardianOf(doc);
+    log.warn("guardian paused: shared store unreachable", { problem });
+    return {
+      guardian: {
+        ...(served ?? { drawdown: 0 }),
+        is_paused: true,
+        reason: `shared store unreachable (${problem}): paused until it is reached again`,
+        paused_by: "store",
+        paused_since: served?.is_paused && served.paused_since !== null ? served.paused_since : isoSeconds(Date.now()),
       },
     };
   };
@@ -239,14 +269,29 @@ export function createMetaService(deps: MetaServiceDeps): MetaService {
   let cache: { version: number; json: string; stamped: boolean } | undefined;
   /**
    * Bytes of each stored key (entryBytes), including accepted updates still queued: what
-   * the caps are judged on. Rebuilt from the store when an update was not stored.
+   * the caps are judged on. Rebuilt from the store when an update was not stored. A key
+   * is either here or in `unmeasured`.
    */
   const sizes = new Map<string, number>();
   let totalBytes = 0;
+  /**
+   * Keys accepted on their post's text bound (jsonTextBound) and not measured yet, each
+   * with its latest accepted value and that post's `bound`: at least the bytes of all the
+   * post's keys, counted in `boundBytes` while any of them is still here. Measured on
+   * demand (measureAll): for an exact judgement near the cap, and for stats().
+   * ? Issue 16: measuring is serialising, and at 3,000 agents a post's values took 2.7 ms
+   * to serialise, for a text that only the last post of each batch (one in ~25 at 50
+   * connections) would have used for the file: judged on the bound, the text of a value
+   * is made once, by the file, and only for the value committed.
+   */
+  const unmeasured = new Map<string, { value: unknown; bound: { bytes: number; keys: number } }>();
+  let boundBytes = 0;
 
   function measureStore(): void {
     sizes.clear();
+    unmeasured.clear();
     totalBytes = 0;
+    boundBytes = 0;
     const { doc } = store.current();
     for (const key of Object.keys(doc)) {
       const n = entryBytes(key, doc[key]);
@@ -256,13 +301,46 @@ export function createMetaService(deps: MetaServiceDeps): MetaService {
   }
   measureStore();
 
-  /** Why `set` (without its safety keys) may not be stored, or null. O(keys) until it fits the key cap. */
-  function overCap(set: JsonObject): string | null {
-    const keys = Object.keys(set).filter((k) => !UNCAPPED_SET.has(k));
-    const fresh = keys.filter((k) => !sizes.has(k)).length;
-    if (fresh > 0 && sizes.size + fresh > maxKeys) {
-      return `document key limit reached: ${sizes.size} top-level keys stored, this update adds ${fresh}, at most ${maxKeys} (raise NEOLIGHT_MAX_DOCUMENT_KEYS, --max-document-keys)`;
+  /** Makes `sizes` and `totalBytes` exact for every key. */
+  function measureAll(): void {
+    for (const [key, { value }] of unmeasured) {
+      const n = entryBytes(key, value);
+      sizes.set(key, n);
+      totalBytes += n;
     }
+    unmeasured.clear();
+    boundBytes = 0;
+  }
+
+  /** Takes `key`'s bytes out of the totals: it is about to be replaced. */
+  function forget(key: string): void {
+    const n = sizes.get(key);
+    if (n !== undefined) {
+      totalBytes -= n;
+      sizes.delete(key);
+      return;
+    }
+    const entry = unmeasured.get(key);
+    if (entry === undefined) return;
+    unmeasured.delete(key);
+    if (--entry.bound.keys === 0) boundBytes -= entry.bound.bytes;
+  }
+
+  /**
+   * Why `set` (without its safety keys) may not be stored, or null. O(keys) until it fits
+   * the key cap. `bound`: at least the bytes of all of `set` (jsonTextBound): when the
+   * document fits the byte cap even with that much more, no value is measured.
+   */
+  function overCap(set: JsonObject, bound: number | undefined): string | null {
+    const keys = Object.keys(set).filter((k) => !UNCAPPED_SET.has(k));
+    const stored = sizes.size + unmeasured.size;
+    const fresh = keys.filter((k) => !sizes.has(k) && !unmeasured.has(k)).length;
+    if (fresh > 0 && stored + fresh > maxKeys) {
+      return `document key limit reached: ${stored} top-level keys stored, this update adds ${fresh}, at most ${maxKeys} (raise NEOLIGHT_MAX_DOCUMENT_KEYS, --max-document-keys)`;
+    }
+    // ? An upper bound of the document after the update: the exact judgement below could not refuse it.
+    if (bound !== undefined && totalBytes + boundBytes + bound <= maxBytes) return null;
+    measureAll();
     let growth = 0;
     for (const k of keys) growth += entryBytes(k, set[k]) - (sizes.get(k) ?? 0);
     if (growth > 0 && totalBytes + growth > maxBytes) {
@@ -271,12 +349,19 @@ export function createMetaService(deps: MetaServiceDeps): MetaService {
     return null;
   }
 
-  function account(set: JsonObject): void {
-    for (const key of Object.keys(set)) {
-      const n = entryBytes(key, set[key]);
-      totalBytes += n - (sizes.get(key) ?? 0);
-      sizes.set(key, n);
+  /** Counts `set`'s keys as stored: measured, or (with `bound`, overCap's) on the bound. */
+  function account(set: JsonObject, bound: number | undefined): void {
+    const keys = Object.keys(set);
+    const shared = bound === undefined ? null : { bytes: bound, keys: keys.length };
+    for (const key of keys) {
+      forget(key);
+      if (shared === null) {
+        const n = entryBytes(key, set[key]);
+        sizes.set(key, n);
+        totalBytes += n;
+      } else unmeasured.set(key, { value: set[key], bound: shared });
     }
+    if (shared !== null && shared.keys > 0) boundBytes += shared.bytes;
   }
 
   /** The epoch's ISO text, the same length as any other: the placeholder cut off a cached tail. */
@@ -350,8 +435,14 @@ export function createMetaService(deps: MetaServiceDeps): MetaService {
     if (Object.hasOwn(set, GUARDIAN_SOURCES_KEY) && (source === "hive" || source === "atlas")) {
       throw new UnprocessableError(`${GUARDIAN_SOURCES_KEY} is kept by the service and cannot be posted`);
     }
-    const problem = overLimit === undefined ? overCap(set) : overLimit.message;
-    if (problem === null) return enqueue(set, source, coerced);
+    // ? The agent files' shared copy is what replicas without the files serve: a poster
+    // setting it would serve a regime or allocations no agent wrote.
+    if (Object.hasOwn(set, AGENT_FILES_KEY) && (source === "hive" || source === "atlas")) {
+      throw new UnprocessableError(`${AGENT_FILES_KEY} is kept by the service and cannot be posted`);
+    }
+    const bound = jsonTextBound(set);
+    const problem = overLimit === undefined ? overCap(set, bound) : overLimit.message;
+    if (problem === null) return enqueue(set, source, coerced, bound);
     counts.rejected_too_large++;
     // ? A pause must never be refused for size (issues 15, 16): the router trades unless we
     // say paused. The safety keys never count toward the caps, so they are stored on their own.
@@ -370,10 +461,12 @@ export function createMetaService(deps: MetaServiceDeps): MetaService {
     throw new SizeLimitError(overLimit?.status ?? 413, problem, applied, seq);
   }
 
+  /** `bound`: overCap's, when it judged `set` on it. */
   function enqueue(
     set: JsonObject,
     source: UpdateSource,
     coerced: readonly string[],
+    bound?: number,
   ): Promise<{ seq: number; state: DocumentState }> {
     return new Promise((resolve, reject) => {
       const update = { seq: seq + 1, set, source };
@@ -382,7 +475,7 @@ export function createMetaService(deps: MetaServiceDeps): MetaService {
         settle(result) {
           if (result.ok) {
             counts.applied++;
-            resolve({ seq: update.seq, state: result.state });
+            resolve({ seq: result.seq, state: result.state });
           } else {
             counts.rejected_unpersisted++;
             // ? What the store holds is what counts: a refused update's keys were
@@ -416,7 +509,7 @@ export function createMetaService(deps: MetaServiceDeps): MetaService {
       }
       seq = update.seq;
       counts.accepted++;
-      account(set);
+      account(set, bound);
       if (coerced.length > 0) warnCoerced(coerced, update.seq);
     });
   }
@@ -428,14 +521,17 @@ export function createMetaService(deps: MetaServiceDeps): MetaService {
       if (cache?.version !== state.version) cache = { version: state.version, ...render(state) };
       return cache.stamped ? `{"timestamp":${JSON.stringify(now().toISOString())}${cache.json}` : cache.json;
     },
-    stats: () => ({
-      depth: channel.depth,
-      capacity: channel.capacity,
-      ...counts,
-      document_keys: sizes.size,
-      document_bytes: totalBytes,
-      max_document_keys: maxKeys,
-      max_document_bytes: maxBytes,
-    }),
+    stats() {
+      measureAll();
+      return {
+        depth: channel.depth,
+        capacity: channel.capacity,
+        ...counts,
+        document_keys: sizes.size,
+        document_bytes: totalBytes,
+        max_document_keys: maxKeys,
+        max_document_bytes: maxBytes,
+      };
+    },
   };
 }

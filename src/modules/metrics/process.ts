@@ -1,9 +1,12 @@
 // /metrics: the service's own figures: build, the process (from /proc), HTTP requests, the
 // telemetry channel, persistence, the live stream and history's disk use. The refused updates are written by
 // service.ts, where they are counted.
+
 import { readdirSync, readFileSync } from "node:fs";
 import { VERSION } from "../../config";
+import { staleSeconds } from "../../http/store-staleness";
 import type { Logger } from "../../log/logger";
+import type { StoreStatus } from "../../store/shared";
 import type { DocumentStore } from "../../store/store";
 import type { HistoryStatus } from "../history/status";
 import type { MetaService } from "../meta/service";
@@ -121,6 +124,31 @@ export function writeDurability(
     log.error("sse subscriber count failed", { error: err });
   }
   w.family("neolight_sse_subscribers", "gauge", "Clients connected to the live stream").sample(subscribers);
+}
+
+/** Which store holds the document, and (shared, issue 12) whether this replica reaches it. */
+export function writeStore(w: ExpositionWriter, s: StoreStatus, now = Date.now()): void {
+  const kind = { kind: s.kind };
+  w.family(
+    "neolight_store_reachable",
+    "gauge",
+    "1 while the document's store can be reached (always 1 for a file)",
+  ).sample(s.reachable ? 1 : 0, kind);
+  w.family(
+    "neolight_store_unreachable_seconds",
+    "gauge",
+    "Seconds since the shared store was last reached; 0 while it can be",
+  ).sample(s.unreachable_since === null ? 0 : staleSeconds(s.unreachable_since, now), kind);
+  w.family("neolight_store_ready", "gauge", "1 while GET /health/ready answers 200").sample(s.ready ? 1 : 0, kind);
+  w.family("neolight_store_seq", "gauge", "Sequence of the last update applied here (shared by every replica)").sample(
+    s.seq,
+    kind,
+  );
+  w.family(
+    "neolight_store_fail_safe",
+    "gauge",
+    "1 while the served guardian is paused because the shared store was unreachable longer than NEOLIGHT_STORE_STALE_S",
+  ).sample(s.fail_safe ? 1 : 0, kind);
 }
 
 /** History's share of the state disk (issue 14): whether it records, what it skipped, its size against the cap. */

@@ -8,6 +8,7 @@
 // and counts the updates refused.
 import type { Config } from "../../config";
 import type { Logger } from "../../log/logger";
+import type { StoreStatus } from "../../store/shared";
 import type { DocumentStore } from "../../store/store";
 import type { Processor } from "../../telemetry/processor";
 import type { AgentFiles } from "../agent-files/service";
@@ -19,7 +20,7 @@ import type { RiskClient } from "../risk/service";
 import { documentFiguresWriter } from "./document";
 import { ExpositionWriter, type Histogram } from "./exposition";
 import type { MetricsStatus, SourceStaleness } from "./model";
-import { writeDurability, writeHistory, writeProcess, writeTraffic } from "./process";
+import { writeDurability, writeHistory, writeProcess, writeStore, writeTraffic } from "./process";
 import { createRequestStats, type RequestStats } from "./requests";
 import { writeRisk } from "./risk";
 import { watchSources, writeSources } from "./sources";
@@ -32,6 +33,8 @@ export interface MetricsDeps {
   config: Config;
   log: Logger;
   store: DocumentStore;
+  /** Which store holds the document and whether it can be reached (issue 12): neolight_store_*. */
+  storeStatus: () => StoreStatus;
   processor: Processor;
   meta: MetaService;
   files: AgentFiles;
@@ -158,6 +161,7 @@ export function startMetrics(deps: MetricsDeps): MetricsService {
       writeRejected(w);
       writeOperatorActions(w);
       writeDurability(w, { log, store, writeLatency, sseSubscribers: deps.sseSubscribers });
+      writeStore(w, deps.storeStatus(), now());
       writeHistory(w, deps.history.status());
       writeDocument(w);
       writeRisk(w, risk);

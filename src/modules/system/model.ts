@@ -2,7 +2,7 @@
 import { Type as t } from "@sinclair/typebox";
 import { AccessStats } from "../../http/model";
 import { LogFile } from "../../log/model";
-import { PersistenceStatus } from "../../store/model";
+import { PersistenceStatus, StoreStatus } from "../../store/model";
 import { FileSource } from "../agent-files/model";
 import { AlertsStatus } from "../alerts/model";
 import { HistoryStatus } from "../history/model";
@@ -20,6 +20,14 @@ export const Health = t.Object({
   timestamp: t.String({ description: "now, RFC 3339 UTC" }),
 });
 export type Health = typeof Health.static;
+
+/** GET /health/ready's 200 (issue 12): the replica has loaded the document and reaches its store. */
+export const Ready = t.Object({
+  status: t.Literal("ready"),
+  store: StoreStatus.properties.kind,
+  seq: StoreStatus.properties.seq,
+});
+export type Ready = typeof Ready.static;
 
 export const ServiceInfo = t.Object({
   service: t.String(),
@@ -69,6 +77,7 @@ export const Status = t.Object(
     queue: QueueStats,
     last_update: t.Union([t.String(), t.Null()], { description: "cache_timestamp of the document" }),
     persistence: PersistenceStatus,
+    store: StoreStatus,
     sources: t.Object({
       files: t.Array(FileSource),
       risk_engine: RiskSource,

@@ -6,7 +6,9 @@ import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { VERSION } from "../../config";
 import type { AccessPolicy } from "../../http/auth";
+import { UnavailableError } from "../../http/errors";
 import type { Logger } from "../../log/logger";
+import type { StoreStatus } from "../../store/shared";
 import type { DocumentStore } from "../../store/store";
 import type { Hub } from "../../telemetry/hub";
 import type { AgentFiles, WatchedFile } from "../agent-files/service";
@@ -16,7 +18,13 @@ import type { Guardian } from "../meta/model";
 import type { MetaService } from "../meta/service";
 import type { MetricsService } from "../metrics/service";
 import type { RiskClient } from "../risk/service";
-import type { Health, ServiceInfo, Status } from "./model";
+import type { Health, Ready, ServiceInfo, Status } from "./model";
+
+/**
+ * Retry-After of a 503 from GET /health/ready: a load balancer checks every second or two
+ * anyway; a client told to wait tries another replica meanwhile.
+ */
+const NOT_READY_RETRY_AFTER_S = 2;
 
 /** CONTRACT: `0h0m`, `1h23m`, `49h5m`. */
 export function formatUptime(seconds: number): string {
@@ -29,6 +37,8 @@ export interface SystemDeps {
   metricsPath: string;
   logPath: string;
   store: DocumentStore;
+  /** Which store holds the document and whether it can be reached (issue 12). */
+  storeStatus: () => StoreStatus;
   meta: MetaService;
   files: AgentFiles;
   /** The guardian's pause file (issue 11), listed with the agent files. */
@@ -50,6 +60,12 @@ export interface SystemDeps {
 
 export interface SystemService {
   health(): Health;
+  /**
+   * Readiness (issue 12): the first full load is done and the store is reachable. Throws
+   * UnavailableError (503 with Retry-After) saying why otherwise. Always ready with the
+   * embedded file: it was loaded before the port opened.
+   */
+  ready(): Ready;
   info(routes: Pick<ServiceInfo, "endpoints" | "methods">): ServiceInfo;
   /** Measures now; CPU is the average since the previous call (or since start-up). */
   status(): Promise<Status>;
@@ -68,6 +84,16 @@ export function createSystemService(deps: SystemDeps): SystemService {
   let cpuMark = { usage: process.cpuUsage(), at: performance.now() };
 
   return {
+    ready() {
+      const store = deps.storeStatus();
+      if (!store.ready) {
+        const why = !store.reachable
+          ? `the shared store cannot be reached (since ${store.unreachable_since}); serving ${store.served_from === "local_copy" ? "the last local copy" : "the last document"}`
+          : "the document is not loaded from the shared store yet";
+        throw new UnavailableError(`not ready: ${why}`, NOT_READY_RETRY_AFTER_S);
+      }
+      return { status: "ready", store: store.kind, seq: store.seq };
+    },
     health: () => ({
       status: "ok",
       uptime: formatUptime(uptimeSeconds()),
@@ -129,6 +155,7 @@ export function createSystemService(deps: SystemDeps): SystemService {
         queue: deps.meta.stats(),
         last_update: state.updatedAt,
         persistence: { ...deps.store.status() },
+        store: deps.storeStatus(),
         sources: {
           files: [...deps.files.all(), deps.pauseFile].map((f) => f.state()),
           risk_engine: { ...deps.risk.state() },

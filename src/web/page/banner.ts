@@ -54,6 +54,7 @@ const BY_LABEL: Record<NonNullable<PausedBy>, string> = {
   hive: "hive (guardian agent)",
   pause_file: "cooldown file",
   operator: "operator",
+  store: "fail-safe: shared store unreachable",
 };
 
 /** `2025-11-03T18:03:12Z` -> `18:03Z` (the service's UTC time, as logs and agents write it). */

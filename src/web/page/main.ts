@@ -302,13 +302,25 @@ function renderService(): void {
     );
     return;
   }
-  const { system: sys, queue: q, live } = state.status;
+  const { system: sys, queue: q, live, store } = state.status;
   fill(
     el,
     h(
       "dl",
       { class: "facts" },
       fact("Uptime", str(sys.uptime)),
+      // Issue 12: with replicas, whether this one reaches the shared store is the first question.
+      ...(store.kind === "postgres"
+        ? [
+            fact(
+              "Store",
+              store.reachable
+                ? `shared, seq ${int(store.seq)}`
+                : `UNREACHABLE ${ago(store.unreachable_since, now)}${store.served_from === "local_copy" ? ", local copy" : ""}`,
+              store.reachable ? "" : "neg",
+            ),
+          ]
+        : []),
       fact("Last update", typeof updated === "string" ? `${ago(updated, now)}` : "none yet"),
       fact("Queue", `${int(q.depth)} / ${int(q.capacity)}`, q.depth >= q.capacity ? "neg" : ""),
       fact("CPU", `${num(sys.cpu, 1)}%`),
