@@ -156,7 +156,7 @@ export function pauseWhileUnreachable(log: Logger): (problem: string, doc?: Read
       guardian: {
         ...(served ?? { drawdown: 0 }),
         is_paused: true,
-        reason: `shared store unreachable (${problem}): paused until it is reached again`,
+        reason: `shared store unreachable: ${problem}; paused until it is reached again`,
         paused_by: "store",
         paused_since: served?.is_paused && served.paused_since !== null ? served.paused_since : isoSeconds(Date.now()),
       },
