@@ -5,7 +5,7 @@
 // that cannot have one skips with a message (`test.skipIf`), and .ci/run makes sure CI
 // has one.
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createConnection, createServer } from "node:net";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SQL } from "bun";
@@ -397,83 +397,4 @@ export async function startStandby(primary: PrivatePostgres, name = "standby1"):
     30_000,
   );
   return standby;
-}
-
-export interface TcpProxy extends AsyncDisposable {
-  readonly port: number;
-  /** Sends new connections to `port` and cuts the open ones, as a failover of HAProxy or a floating IP does. */
-  retarget(port: number): void;
-  /**
-   * A black-holed network: from now on nothing passes either way, on the open connections
-   * and on new ones (accepted, never answered), and nothing is closed: no error, no RST,
-   * only silence, as a dead link or a dropped route gives. Undone by retarget().
-   */
-  blackhole(): void;
-}
-
-/**
- * A TCP proxy on a free loopback port in front of a PostgreSQL server: the single host
- * Bun's SQL takes (issue 12), moved to a promoted standby by retarget(). A connection whose
- * upstream cannot be reached is closed at once, as a load balancer with no healthy backend does.
- */
-export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
-  let target: number | null = targetPort;
-  const open = new Set<{ destroy(): void; silence(): void }>();
-  const server = createServer((client) => {
-    if (target === null) {
-      // ? Accepted and never read: the kernel completes the handshake, then nothing.
-      const pair = {
-        destroy: () => {
-          client.destroy();
-          open.delete(pair);
-        },
-        silence: () => undefined,
-      };
-      open.add(pair);
-      client.pause();
-      client.on("error", pair.destroy);
-      return;
-    }
-    const upstream = createConnection({ host: "127.0.0.1", port: target });
-    const pair = {
-      destroy: () => {
-        client.destroy();
-        upstream.destroy();
-        open.delete(pair);
-      },
-      silence: () => {
-        client.unpipe(upstream);
-        upstream.unpipe(client);
-        client.pause();
-        upstream.pause();
-      },
-    };
-    open.add(pair);
-    client.pipe(upstream).pipe(client);
-    client.on("error", pair.destroy).on("close", pair.destroy);
-    upstream.on("error", pair.destroy).on("close", pair.destroy);
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      if (address !== null && typeof address === "object") resolve(address.port);
-      else reject(new Error("no port"));
-    });
-  });
-  return {
-    port,
-    retarget(next) {
-      target = next;
-      for (const pair of [...open]) pair.destroy();
-    },
-    blackhole() {
-      target = null;
-      for (const pair of open) pair.silence();
-    },
-    async [Symbol.asyncDispose]() {
-      for (const pair of [...open]) pair.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
 }

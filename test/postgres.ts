@@ -71,6 +71,11 @@ export interface TcpProxy extends AsyncDisposable {
    * either way, as a network that drops every packet.
    */
   set(mode: ProxyMode): void;
+  /**
+   * Sends new connections to `port` and cuts the open ones, as a failover of HAProxy or a
+   * floating IP does (a promoted standby); traffic passes again.
+   */
+  retarget(port: number): void;
 }
 
 interface Pipe {
@@ -96,11 +101,14 @@ function pushTo(socket: { write(data: Uint8Array): number }, queue: Uint8Array[]
 }
 
 /**
- * A real TCP proxy (Bun.listen / Bun.connect) in front of the test server, to cut the store
- * off from its database and give it back without touching the server others use: the
- * outage tests' faults are real sockets refused or left unanswered.
+ * A real TCP proxy (Bun.listen / Bun.connect) in front of the test server (or a private one,
+ * test/postgres-server.ts: `upstream` its port), to cut the store off from its database and
+ * give it back without touching the server others use: the outage tests' faults are real
+ * sockets refused or left unanswered. A connection whose upstream cannot be reached is
+ * closed at once, as a load balancer with no healthy backend does.
  */
-export async function startTcpProxy(upstreamPort = Number(new URL(ADMIN_URL).port || 5432)): Promise<TcpProxy> {
+export async function startTcpProxy(firstUpstream = Number(new URL(ADMIN_URL).port || 5432)): Promise<TcpProxy> {
+  let upstreamPort = firstUpstream;
   const hostname = new URL(ADMIN_URL).hostname;
   let mode: ProxyMode = "pass";
   const pipes = new Set<Pipe>();
@@ -192,6 +200,12 @@ export async function startTcpProxy(upstreamPort = Number(new URL(ADMIN_URL).por
           pipe.toClient.length = 0;
         }
       }
+    },
+    retarget(next) {
+      upstreamPort = next;
+      if (mode === "refuse") listener = listen(port);
+      mode = "pass";
+      for (const pipe of [...pipes]) close(pipe);
     },
     async [Symbol.asyncDispose]() {
       listener?.stop(true);

@@ -6,13 +6,8 @@
 // catch-up; a replica started while the database is down serves its last local copy, marked.
 import { describe, expect, test } from "bun:test";
 import { fixture, type Json, tempDir, waitFor } from "../helpers";
-import {
-  type PrivatePostgres,
-  privatePostgres,
-  startPrivatePostgres,
-  startStandby,
-  startTcpProxy,
-} from "../postgres-server";
+import { startTcpProxy } from "../postgres";
+import { type PrivatePostgres, privatePostgres, startPrivatePostgres, startStandby } from "../postgres-server";
 import { postJson, type ServiceProcess } from "./process";
 import { documentOf, expectNoPassword, post, readiness, spawnReplica, storeOf, waitReady, waitSeq } from "./replica";
 
@@ -327,7 +322,7 @@ describe.skipIf(!privatePostgres)("replicas under faults (a private PostgreSQL)"
       const hive = fixture("meta_metrics_post");
       await post(a, hive);
 
-      proxy.blackhole();
+      proxy.set("blackhole");
       // One writer at a time, the hive agent's way: each answer within the bound, never a hang.
       const answers: { status: number; ms: number; retryAfter: string | null }[] = [];
       for (let n = 0; n < 3; n++) {
