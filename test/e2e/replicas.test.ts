@@ -30,13 +30,31 @@ const SERVED_ON_B_MS = 200;
 const LATENCY_SAMPLES = 30;
 
 /** Two replicas on one fresh database, each with a home of its own, both ready. */
-async function pair(databaseUrl: string, homes: { path: string }[], env: Record<string, string> = {}) {
-  const [a, b] = (await Promise.all(homes.map((h) => spawnReplica({ databaseUrl, home: h.path, env })))) as [
-    ServiceProcess,
-    ServiceProcess,
-  ];
-  await Promise.all([waitReady(a), waitReady(b)]);
-  return { a, b };
+/**
+ * Two ready replicas A and B, each with a home of its own, on a fresh database of the
+ * machine's server. Disposed in reverse: the replicas, their homes, the database; also when
+ * a start fails half-way.
+ */
+async function pair() {
+  const db = await machineDatabase();
+  const homes = [tempDir(), tempDir()] as const;
+  const replicas: ServiceProcess[] = [];
+  const dispose = async () => {
+    for (const replica of replicas.reverse()) await replica[Symbol.asyncDispose]();
+    for (const home of homes) home[Symbol.dispose]();
+    await db[Symbol.asyncDispose]();
+  };
+  try {
+    const started = await Promise.allSettled(homes.map((h) => spawnReplica({ databaseUrl: db.url, home: h.path })));
+    for (const s of started) if (s.status === "fulfilled") replicas.push(s.value);
+    for (const s of started) if (s.status === "rejected") throw s.reason;
+    await Promise.all(replicas.map((r) => waitReady(r)));
+  } catch (err) {
+    await dispose();
+    throw err;
+  }
+  const [a, b] = replicas as [ServiceProcess, ServiceProcess];
+  return { db, homes, a, b, [Symbol.asyncDispose]: dispose };
 }
 
 const percentile = (sorted: number[], p: number) =>
@@ -44,12 +62,8 @@ const percentile = (sorted: number[], p: number) =>
 
 describe.skipIf(!machinePostgres)("two replicas on one database", () => {
   test("a POST to A is served by B within 200 ms, and B's live stream carries it with A's id", async () => {
-    await using db = await machineDatabase();
-    using homeA = tempDir();
-    using homeB = tempDir();
-    const { a, b } = await pair(db.url, [homeA, homeB]);
-    await using _a = a;
-    await using _b = b;
+    await using replicas = await pair();
+    const { a, b } = replicas;
     await using streamA = await openEvents(a);
     await using streamB = await openEvents(b);
     expect([streamA.status, streamB.status]).toEqual([200, 200]);
@@ -95,19 +109,15 @@ describe.skipIf(!machinePostgres)("two replicas on one database", () => {
     });
     expect(sb).toMatchObject({ kind: "postgres", reachable: true, ready: true, seq: sa.seq });
     expect(clusterOfId(streamA.lastId())).toBe(clusterOfId(streamB.lastId()));
-    await expectNoPassword(a, homeA.path);
-    await expectNoPassword(b, homeB.path);
+    await expectNoPassword(a, replicas.homes[0].path);
+    await expectNoPassword(b, replicas.homes[1].path);
     expect(await a.stop()).toBe(0);
     expect(await b.stop()).toBe(0);
   }, 60_000);
 
   test("the merge rule across replicas: a hive snapshot to A and a stress post to B are both kept, guardian intact", async () => {
-    await using db = await machineDatabase();
-    using homeA = tempDir();
-    using homeB = tempDir();
-    const { a, b } = await pair(db.url, [homeA, homeB]);
-    await using _a = a;
-    await using _b = b;
+    await using replicas = await pair();
+    const { a, b } = replicas;
     const hive = fixture("meta_metrics_post");
     const hiveSeq = await post(a, hive);
     const stress = {
@@ -135,12 +145,8 @@ describe.skipIf(!machinePostgres)("two replicas on one database", () => {
   }, 60_000);
 
   test("the router's pause: an operator pause on A holds after a hive report to B that says not paused", async () => {
-    await using db = await machineDatabase();
-    using homeA = tempDir();
-    using homeB = tempDir();
-    const { a, b } = await pair(db.url, [homeA, homeB]);
-    await using _a = a;
-    await using _b = b;
+    await using replicas = await pair();
+    const { a, b } = replicas;
     await post(a, fixture("meta_metrics_post"));
     const pause = await fetch(`${a.url}/guardian/pause`, {
       method: "POST",
@@ -164,14 +170,10 @@ describe.skipIf(!machinePostgres)("two replicas on one database", () => {
   }, 60_000);
 
   test("two replicas starting at once on an empty database: both ready, each migration applied once", async () => {
-    await using db = await machineDatabase();
-    using homeA = tempDir();
-    using homeB = tempDir();
-    const { a, b } = await pair(db.url, [homeA, homeB]);
-    await using _a = a;
-    await using _b = b;
+    await using replicas = await pair();
+    const { a, b } = replicas;
     expect([await readiness(a), await readiness(b)]).toEqual([200, 200]);
-    const sql = new SQL({ url: db.url, max: 1 });
+    const sql = new SQL({ url: replicas.db.url, max: 1 });
     const applied =
       await sql`SELECT version, count(*)::int AS n FROM neolight_schema_migrations GROUP BY version ORDER BY version`;
     const heads = await sql`SELECT count(*)::int AS n FROM neolight_head`;
@@ -194,12 +196,8 @@ describe.skipIf(!machinePostgres)("two replicas on one database", () => {
   }, 60_000);
 
   test("a browser that reconnects to B with A's last event id misses nothing", async () => {
-    await using db = await machineDatabase();
-    using homeA = tempDir();
-    using homeB = tempDir();
-    const { a, b } = await pair(db.url, [homeA, homeB]);
-    await using _a = a;
-    await using _b = b;
+    await using replicas = await pair();
+    const { a, b } = replicas;
     await post(a, fixture("meta_metrics_post"));
     // ? What "no gap" means: what a viewer connected to B all along received after that id.
     await using watcher = await openEvents(b);
