@@ -7,20 +7,7 @@ import { existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type HistoryPoint, isCorruption, OutdatedHistoryError, openSqliteHistory } from "../../src/store/history";
 import { tempDir } from "../helpers";
-
-const T0 = Date.parse("2025-11-03T22:00:00Z");
-const MIN = 60_000;
-
-const p = (field: string, minute: number, value: number | null, extra: Partial<HistoryPoint> = {}): HistoryPoint => ({
-  kind: "agent",
-  subject: "smart_trader",
-  field,
-  ts: T0 + minute * MIN,
-  value,
-  ...extra,
-});
-
-const all = { from: T0 - MIN, to: T0 + 1000 * MIN, points: 1000, maxSeries: 100 };
+import { all, MIN, p, T0 } from "./history-points";
 
 describe("history store", () => {
   test("record then query: columnar series, ordered, only the range asked", () => {

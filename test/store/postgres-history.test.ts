@@ -2,7 +2,7 @@
 // this file's own (created, migrated and dropped here): the HistoryStore semantics rule by
 // rule, the same bytes as SQLite for the same points, two replicas recording into one
 // database at once, and the service's backend selection.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { SQL } from "bun";
@@ -14,69 +14,38 @@ import { openPostgresHistory } from "../../src/store/postgres/history";
 import { MIGRATIONS } from "../../src/store/postgres/migrations";
 import type { JsonObject } from "../../src/store/store";
 import { fixture, type Json, tempDir, waitFor } from "../helpers";
+import { createTestDatabase } from "../postgres";
+import { all, MIN, p, T0 } from "./history-points";
 
 // ? The server is shared with other test runs on 2 cores: a VACUUM or a 30-day fill may take seconds.
 setDefaultTimeout(30_000);
 
-const SERVER = process.env.NEOLIGHT_TEST_PG ?? "postgres://root@127.0.0.1:5432";
-
-/** Whether the server answers: without it these tests skip, and say so. */
-async function serverUp(): Promise<boolean> {
-  const probe = new SQL(`${SERVER}/postgres`, { max: 1, connectionTimeout: 2 });
-  try {
-    await probe`SELECT 1`;
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await probe.close().catch(() => {});
-  }
-}
-const up = await serverUp();
-if (!up) console.warn(`SKIP test/store/postgres-history.test.ts: no PostgreSQL at ${SERVER}`);
-
-const DB = `neolight_history_test_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
-let admin: SQL;
+// ? With no server, createTestDatabase says so on stderr (once) and the describe skips.
+const db = await createTestDatabase();
+const up = db !== null;
+/** This file's database; every test works in a schema of its own in it. */
+const DB_URL = db?.url ?? "";
 /** A fresh schema per test: its own search_path, so that tests do not see each other's rows. */
 let schemas = 0;
 
 /** A pool on this file's database whose tables live in a schema of their own, migrated. */
 async function freshPool(max = 4): Promise<{ sql: SQL; url: string }> {
   const schema = `t${++schemas}`;
-  const setup = new SQL(`${SERVER}/${DB}`, { max: 1 });
-  // ? MIGRATIONS run here in one transaction, as migrate.ts (the pg-store branch) will at start-up.
+  const setup = new SQL(DB_URL, { max: 1 });
+  // ? MIGRATIONS in one transaction, inside this test's schema (migrate.ts takes a whole database).
   await setup.begin(async (tx) => {
     await tx.unsafe(`CREATE SCHEMA ${schema}`);
     await tx.unsafe(`SET LOCAL search_path = ${schema}`);
     for (const m of MIGRATIONS) await tx.unsafe(m.sql);
   });
   await setup.close();
-  const url = `${SERVER}/${DB}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+  const url = `${DB_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
   return { sql: new SQL(url, { max }), url };
 }
 
-beforeAll(async () => {
-  if (!up) return;
-  admin = new SQL(`${SERVER}/postgres`, { max: 1 });
-  await admin.unsafe(`CREATE DATABASE ${DB}`);
-});
 afterAll(async () => {
-  if (!up) return;
-  await admin.unsafe(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
-  await admin.close();
+  await db?.drop();
 });
-
-const T0 = Date.parse("2025-11-03T22:00:00Z");
-const MIN = 60_000;
-const p = (field: string, minute: number, value: number | null, extra: Partial<HistoryPoint> = {}): HistoryPoint => ({
-  kind: "agent",
-  subject: "smart_trader",
-  field,
-  ts: T0 + minute * MIN,
-  value,
-  ...extra,
-});
-const all = { from: T0 - MIN, to: T0 + 1000 * MIN, points: 1000, maxSeries: 100 };
 
 /** A PostgreSQL history on a fresh schema, and a SQLite one in a temp dir: fed alike, compared. */
 async function both(maxSeries?: number) {
@@ -443,9 +412,9 @@ describe.skipIf(!up)("history in PostgreSQL", () => {
 
   test("a database without the history tables at start-up: history off (503), opened once they are there", async () => {
     const schema = `t${++schemas}`;
-    const setup = new SQL(`${SERVER}/${DB}`, { max: 1 });
+    const setup = new SQL(DB_URL, { max: 1 });
     await setup.unsafe(`CREATE SCHEMA ${schema}`);
-    const sql = new SQL(`${SERVER}/${DB}?options=${encodeURIComponent(`-c search_path=${schema}`)}`, { max: 2 });
+    const sql = new SQL(`${DB_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`, { max: 2 });
     using dir = tempDir();
     const log = createMemoryLogger();
     const history = await createHistory({
