@@ -5,13 +5,8 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { SQL } from "bun";
-import {
-  machineDatabase,
-  machinePostgres,
-  privatePostgres,
-  startPrivatePostgres,
-  startStandby,
-} from "./postgres-server";
+import { createTestDatabase, serverAnswers, type TestDatabase } from "./postgres";
+import { privatePostgres, startPrivatePostgres, startStandby } from "./postgres-server";
 import { waitFor } from "./wait";
 
 /** A client that gives up quickly, so "refused" is an error within the test, not a hang. */
@@ -106,12 +101,14 @@ describe("private primary and synchronous standby", () => {
   );
 });
 
+const machinePostgres = await serverAnswers();
+
 describe("the machine's PostgreSQL", () => {
   test.skipIf(!machinePostgres)("a test database of its own, dropped at the end", async () => {
     const admin = client("postgres://root@127.0.0.1:5432/postgres");
     let name: string;
     {
-      await using db = await machineDatabase();
+      await using db = (await createTestDatabase()) as TestDatabase;
       name = db.name;
       const sql = client(db.url);
       expect(await sql`SELECT current_database() AS db`).toEqual([{ db: name }]);

@@ -1,9 +1,8 @@
-// PostgreSQL for the tests (issue 12): a database of its own on the machine's server for
-// each test file, and a private server (initdb + pg_ctl in a temporary directory, on a
-// free port) for the fault tests, which must kill -9 it, restart it and make it refuse
+// PostgreSQL for the tests (issue 12): a private server (initdb + pg_ctl in a temporary
+// directory, on a free port) for the fault tests, which must kill -9 it, restart it and make it refuse
 // connections without disturbing anyone else. Real servers only, never a mock: a test
 // that cannot have one skips with a message (`test.skipIf`), and .ci/run makes sure CI
-// has one.
+// has one. A database of its own on the machine's server, and the TCP proxy: test/postgres.ts.
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -13,9 +12,6 @@ import { waitFor } from "./wait";
 
 /** Where Debian's postgresql-15 package puts initdb, pg_ctl and postgres. */
 export const PG_BIN = "/usr/lib/postgresql/15/bin";
-
-/** The machine's server, as the issue describes it: trust auth for root on 127.0.0.1. */
-export const MACHINE_PG = { host: "127.0.0.1", port: 5432, user: "root" } as const;
 
 /** How long a probe waits for a server to answer before it counts as absent. */
 const PROBE_TIMEOUT_S = 2;
@@ -56,23 +52,6 @@ async function probe(url: string): Promise<true | string> {
   }
 }
 
-function machineUrl(db: string): string {
-  return `postgres://${MACHINE_PG.user}@${MACHINE_PG.host}:${MACHINE_PG.port}/${db}`;
-}
-
-/**
- * Whether the machine's PostgreSQL answers (probed once per test file, at load, so that
- * `test.skipIf` can use it); a warning names the reason when it does not.
- */
-export const machinePostgres: boolean = await (async () => {
-  const result = await probe(machineUrl("postgres"));
-  if (result === true) return true;
-  console.warn(
-    `SKIP PostgreSQL tests: no server at ${MACHINE_PG.host}:${MACHINE_PG.port} (${result}); .ci/run starts it`,
-  );
-  return false;
-})();
-
 /**
  * Whether a private server can be made here: the binaries exist, and (as root) the
  * `postgres` user exists to run them, since initdb refuses to run as root.
@@ -104,14 +83,6 @@ async function createDatabaseAt(adminUrl: string, name: string): Promise<void> {
 async function dropDatabaseAt(adminUrl: string, name: string): Promise<void> {
   // ? WITH (FORCE): a replica a test killed -9 may leave a backend behind for a moment.
   await withClient(adminUrl, (sql) => sql.unsafe(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`));
-}
-
-/** A fresh, empty database of its own on the machine's server (check `machinePostgres` first). */
-export async function machineDatabase(prefix?: string): Promise<TestDatabase> {
-  const name = randomDatabaseName(prefix);
-  const admin = machineUrl("postgres");
-  await createDatabaseAt(admin, name);
-  return { name, url: machineUrl(name), [Symbol.asyncDispose]: () => dropDatabaseAt(admin, name) };
 }
 
 /** A free TCP port on loopback: bound to 0, read, released (the server binds it next). */

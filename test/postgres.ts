@@ -14,13 +14,13 @@ export const TEST_PASSWORD = "pw-never-shown-7f3a";
 /** Seconds to wait for the server before taking it as absent. */
 const PROBE_TIMEOUT_S = 3;
 
-export interface TestDatabase {
+export interface TestDatabase extends AsyncDisposable {
   /** postgres://root:TEST_PASSWORD@host:port/<random name> */
   readonly url: string;
   readonly name: string;
   /** A client of the admin database (for a holder of locks, a look at pg_stat_activity). */
   readonly admin: SQL;
-  /** Drops the database, ending its connections first. Idempotent. */
+  /** Drops the database, ending its connections first. Idempotent; also its asyncDispose. */
   drop(): Promise<void>;
 }
 
@@ -44,17 +44,20 @@ export async function createTestDatabase(): Promise<TestDatabase | null> {
   url.password = TEST_PASSWORD;
   url.pathname = `/${name}`;
   let dropped = false;
-  return {
-    url: url.toString(),
-    name,
-    admin,
-    async drop() {
-      if (dropped) return;
-      dropped = true;
-      await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await admin.close();
-    },
+  const drop = async () => {
+    if (dropped) return;
+    dropped = true;
+    await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.close();
   };
+  return { url: url.toString(), name, admin, drop, [Symbol.asyncDispose]: drop };
+}
+
+/** Whether the test server answers (for `describe.skipIf`, asked once at a file's load); it says why not, once. */
+export async function serverAnswers(): Promise<boolean> {
+  const db = await createTestDatabase();
+  await db?.drop();
+  return db !== null;
 }
 
 /** What a TcpProxy does with traffic: pass it, refuse connections (closed port), or swallow it (a black-holed network). */

@@ -7,7 +7,10 @@ import { describe, expect, test } from "bun:test";
 import { SQL } from "bun";
 import { MIGRATIONS } from "../../src/store/postgres/migrations";
 import { fixture, type Json, tempDir, waitFor } from "../helpers";
-import { machineDatabase, machinePostgres } from "../postgres-server";
+import { createTestDatabase, serverAnswers, type TestDatabase } from "../postgres";
+
+const machinePostgres = await serverAnswers();
+
 import type { ServiceProcess } from "./process";
 import {
   clusterOfId,
@@ -36,13 +39,13 @@ const LATENCY_SAMPLES = 30;
  * a start fails half-way.
  */
 async function pair() {
-  const db = await machineDatabase();
+  const db = (await createTestDatabase()) as TestDatabase;
   const homes = [tempDir(), tempDir()] as const;
   const replicas: ServiceProcess[] = [];
   const dispose = async () => {
     for (const replica of replicas.reverse()) await replica[Symbol.asyncDispose]();
     for (const home of homes) home[Symbol.dispose]();
-    await db[Symbol.asyncDispose]();
+    await db.drop();
   };
   try {
     const started = await Promise.allSettled(homes.map((h) => spawnReplica({ databaseUrl: db.url, home: h.path })));

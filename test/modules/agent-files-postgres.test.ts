@@ -13,13 +13,11 @@ import { pauseAfterCorruption, pauseWhileUnreachable, restoreDocument } from "..
 import { createJsonFilePersistence } from "../../src/store/json-file";
 import { openPostgresStore } from "../../src/store/postgres/store";
 import { fixture, fixtureText, logged, tempDir, waitFor } from "../helpers";
-import { createTestDatabase, type TestDatabase } from "../postgres";
+import { createTestDatabase, serverAnswers, type TestDatabase } from "../postgres";
 import { type Replica, startReplica } from "../replica";
 
 // ? With no server, createTestDatabase says so on stderr (once) and the describe skips.
-const probe = await createTestDatabase();
-await probe?.drop();
-const noServer = probe === null;
+const noServer = !(await serverAnswers());
 
 const REGIME = "runtime/market_regime.json";
 const OPERATOR = { address: "10.0.0.2", userAgent: "curl/8" };

@@ -8,12 +8,10 @@ import { join } from "node:path";
 import { AGENT_FILES_KEY } from "../../src/modules/agent-files/model";
 import { PAUSE_FILE } from "../../src/modules/guardian/service";
 import { fixture, fixtureText, get, logged, post, startApp, type TestApp, tempDir, waitFor } from "../helpers";
-import { createTestDatabase, type TestDatabase } from "../postgres";
+import { createTestDatabase, serverAnswers, type TestDatabase } from "../postgres";
 
 // ? With no server, createTestDatabase says so on stderr (once) and the describe skips.
-const probe = await createTestDatabase();
-await probe?.drop();
-const noServer = probe === null;
+const noServer = !(await serverAnswers());
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
