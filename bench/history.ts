@@ -5,11 +5,19 @@
 // (default: main), for that ref's design too, built from `git archive` in a temporary
 // directory with its own recorder filling its own history.db.
 //
+// ? The dashboards are clients on the server's own two cores, so what they spend is charged
+// to the server's figures. A browser decompresses the gzipped answer on the viewer's machine;
+// here Bun's fetch would do it on the server's cores (~40 ms of CPU per 1 MB answer at 300
+// agents, five at once when a shared answer arrives). So the charts read the gzipped bytes
+// as sent (the server's whole work) without decompressing them, and one more row
+// ("clients decompress") measures the same with clients that do, to show that cost apart.
+//
 //   bun bench/history.ts            # this scenario alone (dist/neolight-dashboard must exist)
 //
 // Environment: BENCH_HISTORY_AGENTS (300), BENCH_HISTORY_DAYS (30), BENCH_DURATION_S (10),
 // BENCH_HISTORY_BASE (main; "" skips the comparison), BENCH_HISTORY_FILLED (a history.db
-// to copy instead of recording one: at 300 agents recording 30 days takes minutes).
+// to copy instead of recording one: at 300 agents recording 30 days takes minutes),
+// BENCH_HISTORY_BASE_FILLED (the same for the base's design, when its layout is the same).
 import { spawn, spawnSync } from "node:child_process";
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,6 +32,8 @@ const DURATION = Number(process.env.BENCH_DURATION_S ?? 10);
 const BASE = process.env.BENCH_HISTORY_BASE ?? "main";
 /** A history.db this design's bench/history-fill.ts wrote before (same agents and days): copied, not refilled. */
 const REUSE = process.env.BENCH_HISTORY_FILLED;
+/** The same for the base's design (its own recorder's layout). */
+const REUSE_BASE = process.env.BENCH_HISTORY_BASE_FILLED;
 /** Dashboards loading charts at once, and the router's connections (wrk). */
 const DASHBOARDS = 5;
 const ROUTER_CONNECTIONS = 10;
@@ -37,6 +47,8 @@ export interface HistoryLoadResult {
   none: LoadFigures;
   /** Charts asked as the page asks (range=30d: the shared cache answers most). */
   cached: LoadFigures;
+  /** The same, with clients that decompress the answers on the server's cores. */
+  cached_decompressed: LoadFigures;
   /** Each chart a different from/to: every one a real query of 30 days. */
   uncached: LoadFigures;
 }
@@ -73,8 +85,14 @@ function wrkGet(port: number, seconds: number): Promise<string> {
 }
 
 /** The router's figures while DASHBOARDS clients load charts for as long as wrk runs. */
-async function underCharts(port: number, mode: "none" | "cached" | "uncached"): Promise<LoadFigures> {
+async function underCharts(
+  port: number,
+  mode: "none" | "cached" | "uncached",
+  decompress = false,
+): Promise<LoadFigures> {
   const cached = mode === "cached";
+  // ? Bun's fetch sends no Accept-Encoding when told not to decompress: asked for, as a browser does.
+  const init: BunFetchRequestInit = decompress ? {} : { decompress: false, headers: { "accept-encoding": "gzip" } };
   let running = true;
   const times: number[] = [];
   let errors = 0;
@@ -85,7 +103,7 @@ async function underCharts(port: number, mode: "none" | "cached" | "uncached"): 
       const query = cached ? "range=30d&points=300" : `from=${to - 30 * DAY}&to=${to}&points=300`;
       const t0 = performance.now();
       try {
-        const res = await fetch(`http://127.0.0.1:${port}/meta/history?${query}`);
+        const res = await fetch(`http://127.0.0.1:${port}/meta/history?${query}`, init);
         await res.arrayBuffer();
         times.push(performance.now() - t0);
         if (res.status !== 200) {
@@ -125,7 +143,8 @@ async function measure(design: string, binary: string, fill: string, cwd: string
   const filled = join(scratch, "history.db");
   console.error(`bench: history (${design}): recording ${DAYS} days of ${AGENTS} agents`);
   const t0 = performance.now();
-  if (design === "this" && REUSE !== undefined) copyFileSync(REUSE, filled);
+  const reuse = design === "this" ? REUSE : REUSE_BASE;
+  if (reuse !== undefined) copyFileSync(reuse, filled);
   else {
     const r = spawnSync(process.execPath, [fill, filled, String(AGENTS), String(DAYS)], { cwd, stdio: "inherit" });
     if (r.status !== 0) throw new Error(`${fill} failed`);
@@ -142,9 +161,19 @@ async function measure(design: string, binary: string, fill: string, cwd: string
     const none = await underCharts(run.port, "none");
     console.error(`bench: history (${design}): cached charts`);
     const cached = await underCharts(run.port, "cached");
+    console.error(`bench: history (${design}): cached charts, clients decompress`);
+    const cachedDecompressed = await underCharts(run.port, "cached", true);
     console.error(`bench: history (${design}): uncached charts`);
     const uncached = await underCharts(run.port, "uncached");
-    return { design, fill_s: fillS, history_db_mb: size, none, cached, uncached };
+    return {
+      design,
+      fill_s: fillS,
+      history_db_mb: size,
+      none,
+      cached,
+      cached_decompressed: cachedDecompressed,
+      uncached,
+    };
   } finally {
     await run.stop();
     rmSync(scratch, { recursive: true, force: true });
@@ -193,6 +222,7 @@ export function historyTable(results: readonly HistoryLoadResult[]): string {
     for (const [label, f] of [
       ["none", r.none],
       ["range=30d (cached)", r.cached],
+      ["range=30d (cached), clients decompress", r.cached_decompressed],
       ["from/to (uncached)", r.uncached],
     ] as const) {
       lines.push(

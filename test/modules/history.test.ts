@@ -334,6 +334,24 @@ describe("history runs on its own threads: no request waits for it", () => {
     expect(find(next.series, "guardian", "", "drawdown")?.v).toEqual([8.73]);
   });
 
+  test("start-up does not wait for the history thread to open its file; what is posted meanwhile is recorded", async () => {
+    using dir = tempDir();
+    // Before issue 14's change startApp waited here for the open, that is for the gate's 30 s.
+    await using t = await startApp({
+      home: dir.path,
+      overrides: { history: { workerEntry: join(threads, "held-open.ts") } },
+    });
+    const file = join(dir.path, "state", "history.db");
+    expect(existsSync(file)).toBe(false);
+    expect((await post(t.app, "/meta/metrics", fixture("meta_metrics_paused_post"))).status).toBe(200);
+    expect((await get(t.app, "/status")).body.history).toMatchObject({ enabled: true, points_written: 0 });
+    writeFileSync(`${file}.open-gate`, "");
+    await t.services.history.flush();
+    const { status, series } = await history(t.app, "range=1h&kinds=guardian");
+    expect(status).toBe(200);
+    expect(find(series, "guardian", "", "is_paused")?.v).toEqual([1]);
+  });
+
   test("one answer per (range, points, kinds) is shared for a few seconds; from/to is always fresh", async () => {
     await using t = await startApp();
     const { body } = await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));

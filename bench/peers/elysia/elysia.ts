@@ -2,6 +2,10 @@
 // the service's flags (scripts/build.ts). It is what the framework alone costs: the
 // service's idle RSS and start-up are judged against it. A benchmark peer, not a service.
 //
+// PEER_WORKER=1 adds one idle thread holding an open SQLite database, as the service's
+// history writer (issue 16 puts history on its own thread): what that thread alone costs
+// the platform, measured apart (bench/levers.ts `elysia-thread=...:PEER_WORKER=1`).
+//
 // DURABILITY: none. GET /meta/metrics serves the hive fixture precomputed at start-up, as
 // the floor does; POSTs read the body and answer 200 without storing anything.
 //
@@ -16,6 +20,15 @@ const port = Number(process.env.NEOLIGHT_DASHBOARD_PORT || 8100);
 const now = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
 const METRICS = JSON.stringify({ ...fixture, cache_timestamp: now });
 const json = { "content-type": "application/json" };
+
+/** The thread's code: an in-memory database with a table, then idle. */
+const WORKER_CODE = `const { Database } = require("bun:sqlite");
+const db = new Database(":memory:");
+db.run("CREATE TABLE t (a)");
+self.onmessage = () => {};`;
+if (process.env.PEER_WORKER === "1") {
+  new Worker(URL.createObjectURL(new Blob([WORKER_CODE], { type: "application/javascript" })));
+}
 
 const app = new Elysia()
   .use(openapi())
