@@ -26,7 +26,7 @@ import type { HistoryQuery } from "./model";
 import { startPruner } from "./prune";
 import { planQuery, type QueryPlan } from "./query";
 import { FLUSH_MS, startRecorder } from "./recorder";
-import { type HistoryStatus, initialStatus } from "./status";
+import { type HistoryStatus, initialStatus, unavailableReason } from "./status";
 import { MAX_SERIES_TOTAL, startHistoryThreads, startPostgresThreads } from "./threads";
 
 /**
@@ -221,10 +221,7 @@ export async function createHistory(options: HistoryOptions): Promise<History> {
     flush: recorder.flush,
     async query(q, now = Date.now()) {
       if (!status.enabled) {
-        throw new UnavailableError(
-          `history unavailable: ${status.disabled_reason ?? "not open"}`,
-          DISABLED_RETRY_AFTER_S,
-        );
+        throw new UnavailableError(unavailableReason(status), DISABLED_RETRY_AFTER_S);
       }
       const plan = planQuery(q, now);
       const key = plan.shareKey;

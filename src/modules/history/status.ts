@@ -55,3 +55,7 @@ export const initialStatus = (path: string, days: number, maxBytes: number, minF
   wal_bytes: null,
   pruned_for_size: 0,
 });
+
+/** Why history cannot answer, in the words every 503 and thread error for it uses. */
+export const unavailableReason = (status: HistoryStatus): string =>
+  `history unavailable: ${status.disabled_reason ?? "not open"}`;

@@ -17,7 +17,7 @@ import {
 } from "../../store/history-thread";
 // ? Types only: the PostgreSQL code is imported by service.ts, and only in that mode.
 import type { PostgresHistory } from "../../store/postgres/history";
-import type { HistoryStatus } from "./status";
+import { type HistoryStatus, unavailableReason } from "./status";
 
 const gzipAsync = promisify(gzip);
 
@@ -190,7 +190,7 @@ export async function startHistoryThreads(options: ThreadOptions): Promise<Histo
     async reader() {
       // ? The writer's open may be moving a corrupt file aside: the reader opens after it.
       await starting;
-      if (!status.enabled) throw new HistoryThreadError(`history unavailable: ${status.disabled_reason ?? "not open"}`);
+      if (!status.enabled) throw new HistoryThreadError(unavailableReason(status));
       return liveReader();
     },
     async recover(err) {
@@ -307,7 +307,7 @@ export async function startPostgresThreads(options: PostgresThreadOptions): Prom
       return db !== null && !closed && status.enabled ? thread(db) : null;
     },
     async reader() {
-      if (db === null) throw new HistoryThreadError(`history unavailable: ${status.disabled_reason ?? "not open"}`);
+      if (db === null) throw new HistoryThreadError(unavailableReason(status));
       return thread(db);
     },
     // ? Nothing to move aside: the database has no file of ours that can be corrupt.
