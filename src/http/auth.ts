@@ -20,7 +20,6 @@
 // host; without one, none. Writes are checked by the write path before it reads their body
 // (write-route.ts), and createApp refuses a write route that is not declared there.
 
-import { createHash, timingSafeEqual } from "node:crypto";
 import { networkInterfaces } from "node:os";
 import type { Server } from "bun";
 import { Elysia } from "elysia";
@@ -145,9 +144,14 @@ export interface AccessPolicyOptions {
   onWriteRefused?(reason: "unauthorised" | "rate_limited"): void;
 }
 
-/** SHA-256 first, so both sides have the same length and the comparison leaks neither. */
+/**
+ * SHA-256 first, so both sides have the same length and the comparison leaks neither.
+ * ? Bun's native hasher and the global `crypto.timingSafeEqual`, not node:crypto's: that
+ * module takes 8-17 ms to load in the compiled binary, all of it on the path to the first
+ * 200 (issue 14), and these two were all it was loaded for.
+ */
 function digest(value: string): Buffer {
-  return createHash("sha256").update(value).digest();
+  return new Bun.CryptoHasher("sha256").update(value).digest();
 }
 
 /** The credential in `Authorization`: a Bearer token, or the password of Basic (browsers). */
@@ -225,7 +229,7 @@ export function createAccessPolicy(options: AccessPolicyOptions): AccessPolicy {
   }
 
   function matches(secret: string, expected: Buffer | null): boolean {
-    return expected !== null && timingSafeEqual(digest(secret), expected);
+    return expected !== null && crypto.timingSafeEqual(digest(secret), expected);
   }
 
   /** Refuses with 421 when the request's Host names another host (a rebound name). */

@@ -5,7 +5,6 @@
 // PostgreSQL (issue 12) the same interface runs each op against the database instead.
 
 import { promisify } from "node:util";
-import { gzip } from "node:zlib";
 import type { Logger } from "../../log/logger";
 import {
   type HistoryOp,
@@ -19,7 +18,16 @@ import {
 import type { PostgresHistory } from "../../store/postgres/history";
 import { type HistoryStatus, unavailableReason } from "./status";
 
-const gzipAsync = promisify(gzip);
+/**
+ * gzip on libuv's thread pool. ? node:zlib is loaded on the first answer, not at import: it
+ * takes 5-11 ms to load in the compiled binary (issue 14), and only PostgreSQL's answers
+ * are gzipped here (the SQLite reader gzips in its own thread).
+ */
+let gzipAsync: ((json: Uint8Array) => Promise<Buffer>) | undefined;
+async function gzipJson(json: Uint8Array): Promise<Uint8Array> {
+  gzipAsync ??= promisify((await import("node:zlib")).gzip);
+  return new Uint8Array(await gzipAsync(json));
+}
 
 /**
  * Most distinct series ever created, per class (the safety kinds; the others): a poster
@@ -340,7 +348,7 @@ function postgresThread(db: PostgresHistory, queryTimeoutMs: number): HistoryThr
     record: async ({ points }) => ({ ...(await db.record(points)), series: db.seriesCount(), size: await db.size() }),
     answer: async ({ retentionDays, ...q }, timeoutMs) => {
       const json = await db.answer(q, retentionDays, timeoutMs);
-      return { json, gzip: new Uint8Array(await gzipAsync(json)) };
+      return { json, gzip: await gzipJson(json) };
     },
     prune: ({ before, limit }) => db.prune(before, limit),
     shrink: async ({ limit }) => {
