@@ -11,9 +11,15 @@
 //
 // Environment: BENCH_DURATION_S (10) per load figure, BENCH_SCALE_AGENTS ("3,30,300,3000"),
 // BENCH_SCALE_BASE (main; "" skips the peer), BENCH_SCALE_HISTORY_MAX (300: larger N get
-// "-" for the history rows; an hour at 1 Hz of 3,000 agents is 160 M points, minutes to fill).
+// "-" for the history rows; an hour at 1 Hz of 3,000 agents is 160 M points, minutes to fill),
+// BENCH_SCALE_ROUNDS (1): rounds of the load rows, every N in turn in each, medians printed.
+//
+// ? A rate at 50 connections swings by up to 2x between runs on this shared machine, and
+// the growth from N=300 to N=3000 with it (11-22x in four runs of one build). The main
+// thread's CPU per snapshot (from /proc) is the cost itself, what the rate is made of: the
+// row to judge the growth on.
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { waitFor } from "../test/wait";
@@ -26,6 +32,9 @@ const DURATION = Number(process.env.BENCH_DURATION_S ?? 10);
 const AGENTS = (process.env.BENCH_SCALE_AGENTS ?? "3,30,300,3000").split(",").map(Number);
 const BASE = process.env.BENCH_SCALE_BASE ?? "main";
 const HISTORY_MAX = Number(process.env.BENCH_SCALE_HISTORY_MAX ?? 300);
+const ROUNDS = Number(process.env.BENCH_SCALE_ROUNDS ?? 1);
+/** Clock ticks per second of /proc's utime and stime (USER_HZ: 100 on Linux). */
+const TICKS_PER_S = 100;
 /** The issue's: 50 posters at once. */
 const CONNECTIONS = 50;
 /** Queries timed per history figure (each a different from/to: none is cached). */
@@ -41,7 +50,28 @@ type StatusQueue = { queue?: { depth?: number } };
 interface Load {
   ok_rps: number;
   refused: number;
+  /** The server's main thread's CPU per accepted snapshot, ms (/proc/<pid>/task/<pid>/stat). */
+  main_ms_per_post: number;
   get_rps: number;
+}
+
+/** CPU time the thread `tid` of `pid` has used, ms. */
+function threadCpuMs(pid: number, tid: number): number {
+  const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+  // ? After the ")" that closes the command name: state is field 3, utime 14 and stime 15.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_S;
+}
+
+/** The median of each figure over the rounds. */
+function medianLoad(rounds: readonly Load[]): Load {
+  const of = (k: keyof Load) => median(rounds.map((r) => r[k]));
+  return {
+    ok_rps: of("ok_rps"),
+    refused: of("refused"),
+    main_ms_per_post: of("main_ms_per_post"),
+    get_rps: of("get_rps"),
+  };
 }
 
 export interface ScaleResult {
@@ -49,6 +79,10 @@ export interface ScaleResult {
   snapshot_bytes: number;
   this: Load;
   base: Load | null;
+  /** The floor peer parsing the same posts; null when it is not built. */
+  floor: Load | null;
+  /** This design's posts with NO_PURGE. */
+  noPurge: Load;
   /** Seconds for /meta/history of the last hour after an hour at 1 Hz; null when not measured. */
   history_1h_s: number | null;
   /** history.db after 30 days at one snapshot per 300 s, MB; null when not measured. */
@@ -79,7 +113,22 @@ function runWrk(args: string[]): Promise<string> {
   });
 }
 
-async function load(binary: string, body: string, env: Record<string, string>): Promise<Load> {
+/**
+ * mimalloc's purge of freed memory off (`MIMALLOC_PURGE_DELAY=-1`; Bun reads it at exec, so it
+ * cannot be set from inside): measured as a lever row. At N=3000 each post's 1 MB body and
+ * text are freed at a GC, purged back to the kernel 10 ms later and faulted in again by the
+ * next posts (730-780 minor faults a post against 9-11 at N=300), which made the main
+ * thread's cost per snapshot grow 20-25x for 10x the data; without the purge 11-13x.
+ */
+const NO_PURGE = { MIMALLOC_PURGE_DELAY: "-1" };
+/** The floor peer (bench/peers/floor) parsing each POST: the platform's read and parse alone. */
+const FLOOR = join(ROOT, "bench", "peers", "floor", "floor-peer");
+
+/**
+ * Durable snapshots/s of `body` at CONNECTIONS, then (unless `postsOnly`: a peer that keeps
+ * no document) GET /meta/metrics req/s once the queue has drained.
+ */
+async function load(binary: string, body: string, env: Record<string, string>, postsOnly = false): Promise<Load> {
   const dir = mkdtempSync(join(tmpdir(), "bench-scale-"));
   const script = join(dir, "post.lua");
   writeFileSync(
@@ -90,10 +139,18 @@ async function load(binary: string, body: string, env: Record<string, string>): 
   try {
     const url = `http://127.0.0.1:${run.port}/meta/metrics`;
     const common = ["-t2", `-c${CONNECTIONS}`, `-d${DURATION}s`, "--timeout", "10s"];
+    const cpu0 = threadCpuMs(run.pid, run.pid);
     const post = await runWrk([...common, "-s", script, url]);
+    const mainMs = threadCpuMs(run.pid, run.pid) - cpu0;
     const requests = Number(post.match(/(\d+) requests in/)?.[1] ?? 0);
     const refused = Number(post.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0);
     const secs = Number(post.match(/requests in ([\d.]+)s/)?.[1] ?? DURATION);
+    const posts = {
+      ok_rps: (requests - refused) / secs,
+      refused,
+      main_ms_per_post: requests > refused ? mainMs / (requests - refused) : Number.NaN,
+    };
+    if (postsOnly) return { ...posts, get_rps: Number.NaN };
     // The posts wrk left in the queue are applied first: the GETs are measured alone.
     await waitFor(
       async () =>
@@ -104,8 +161,7 @@ async function load(binary: string, body: string, env: Record<string, string>): 
     // The document now holds the snapshot (or, where it was refused, the defaults).
     const get = await runWrk([...common, url]);
     return {
-      ok_rps: (requests - refused) / secs,
-      refused,
+      ...posts,
       get_rps: Number(get.match(/Requests\/sec:\s+([\d.]+)/)?.[1] ?? 0),
     };
   } finally {
@@ -196,11 +252,25 @@ export async function scaleScenario(
   const rows: ScaleResult[] = [];
   const scrapes: ScrapeCost[] = [];
   try {
-    for (const agents of AGENTS) {
-      const body = JSON.stringify(hiveSnapshot(agents, 1));
-      console.error(`bench: scale, ${agents} agents: load`);
-      const mine = await load(binary, body, RAISED);
-      const theirs = base === null ? null : await load(base.binary, body, {});
+    const bodies = AGENTS.map((agents) => JSON.stringify(hiveSnapshot(agents, 1)));
+    const mine: Load[][] = AGENTS.map(() => []);
+    const theirs: Load[][] = AGENTS.map(() => []);
+    const floors: Load[][] = AGENTS.map(() => []);
+    const noPurge: Load[][] = AGENTS.map(() => []);
+    const floorBuilt = existsSync(FLOOR);
+    if (!floorBuilt) console.error(`bench: scale: ${FLOOR} is not built; no floor row`);
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const [i, agents] of AGENTS.entries()) {
+        const body = bodies[i] as string;
+        console.error(`bench: scale, ${agents} agents: load (round ${round} of ${ROUNDS})`);
+        mine[i]?.push(await load(binary, body, RAISED));
+        if (base !== null) theirs[i]?.push(await load(base.binary, body, {}));
+        if (floorBuilt) floors[i]?.push(await load(FLOOR, body, { FLOOR_PARSE: "1" }, true));
+        noPurge[i]?.push(await load(binary, body, { ...RAISED, ...NO_PURGE }, true));
+      }
+    }
+    for (const [i, agents] of AGENTS.entries()) {
+      const body = bodies[i] as string;
       let hour: number | null = null;
       let month: { mb: number; points: number } | null = null;
       if (agents <= HISTORY_MAX) {
@@ -215,8 +285,10 @@ export async function scaleScenario(
       rows.push({
         agents,
         snapshot_bytes: Buffer.byteLength(body),
-        this: mine,
-        base: theirs,
+        this: medianLoad(mine[i] ?? []),
+        base: base === null ? null : medianLoad(theirs[i] ?? []),
+        floor: floorBuilt ? medianLoad(floors[i] ?? []) : null,
+        noPurge: medianLoad(noPurge[i] ?? []),
         history_1h_s: hour,
         history_30d_mb: month?.mb ?? null,
         history_30d_points: month?.points ?? null,
@@ -238,25 +310,41 @@ export function scaleTable({ rows, scrapes, base }: Awaited<ReturnType<typeof sc
         ? `${int(mine)} (${base}: refused)`
         : `${int(mine)} (${(mine / theirs).toFixed(2)}x ${base})`;
   const cell = (f: (r: ScaleResult) => string) => rows.map(f).join(" | ");
+  // ? "No row grows faster than the data" (issue 16's verdict), read off one column: how
+  // much each row's cost grows from one N to the next, beside the snapshot's own growth.
+  // A rate's cost is its inverse (10x fewer snapshots/s is 10x the cost of one).
+  const growth = (cost: (r: ScaleResult) => number | null) => {
+    const steps: string[] = [];
+    for (let i = 1; i < rows.length; i++) {
+      const [before, after] = [cost(rows[i - 1] as ScaleResult), cost(rows[i] as ScaleResult)];
+      if (before !== null && after !== null && before > 0) steps.push(`${(after / before).toFixed(1)}x`);
+    }
+    return steps.length === 0 ? "-" : steps.join(", ");
+  };
   const lines = [
-    `How the service scales with N agents and N strategies (compiled binary, ${CONNECTIONS} connections, ${DURATION} s per figure; ratios to ${base ?? "no peer"} measured in the same run)`,
+    `How the service scales with N agents and N strategies (compiled binary, ${CONNECTIONS} connections, ${DURATION} s per figure, load rows the medians of ${ROUNDS} round(s); ratios to ${base ?? "no peer"} measured in the same run)`,
     "",
-    `| | ${rows.map((r) => `N=${r.agents}`).join(" | ")} |`,
-    `|---|${rows.map(() => "---").join("|")}|`,
-    `| snapshot | ${cell((r) => size(r.snapshot_bytes))} |`,
-    `| durable snapshots/s | ${cell((r) => vs(r.this.ok_rps, r.base?.ok_rps))} |`,
+    `| | ${rows.map((r) => `N=${r.agents}`).join(" | ")} | cost growth from one N to the next |`,
+    `|---|${rows.map(() => "---").join("|")}|---|`,
+    `| snapshot | ${cell((r) => size(r.snapshot_bytes))} | ${growth((r) => r.snapshot_bytes)} (the data) |`,
+    `| durable snapshots/s | ${cell((r) => vs(r.this.ok_rps, r.base?.ok_rps))} | ${growth((r) => 1 / r.this.ok_rps)} |`,
+    `| main thread's CPU per snapshot | ${cell((r) => `${r.this.main_ms_per_post.toFixed(2)} ms`)} | ${growth((r) => r.this.main_ms_per_post)} |`,
+    `| durable snapshots/s, MIMALLOC_PURGE_DELAY=-1 | ${cell((r) => int(r.noPurge.ok_rps))} | ${growth((r) => 1 / r.noPurge.ok_rps)} |`,
+    `| main thread's CPU per snapshot, MIMALLOC_PURGE_DELAY=-1 | ${cell((r) => `${r.noPurge.main_ms_per_post.toFixed(2)} ms`)} | ${growth((r) => r.noPurge.main_ms_per_post)} |`,
+    // ? The platform's share: raw Bun.serve reading and parsing the same posts, nothing else.
+    `| the same, floor (read + JSON.parse only) | ${cell((r) => (r.floor === null ? "-" : `${r.floor.main_ms_per_post.toFixed(2)} ms`))} | ${growth((r) => r.floor?.main_ms_per_post ?? null)} |`,
     // ? Where the peer refused the snapshot its document is the defaults: no comparison.
     `| GET /meta/metrics req/s | ${cell((r) =>
       r.base !== null && r.base.ok_rps === 0
         ? `${int(r.this.get_rps)} (${base} holds no snapshot)`
         : vs(r.this.get_rps, r.base?.get_rps),
-    )} |`,
-    `| /meta/history 1 h after 1 h at 1 Hz | ${cell((r) => (r.history_1h_s === null ? "-" : `${r.history_1h_s.toFixed(3)} s`))} |`,
+    )} | ${growth((r) => 1 / r.this.get_rps)} |`,
+    `| /meta/history 1 h after 1 h at 1 Hz | ${cell((r) => (r.history_1h_s === null ? "-" : `${r.history_1h_s.toFixed(3)} s`))} | ${growth((r) => r.history_1h_s)} |`,
     `| history.db after 30 days at 1/300 s | ${cell((r) =>
       r.history_30d_mb === null
         ? "-"
         : `${r.history_30d_mb.toFixed(1)} MB (${((r.history_30d_mb * 1e6) / (r.history_30d_points ?? 1)).toFixed(1)} B/point)`,
-    )} |`,
+    )} | ${growth((r) => r.history_30d_mb)} |`,
     "",
     "This design's body limits raised for the load rows (NEOLIGHT_MAX_BODY_KEYS): with the defaults N=3000 (51,011 keys) is answered 400 with its guardian applied.",
   ];

@@ -8,6 +8,7 @@
 //
 // Build (the service's compile flags, so the comparison is fair; `make bench` does it):
 //   bun run scripts/build.ts bench/peers/floor/floor-peer bench/peers/floor/floor.ts
+import { isUtf8 } from "node:buffer";
 import { readFileSync } from "node:fs";
 // Embedded at build time, so the compiled binary runs from any directory.
 import embedded from "../../../test/fixtures/neolight/meta_metrics_post.json";
@@ -30,9 +31,27 @@ const HEALTH = JSON.stringify({
 });
 const POST_OK = JSON.stringify({ status: "ok", timestamp: now });
 const NOT_FOUND = JSON.stringify({ error: "Not Found", code: 404 });
+const NOT_UTF8 = JSON.stringify({ error: "request body is not valid UTF-8", code: 400 });
 
+// ? FLOOR_HANDLER=1 answers GET /meta/metrics from a JavaScript function (a new Response of
+// the same precomputed text per request) instead of Bun's native static Response: the least
+// a server can do that logs or counts each request. Its rate over the static one's is what
+// running any JavaScript per request costs on this platform (issue 14's GET goal).
+const metricsGet =
+  process.env.FLOOR_HANDLER === "1"
+    ? () => new Response(METRICS, { headers: json })
+    : new Response(METRICS, { headers: json });
+
+// ? FLOOR_PARSE=1 makes a POST do the least a JSON endpoint must: read the body, check that
+// it is UTF-8, decode and parse it (then drop it). How that grows with the body is the
+// platform's share of a snapshot's cost as the agents grow (bench/scale.ts, issue 16).
+const parse = process.env.FLOOR_PARSE === "1";
 const post = async (req: Request) => {
-  await req.text();
+  if (parse) {
+    const bytes = new Uint8Array(await req.arrayBuffer());
+    if (!isUtf8(bytes)) return new Response(NOT_UTF8, { status: 400, headers: json });
+    JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8"));
+  } else await req.text();
   return new Response(POST_OK, { headers: json });
 };
 
@@ -43,7 +62,7 @@ const server = Bun.serve({
   routes: {
     "/health": { GET: new Response(HEALTH, { headers: json }) },
     "/meta/metrics": {
-      GET: new Response(METRICS, { headers: json }),
+      GET: metricsGet,
       POST: post,
     },
     "/atlas/update": { POST: post },
