@@ -583,6 +583,24 @@ interface SectionChecks {
   sections: readonly Section[];
 }
 
+const checksBySchema = new WeakMap<TSchema, TypeCheck<TSchema>>();
+
+/**
+ * `schema`'s compiled check, made on first use and shared by every caller of the same schema
+ * object. ? Issue 14: a compile is not cheap (MetaMetricsUpdate: 5-15 ms), and the POST
+ * route's parser and the document's restore each compiled that schema at start-up, the
+ * restore's at import; module-level compiles of checks used later (or, like the shared agent
+ * files', only with PostgreSQL) put their cost on the path to the first 200 as well.
+ */
+export function compiledCheck<T extends TSchema>(schema: T): TypeCheck<T> {
+  let check = checksBySchema.get(schema);
+  if (check === undefined) {
+    check = TypeCompiler.Compile(schema);
+    checksBySchema.set(schema, check);
+  }
+  return check as TypeCheck<T>;
+}
+
 /** One top-level property's compiled check. */
 interface Section {
   key: string;
@@ -776,7 +794,7 @@ export function jsonObjectParser(
   strict: readonly string[] = [],
   limits: BodyLimits = DEFAULT_BODY_LIMITS,
 ): (request: Request) => Promise<Record<string, unknown>> {
-  const check = TypeCompiler.Compile(schema);
+  const check = compiledCheck(schema);
   const strictKeys = new Set(strict);
   return async (request) => {
     // ? The strict keys are the safety keys: a body over a limit still gets them applied.

@@ -4,7 +4,7 @@
 // shared copy, with the holder's dates, on /meta/regime, /meta/performance and
 // /governor/allocations, and to /metrics, history and /status alike: they all read the
 // WatchedFile this wraps. Only with a shared store: the embedded mode never writes the key.
-import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { compiledCheck } from "../../http/json-body";
 import type { Logger } from "../../log/logger";
 import type { DocumentStore, UpdateSource } from "../../store/store";
 import type { MetaService } from "../meta/service";
@@ -46,7 +46,6 @@ export interface ShareDeps {
   now?: () => number;
 }
 
-const entryCheck = TypeCompiler.Compile(SharedAgentFileSchema);
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /**
@@ -83,7 +82,7 @@ export function shareAgentFiles({ files, store, meta, holder, log, now = Date.no
     const problem =
       validate === undefined
         ? "not an agent file"
-        : entryCheck.Check(entry)
+        : compiledCheck(SharedAgentFileSchema).Check(entry)
           ? validate(entry.content)
           : "not a shared agent file entry";
     if (problem === null) {

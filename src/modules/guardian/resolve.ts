@@ -2,7 +2,7 @@
 // three sources (the hive's last report, the pause file, the operator's last action) and the
 // time. Pure: no clock, no disk, no store; the store wrapper (service.ts) calls it in every
 // commit that touches a source, so what is served, persisted, logged and streamed agree.
-import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { compiledCheck } from "../../http/json-body";
 import type { JsonObject } from "../../store/store";
 import type { Guardian, PausedBy, ServedGuardian } from "../meta/model";
 import { GuardianSources, type PauseFileContent, type PauseReading } from "./model";
@@ -132,15 +132,13 @@ export function resolveGuardian(
   return served;
 }
 
-const sourcesCheck = TypeCompiler.Compile(GuardianSources);
-
 /**
  * The sources a document holds. A document without them (written before issue 11) or with
  * a broken copy takes its stored guardian as the hive's last report: that is what it was.
  */
 export function sourcesOf(doc: Readonly<JsonObject>): GuardianSources {
   const stored = doc[GUARDIAN_SOURCES_KEY];
-  if (sourcesCheck.Check(stored)) return stored;
+  if (compiledCheck(GuardianSources).Check(stored)) return stored;
   const guardian = doc.guardian as Guardian | undefined;
   return {
     hive: guardian === undefined ? null : { report: guardian, received_at: null },

@@ -1,9 +1,8 @@
 // The meta-metrics feature: accepting updates into the channel and serving the merged
 // document. Plain logic, no Elysia: routes in index.ts call this.
 
-import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { describeProblems, HttpError, UnavailableError, UnprocessableError } from "../../http/errors";
-import { coerce, jsonTextBound, loneSurrogateAt, repairLoneSurrogates } from "../../http/json-body";
+import { coerce, compiledCheck, jsonTextBound, loneSurrogateAt, repairLoneSurrogates } from "../../http/json-body";
 import { clip, type Logger } from "../../log/logger";
 import { objectJson, valueJson } from "../../store/json-text";
 import {
@@ -164,7 +163,6 @@ export function pauseWhileUnreachable(log: Logger): (problem: string, doc?: Read
   };
 }
 
-const restoreCheck = TypeCompiler.Compile(MetaMetricsUpdate);
 const SAFETY = new Set<string>(SAFETY_KEYS);
 /**
  * Keys the size caps never refuse: the safety keys, and the guardian's sources, which are
@@ -192,6 +190,7 @@ export function restoreDocument(log: Logger): (doc: JsonObject) => Restored {
         more: Math.max(0, repaired.length - MAX_LISTED_COERCED_PATHS),
       });
     }
+    const restoreCheck = compiledCheck(MetaMetricsUpdate);
     if (restoreCheck.Check(doc)) return { doc, problem: null };
     let problem: string | null = null;
     let { coerced, refused } = coerce(restoreCheck, doc, SAFETY);
