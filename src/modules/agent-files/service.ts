@@ -7,8 +7,7 @@ import { type BigIntStats, constants, type FSWatcher, watch } from "node:fs";
 import { type FileHandle, open, readlink, realpath, stat } from "node:fs/promises";
 import { basename, dirname, join, sep } from "node:path";
 import type { TSchema } from "@sinclair/typebox";
-import { TypeCompiler } from "@sinclair/typebox/compiler";
-import { loneSurrogateAt, MAX_DEPTH, MAX_NODES, maySpellSurrogate } from "../../http/json-body";
+import { compiledCheck, loneSurrogateAt, MAX_DEPTH, MAX_NODES, maySpellSurrogate } from "../../http/json-body";
 import type { Logger } from "../../log/logger";
 import type { FilesHolder } from "./holder";
 import { Allocations, type FileSource, PerformanceAttribution, RegimeDocument } from "./model";
@@ -342,10 +341,14 @@ export function watchJsonFile({ name, path, validate, pollMs, log, home, onChang
   };
 }
 
-/** Compiles a schema into a WatchOptions.validate: null, or the first problem with its path. */
+/**
+ * A schema as a WatchOptions.validate: null, or the first problem with its path. The check
+ * is compiled on the first value and shared by every validator of the same schema
+ * (compiledCheck): the replicas' shared copies use the same schemas as the watchers.
+ */
 export function validator(schema: TSchema): (value: unknown) => string | null {
-  const check = TypeCompiler.Compile(schema);
   return (value) => {
+    const check = compiledCheck(schema);
     if (check.Check(value)) return null;
     const first = check.Errors(value).First();
     return first ? `${first.path || "/"}: ${first.message}` : "does not match its schema";
