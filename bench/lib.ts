@@ -111,6 +111,17 @@ export function procStatusKiB(pid: number, field: "VmRSS" | "RssAnon" | "RssFile
   }
 }
 
+/** Clock ticks per second of /proc's utime and stime (USER_HZ: 100 on Linux). */
+const TICKS_PER_S = 100;
+
+/** CPU time the main thread of `pid` has used (user + system), ms, from /proc/<pid>/task/<pid>/stat. */
+export function mainThreadCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, "utf8");
+  // ? After the ")" that closes the command name: state is field 3, utime 14 and stime 15.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_S;
+}
+
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2

@@ -19,13 +19,13 @@
 // thread's CPU per snapshot (from /proc) is the cost itself, what the rate is made of: the
 // row to judge the growth on.
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { waitFor } from "../test/wait";
 import { buildBase } from "./history";
 import { fillHistory, hiveSnapshot } from "./history-fill";
-import { launch, median, serviceEnv } from "./lib";
+import { launch, mainThreadCpuMs, median, serviceEnv } from "./lib";
 
 const ROOT = join(import.meta.dir, "..");
 const DURATION = Number(process.env.BENCH_DURATION_S ?? 10);
@@ -33,8 +33,6 @@ const AGENTS = (process.env.BENCH_SCALE_AGENTS ?? "3,30,300,3000").split(",").ma
 const BASE = process.env.BENCH_SCALE_BASE ?? "main";
 const HISTORY_MAX = Number(process.env.BENCH_SCALE_HISTORY_MAX ?? 300);
 const ROUNDS = Number(process.env.BENCH_SCALE_ROUNDS ?? 1);
-/** Clock ticks per second of /proc's utime and stime (USER_HZ: 100 on Linux). */
-const TICKS_PER_S = 100;
 /** The issue's: 50 posters at once. */
 const CONNECTIONS = 50;
 /** Queries timed per history figure (each a different from/to: none is cached). */
@@ -53,14 +51,6 @@ interface Load {
   /** The server's main thread's CPU per accepted snapshot, ms (/proc/<pid>/task/<pid>/stat). */
   main_ms_per_post: number;
   get_rps: number;
-}
-
-/** CPU time the thread `tid` of `pid` has used, ms. */
-function threadCpuMs(pid: number, tid: number): number {
-  const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-  // ? After the ")" that closes the command name: state is field 3, utime 14 and stime 15.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_S;
 }
 
 /** The median of each figure over the rounds. */
@@ -139,9 +129,9 @@ async function load(binary: string, body: string, env: Record<string, string>, p
   try {
     const url = `http://127.0.0.1:${run.port}/meta/metrics`;
     const common = ["-t2", `-c${CONNECTIONS}`, `-d${DURATION}s`, "--timeout", "10s"];
-    const cpu0 = threadCpuMs(run.pid, run.pid);
+    const cpu0 = mainThreadCpuMs(run.pid);
     const post = await runWrk([...common, "-s", script, url]);
-    const mainMs = threadCpuMs(run.pid, run.pid) - cpu0;
+    const mainMs = mainThreadCpuMs(run.pid) - cpu0;
     const requests = Number(post.match(/(\d+) requests in/)?.[1] ?? 0);
     const refused = Number(post.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0);
     const secs = Number(post.match(/requests in ([\d.]+)s/)?.[1] ?? DURATION);
@@ -329,10 +319,10 @@ export function scaleTable({ rows, scrapes, base }: Awaited<ReturnType<typeof sc
     `| snapshot | ${cell((r) => size(r.snapshot_bytes))} | ${growth((r) => r.snapshot_bytes)} (the data) |`,
     `| durable snapshots/s | ${cell((r) => vs(r.this.ok_rps, r.base?.ok_rps))} | ${growth((r) => 1 / r.this.ok_rps)} |`,
     `| main thread's CPU per snapshot | ${cell((r) => `${r.this.main_ms_per_post.toFixed(2)} ms`)} | ${growth((r) => r.this.main_ms_per_post)} |`,
-    `| durable snapshots/s, MIMALLOC_PURGE_DELAY=-1 | ${cell((r) => int(r.noPurge.ok_rps))} | ${growth((r) => 1 / r.noPurge.ok_rps)} |`,
-    `| main thread's CPU per snapshot, MIMALLOC_PURGE_DELAY=-1 | ${cell((r) => `${r.noPurge.main_ms_per_post.toFixed(2)} ms`)} | ${growth((r) => r.noPurge.main_ms_per_post)} |`,
     // ? The platform's share: raw Bun.serve reading and parsing the same posts, nothing else.
     `| the same, floor (read + JSON.parse only) | ${cell((r) => (r.floor === null ? "-" : `${r.floor.main_ms_per_post.toFixed(2)} ms`))} | ${growth((r) => r.floor?.main_ms_per_post ?? null)} |`,
+    `| durable snapshots/s, MIMALLOC_PURGE_DELAY=-1 | ${cell((r) => int(r.noPurge.ok_rps))} | ${growth((r) => 1 / r.noPurge.ok_rps)} |`,
+    `| main thread's CPU per snapshot, MIMALLOC_PURGE_DELAY=-1 | ${cell((r) => `${r.noPurge.main_ms_per_post.toFixed(2)} ms`)} | ${growth((r) => r.noPurge.main_ms_per_post)} |`,
     // ? Where the peer refused the snapshot its document is the defaults: no comparison.
     `| GET /meta/metrics req/s | ${cell((r) =>
       r.base !== null && r.base.ok_rps === 0
