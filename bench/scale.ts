@@ -19,13 +19,13 @@
 // thread's CPU per snapshot (from /proc) is the cost itself, what the rate is made of: the
 // row to judge the growth on.
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { waitFor } from "../test/wait";
 import { buildBase } from "./history";
 import { fillHistory, hiveSnapshot } from "./history-fill";
-import { launch, mainThreadCpuMs, median, serviceEnv } from "./lib";
+import { launch, mainThreadCpuMs, median, procStatusKiB, serviceEnv } from "./lib";
 
 const ROOT = join(import.meta.dir, "..");
 const DURATION = Number(process.env.BENCH_DURATION_S ?? 10);
@@ -40,6 +40,11 @@ const QUERIES = 3;
 /** /metrics scrapes timed at N=3000. */
 const SCRAPES = 10;
 const HOUR = 3_600_000;
+/**
+ * How long after the posts' flood the second RSS is read: the allocator settings differ in
+ * how soon they hand freed memory back (the default 100 ms after it is freed).
+ */
+const RSS_SETTLE_MS = 3000;
 
 /** The part of /status read here (every design has it). */
 type StatusQueue = { queue?: { depth?: number } };
@@ -50,6 +55,9 @@ interface Load {
   refused: number;
   /** The server's main thread's CPU per accepted snapshot, ms (/proc/<pid>/task/<pid>/stat). */
   main_ms_per_post: number;
+  /** VmRSS at the end of the posts' flood, and RSS_SETTLE_MS after it, MB. */
+  rss_flood_mb: number;
+  rss_after_mb: number;
   get_rps: number;
 }
 
@@ -60,6 +68,8 @@ function medianLoad(rounds: readonly Load[]): Load {
     ok_rps: of("ok_rps"),
     refused: of("refused"),
     main_ms_per_post: of("main_ms_per_post"),
+    rss_flood_mb: of("rss_flood_mb"),
+    rss_after_mb: of("rss_after_mb"),
     get_rps: of("get_rps"),
   };
 }
@@ -71,8 +81,8 @@ export interface ScaleResult {
   base: Load | null;
   /** The floor peer parsing the same posts; null when it is not built. */
   floor: Load | null;
-  /** This design's posts with NO_PURGE. */
-  noPurge: Load;
+  /** This design's posts with UNIT_ALLOCATOR: as the systemd units run it. */
+  asUnit: Load;
   /** Seconds for /meta/history of the last hour after an hour at 1 Hz; null when not measured. */
   history_1h_s: number | null;
   /** history.db after 30 days at one snapshot per 300 s, MB; null when not measured. */
@@ -104,13 +114,26 @@ function runWrk(args: string[]): Promise<string> {
 }
 
 /**
- * mimalloc's purge of freed memory off (`MIMALLOC_PURGE_DELAY=-1`; Bun reads it at exec, so it
- * cannot be set from inside): measured as a lever row. At N=3000 each post's 1 MB body and
- * text are freed at a GC, purged back to the kernel 10 ms later and faulted in again by the
- * next posts (730-780 minor faults a post against 9-11 at N=300), which made the main
- * thread's cost per snapshot grow 20-25x for 10x the data; without the purge 11-13x.
+ * Bun's allocator settings the systemd units give the service (deploy/neolight-dashboard.service;
+ * Bun reads them only at exec, so the binary cannot set them for itself): measured as their
+ * own row. At N=3000 each post's ~1 MB body and text are freed in bulk at a garbage
+ * collection, handed back to the kernel 100 ms later and faulted in again by the next posts
+ * (700-800 minor faults a post against 9-11 at N=300): the main thread's cost per snapshot
+ * grew 20-25x for 10x the data by default.
  */
-const NO_PURGE = { MIMALLOC_PURGE_DELAY: "-1" };
+function unitAllocatorEnv(): Record<string, string> {
+  const unit = readFileSync(join(ROOT, "deploy", "neolight-dashboard.service"), "utf8");
+  const env = Object.fromEntries(
+    [...unit.matchAll(/^Environment=(MIMALLOC_\w+)=(\S+)$/gm)].map((m) => [m[1] as string, m[2] as string]),
+  );
+  if (Object.keys(env).length === 0) throw new Error("deploy/neolight-dashboard.service sets no MIMALLOC_ option");
+  return env;
+}
+const UNIT_ALLOCATOR = unitAllocatorEnv();
+/** UNIT_ALLOCATOR as the table names it. */
+const UNIT_ALLOCATOR_TEXT = Object.entries(UNIT_ALLOCATOR)
+  .map(([k, v]) => `${k}=${v}`)
+  .join(" ");
 /** The floor peer (bench/peers/floor) parsing each POST: the platform's read and parse alone. */
 const FLOOR = join(ROOT, "bench", "peers", "floor", "floor-peer");
 
@@ -132,6 +155,7 @@ async function load(binary: string, body: string, env: Record<string, string>, p
     const cpu0 = mainThreadCpuMs(run.pid);
     const post = await runWrk([...common, "-s", script, url]);
     const mainMs = mainThreadCpuMs(run.pid) - cpu0;
+    const rssFlood = procStatusKiB(run.pid, "VmRSS") / 1024;
     const requests = Number(post.match(/(\d+) requests in/)?.[1] ?? 0);
     const refused = Number(post.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0);
     const secs = Number(post.match(/requests in ([\d.]+)s/)?.[1] ?? DURATION);
@@ -139,6 +163,8 @@ async function load(binary: string, body: string, env: Record<string, string>, p
       ok_rps: (requests - refused) / secs,
       refused,
       main_ms_per_post: requests > refused ? mainMs / (requests - refused) : Number.NaN,
+      rss_flood_mb: rssFlood,
+      rss_after_mb: await Bun.sleep(RSS_SETTLE_MS).then(() => procStatusKiB(run.pid, "VmRSS") / 1024),
     };
     if (postsOnly) return { ...posts, get_rps: Number.NaN };
     // The posts wrk left in the queue are applied first: the GETs are measured alone.
@@ -246,7 +272,7 @@ export async function scaleScenario(
     const mine: Load[][] = AGENTS.map(() => []);
     const theirs: Load[][] = AGENTS.map(() => []);
     const floors: Load[][] = AGENTS.map(() => []);
-    const noPurge: Load[][] = AGENTS.map(() => []);
+    const asUnit: Load[][] = AGENTS.map(() => []);
     const floorBuilt = existsSync(FLOOR);
     if (!floorBuilt) console.error(`bench: scale: ${FLOOR} is not built; no floor row`);
     for (let round = 1; round <= ROUNDS; round++) {
@@ -256,7 +282,7 @@ export async function scaleScenario(
         mine[i]?.push(await load(binary, body, RAISED));
         if (base !== null) theirs[i]?.push(await load(base.binary, body, {}));
         if (floorBuilt) floors[i]?.push(await load(FLOOR, body, { FLOOR_PARSE: "1" }, true));
-        noPurge[i]?.push(await load(binary, body, { ...RAISED, ...NO_PURGE }, true));
+        asUnit[i]?.push(await load(binary, body, { ...RAISED, ...UNIT_ALLOCATOR }, true));
       }
     }
     for (const [i, agents] of AGENTS.entries()) {
@@ -278,7 +304,7 @@ export async function scaleScenario(
         this: medianLoad(mine[i] ?? []),
         base: base === null ? null : medianLoad(theirs[i] ?? []),
         floor: floorBuilt ? medianLoad(floors[i] ?? []) : null,
-        noPurge: medianLoad(noPurge[i] ?? []),
+        asUnit: medianLoad(asUnit[i] ?? []),
         history_1h_s: hour,
         history_30d_mb: month?.mb ?? null,
         history_30d_points: month?.points ?? null,
@@ -300,6 +326,7 @@ export function scaleTable({ rows, scrapes, base }: Awaited<ReturnType<typeof sc
         ? `${int(mine)} (${base}: refused)`
         : `${int(mine)} (${(mine / theirs).toFixed(2)}x ${base})`;
   const cell = (f: (r: ScaleResult) => string) => rows.map(f).join(" | ");
+  const rss = (l: Load) => `${Math.round(l.rss_flood_mb)} MB, ${Math.round(l.rss_after_mb)} MB`;
   // ? "No row grows faster than the data" (issue 16's verdict), read off one column: how
   // much each row's cost grows from one N to the next, beside the snapshot's own growth.
   // A rate's cost is its inverse (10x fewer snapshots/s is 10x the cost of one).
@@ -321,8 +348,10 @@ export function scaleTable({ rows, scrapes, base }: Awaited<ReturnType<typeof sc
     `| main thread's CPU per snapshot | ${cell((r) => `${r.this.main_ms_per_post.toFixed(2)} ms`)} | ${growth((r) => r.this.main_ms_per_post)} |`,
     // ? The platform's share: raw Bun.serve reading and parsing the same posts, nothing else.
     `| the same, floor (read + JSON.parse only) | ${cell((r) => (r.floor === null ? "-" : `${r.floor.main_ms_per_post.toFixed(2)} ms`))} | ${growth((r) => r.floor?.main_ms_per_post ?? null)} |`,
-    `| durable snapshots/s, MIMALLOC_PURGE_DELAY=-1 | ${cell((r) => int(r.noPurge.ok_rps))} | ${growth((r) => 1 / r.noPurge.ok_rps)} |`,
-    `| main thread's CPU per snapshot, MIMALLOC_PURGE_DELAY=-1 | ${cell((r) => `${r.noPurge.main_ms_per_post.toFixed(2)} ms`)} | ${growth((r) => r.noPurge.main_ms_per_post)} |`,
+    `| durable snapshots/s, as the systemd units run it (${UNIT_ALLOCATOR_TEXT}) | ${cell((r) => int(r.asUnit.ok_rps))} | ${growth((r) => 1 / r.asUnit.ok_rps)} |`,
+    `| main thread's CPU per snapshot, as the systemd units run it | ${cell((r) => `${r.asUnit.main_ms_per_post.toFixed(2)} ms`)} | ${growth((r) => r.asUnit.main_ms_per_post)} |`,
+    `| RSS at the end of the posts' flood and ${RSS_SETTLE_MS / 1000} s after it, by default | ${cell((r) => rss(r.this))} | - |`,
+    `| the same, as the systemd units run it | ${cell((r) => rss(r.asUnit))} | - |`,
     // ? Where the peer refused the snapshot its document is the defaults: no comparison.
     `| GET /meta/metrics req/s | ${cell((r) =>
       r.base !== null && r.base.ok_rps === 0
