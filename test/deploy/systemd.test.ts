@@ -137,6 +137,7 @@ describe.skipIf(SYSTEMD_ANALYZE === null)("systemd-analyze verify", () => {
 
 describe("the keys that matter", () => {
   test("per instance: the port, the local copy and the log; shared: NEOLIGHT_HOME", () => {
+    // The allocator's settings are the next test's.
     const { MIMALLOC_PURGE_DELAY, MIMALLOC_PURGE_HOLES, ...service } = environment("8101");
     expect(service).toEqual({
       NEOLIGHT_HOME: "/var/lib/neolight",
