@@ -90,13 +90,17 @@ function ensureTools(): void {
 }
 
 function build(): void {
-  console.error("bench: building the four servers");
+  console.error("bench: building the four servers and the Elysia routes peer");
   compile();
   for (const peer of ["floor", "elysia"]) {
     compile(join(ROOT, "bench", "peers", peer, `${peer}-peer`), {
       entries: [join(ROOT, "bench", "peers", peer, `${peer}.ts`)],
     });
   }
+  // ? Not one of the servers below: bench/levers.ts measures it (README, issue 14).
+  compile(join(ROOT, "bench", "peers", "elysia", "elysia-routes-peer"), {
+    entries: [join(ROOT, "bench", "peers", "elysia", "routes.ts")],
+  });
   const go = existsSync("/usr/local/go/bin/go") ? "/usr/local/go/bin/go" : "go";
   sh(go, ["build", "-trimpath", "-ldflags=-s -w", "-o", "fiber-peer", "."], join(ROOT, "bench", "peers", "fiber"));
 }

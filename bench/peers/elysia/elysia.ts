@@ -2,7 +2,7 @@
 // the service's flags (scripts/build.ts). It is what the framework alone costs: the
 // service's idle RSS and start-up are judged against it. A benchmark peer, not a service.
 //
-// PEER_WORKER=1 adds one idle thread holding an open SQLite database, as the service's
+// PEER_WORKER=1 adds one idle thread holding an open SQLite database (thread.ts), as the service's
 // history writer (issue 16 puts history on its own thread): what that thread alone costs
 // the platform, measured apart (bench/levers.ts `elysia-thread=...:PEER_WORKER=1`).
 //
@@ -15,20 +15,14 @@ import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
 // Embedded at build time, so the compiled binary runs from any directory.
 import fixture from "../../../test/fixtures/neolight/meta_metrics_post.json";
+import { maybeStartThread } from "./thread";
 
 const port = Number(process.env.NEOLIGHT_DASHBOARD_PORT || 8100);
 const now = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
 const METRICS = JSON.stringify({ ...fixture, cache_timestamp: now });
 const json = { "content-type": "application/json" };
 
-/** The thread's code: an in-memory database with a table, then idle. */
-const WORKER_CODE = `const { Database } = require("bun:sqlite");
-const db = new Database(":memory:");
-db.run("CREATE TABLE t (a)");
-self.onmessage = () => {};`;
-if (process.env.PEER_WORKER === "1") {
-  new Worker(URL.createObjectURL(new Blob([WORKER_CODE], { type: "application/javascript" })));
-}
+maybeStartThread();
 
 const app = new Elysia()
   .use(openapi())
