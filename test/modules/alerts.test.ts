@@ -339,6 +339,7 @@ describe("the run marker", () => {
     });
     await waitFor(() => !holds(path), "the second marker's descriptor to be closed");
     expect(logged(log, "run marker not written")).toEqual([]);
+    expect(logged(log, "run marker not synced")).toEqual([]);
   });
 
   test("one that cannot be written is logged, and clear() then touches nothing", () => {

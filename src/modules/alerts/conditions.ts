@@ -204,7 +204,6 @@ export function markRunning(dir: string, log: Logger, startedAt: number): RunMar
     }
   }
   let written = false;
-  const notWritten = (err: unknown) => log.warn("run marker not written", { path, error: (err as Error).message });
   try {
     const fd = openSync(path, "w", 0o644);
     try {
@@ -219,11 +218,12 @@ export function markRunning(dir: string, log: Logger, startedAt: number): RunMar
     // process; only the machine's crash in the next milliseconds could lose it, which costs
     // the next start's diagnosis, never the document.
     fsync(fd, (err) => {
-      if (err) notWritten(err);
+      // ? Written all the same: only a crash of the machine could still lose it.
+      if (err) log.warn("run marker not synced", { path, error: err.message });
       closeSync(fd);
     });
   } catch (err) {
-    notWritten(err);
+    log.warn("run marker not written", { path, error: (err as Error).message });
   }
   return {
     previous,
