@@ -18,6 +18,8 @@ const SERVER = process.env.NEOLIGHT_BENCH_PG ?? "postgres://root@127.0.0.1:5432"
 const KEYS = ["per_agent", "per_strategy", "guardian", "breakers", "mode", "market_regime"];
 const STEP_MS = 300_000;
 const DAY_MS = 86_400_000;
+/** What the service adds to an answer (GET /meta/history). */
+const FACTS = { retentionDays: 30, recordedThrough: null };
 /** Snapshots per record() while filling: as bench/history-fill.ts. */
 const FILL_BATCH = 100;
 const RUNS = 15;
@@ -98,7 +100,7 @@ async function main(): Promise<void> {
     );
     const to = t0 + count * STEP_MS;
     const q = { from: to - 30 * DAY_MS, to, points: 300, maxSeries: 1000 };
-    await pg30.answer(q, 30);
+    await pg30.answer(q, FACTS);
     const qPg: number[] = [];
     const qLite: number[] = [];
     let same = true;
@@ -115,13 +117,13 @@ async function main(): Promise<void> {
       }, 1);
       qPg.push(
         await timed(async () => {
-          a = await pg30.answer(q, 30);
+          a = await pg30.answer(q, FACTS);
         }),
       );
       clearInterval(ticker);
       qLite.push(
         await timed(() => {
-          b = answerJson(q, lite30.query(q), 30);
+          b = answerJson(q, lite30.query(q), FACTS);
         }),
       );
       same &&= Buffer.from(a).equals(Buffer.from(b));

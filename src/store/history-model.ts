@@ -21,6 +21,10 @@ export const HistoryAnswer = t.Object(
     bucket_ms: t.Integer({ description: "each point stands for this long: its bucket's last sample" }),
     retention_days: t.Integer(),
     truncated: t.Boolean({ description: "true when more series existed than the answer may hold" }),
+    recorded_through: t.Union([t.String(), t.Null()], {
+      description:
+        "RFC 3339 UTC: the cache_timestamp of the latest update whose figures this answer holds (null: none written since start-up). An update after it is recorded within a second; a named range's answer is shared for a few seconds, so ask again until this reaches your update's timestamp",
+    }),
     series: t.Array(Series),
   },
   { description: "Time series of the recorded figures, downsampled" },

@@ -6,7 +6,7 @@
 // execution router's GET /meta/metrics included (its timeout is 2 s, after which it trades
 // as if not paused; issue 16). The recorder's writes cost too (11 ms per snapshot at 30
 // agents). With WAL, one thread writing and another reading proceed side by side.
-import type { HistoryPoint, HistorySize, HistoryStore, RangeQuery } from "./history";
+import type { AnswerFacts, HistoryPoint, HistorySize, HistoryStore, RangeQuery } from "./history";
 
 /**
  * Where the worker's code lives, relative to src/. scripts/build.ts lists it as a second
@@ -42,7 +42,7 @@ export interface HistoryOps {
    * transferred, not copied: JSON.stringify of 1,000 series of 300 points takes tens of
    * ms, and sending its 7 MB more, which every GET /meta/metrics would wait for.
    */
-  answer: { args: RangeQuery & { retentionDays: number }; result: HistoryBody };
+  answer: { args: RangeQuery & AnswerFacts; result: HistoryBody };
   prune: { args: { before: number; limit: number }; result: number };
   /**
    * HistoryStore.pruneOldest (the size cap): the rows deleted, and the size after. With

@@ -54,8 +54,8 @@ const handlers: Handlers = {
     const s = opened();
     return { ...s.record(points), series: s.seriesCount(), size: s.size() };
   },
-  answer({ retentionDays, ...q }) {
-    const json = answerJson(q, opened().query(q), retentionDays);
+  answer({ retentionDays, recordedThrough, ...q }) {
+    const json = answerJson(q, opened().query(q), { retentionDays, recordedThrough });
     return { json, gzip: Bun.gzipSync(json) };
   },
   prune({ before, limit }) {

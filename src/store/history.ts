@@ -106,6 +106,32 @@ export interface HistorySize {
   walBytes: number;
 }
 
+/** What an answer says beside the points, known to the main thread and not to the database. */
+export interface AnswerFacts {
+  retentionDays: number;
+  /** Unix ms of the latest commit whose figures were written before the query ran; null: none. */
+  recordedThrough: number | null;
+}
+
+/** An answer without its series, in HistoryAnswer's key order (series comes last). */
+export function answerHead(
+  q: Pick<RangeQuery, "from" | "to">,
+  points: number,
+  bucketMs: number,
+  truncated: boolean,
+  { retentionDays, recordedThrough }: AnswerFacts,
+): Omit<HistoryAnswer, "series"> {
+  return {
+    from: new Date(q.from).toISOString(),
+    to: new Date(q.to).toISOString(),
+    points,
+    bucket_ms: bucketMs,
+    retention_days: retentionDays,
+    truncated,
+    recorded_through: recordedThrough === null ? null : new Date(recordedThrough).toISOString(),
+  };
+}
+
 /**
  * The answer of GET /meta/history for `q` and what a store's query() gave, as UTF-8 JSON:
  * one function for every backend, so that SQLite and PostgreSQL answer the same bytes for
@@ -114,17 +140,10 @@ export interface HistorySize {
 export function answerJson(
   q: Pick<RangeQuery, "from" | "to">,
   { series, truncated, bucketMs }: ReturnType<HistoryStore["query"]>,
-  retentionDays: number,
+  facts: AnswerFacts,
 ): Uint8Array<ArrayBuffer> {
-  const answer: HistoryAnswer = {
-    from: new Date(q.from).toISOString(),
-    to: new Date(q.to).toISOString(),
-    points: series.reduce((m, s) => Math.max(m, s.t.length), 0),
-    bucket_ms: bucketMs,
-    retention_days: retentionDays,
-    truncated,
-    series,
-  };
+  const points = series.reduce((m, s) => Math.max(m, s.t.length), 0);
+  const answer: HistoryAnswer = { ...answerHead(q, points, bucketMs, truncated, facts), series };
   return new TextEncoder().encode(JSON.stringify(answer));
 }
 

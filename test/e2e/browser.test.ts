@@ -136,6 +136,31 @@ describe.skipIf(!available)("the dashboard page in Chromium (compiled binary)", 
     SLOW,
   );
 
+  test(
+    "a lone POST reaches the chart without a reload, though the service shares an answer for a few seconds",
+    async () => {
+      const points = () =>
+        desktop.evaluate(() => Number(document.querySelector("#chart-pnl")?.getAttribute("data-points")));
+      const answerTo = async () =>
+        ((await (await fetch(`${url()}/meta/history?range=1h&points=300`)).json()) as { to: string }).to;
+      expect(await points()).toBe(7); // the fixture's three agents, 1d and 7d, and their total
+      // Wait for a fresh shared answer (its `to` moves): the page's load after the POST
+      // below gets it, made before the POST, from the service's cache.
+      const shared = await answerTo();
+      await waitFor(async () => (await answerTo()) !== shared, "a fresh shared answer of range=1h", 10_000);
+      const agents = fixture("meta_metrics_post").per_agent as Record<string, object>;
+      const per_agent = { ...agents, late_agent: { ...agents.smart_trader, pnl_1d: 5.5, pnl_7d: 9.25 } };
+      expect((await postJson(`${url()}/meta/metrics`, { per_agent })).status).toBe(200);
+      // A fourth agent: 9 points, or more when the POST starts a new bucket.
+      await desktop.waitForFunction(
+        () => Number(document.querySelector("#chart-pnl")?.getAttribute("data-points")) >= 9,
+        undefined,
+        { timeout: 15_000 }, // HISTORY_CATCH_UP_MS: the page asks again for this long
+      );
+    },
+    SLOW,
+  );
+
   test("a paused-guardian POST turns the banner to PAUSED within one second, without a reload", async () => {
     await desktop.evaluate(() => {
       window.marker = true;

@@ -66,14 +66,23 @@ test.skipIf(!canMount)(
       const text = await (await fetch(`${svc.url}/metrics`)).text();
       return Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1]);
     };
+    /** Posts; the update's timestamp (its cache_timestamp). */
     const post = async (body: Record<string, unknown>) => {
       const res = await postJson(`${svc.url}/meta/metrics`, body);
       expect(res.status).toBe(200);
+      return ((await res.json()) as { timestamp: string }).timestamp;
+    };
+    // From/to, never a shared answer: what history holds now.
+    const recordedThrough = async () => {
+      const range = `from=${Date.now() - 60_000}&to=${Date.now() + 1000}&kinds=guardian`;
+      return ((await (await fetch(`${svc.url}/meta/history?${range}`)).json()) as { recorded_through: string | null })
+        .recorded_through;
     };
 
     // Room: the hive's snapshot is recorded.
-    await post(fixture("meta_metrics_post"));
+    const recorded = await post(fixture("meta_metrics_post"));
     await waitFor(async () => (await historyStatus()).points_written > 0, "history to record the snapshot");
+    expect(await recordedThrough()).toBe(recorded);
     expect(await metric("neolight_history_recording")).toBe(1);
 
     // Under the floor, though not full: history stops, the document does not.
@@ -109,15 +118,18 @@ test.skipIf(!canMount)(
       );
     expect(warns()).toHaveLength(1);
     expect((await historyStatus()).points_written).toBe(paused.points_written);
+    // Left out is not recorded: the answers still say the first snapshot is the latest they hold.
+    expect(await recordedThrough()).toBe(recorded);
 
     // Space back: history records again.
     for (const path of fillers) unlinkSync(path);
     expect(readdirSync(state).filter((n) => n.startsWith("filler-"))).toEqual([]);
-    await post({ ...fixture("meta_metrics_post"), back: true });
+    const back = await post({ ...fixture("meta_metrics_post"), back: true });
     const resumed = await waitFor(async () => {
       const h = await historyStatus();
       return h.recording && h.points_written > paused.points_written ? h : undefined;
     }, "history to record again");
+    expect(await recordedThrough()).toBe(back);
     expect(resumed.skipped_low_space).toBeGreaterThan(0);
     expect(await metric("neolight_history_recording")).toBe(1);
     // ? The line reaches us through the child's stdout pipe, which may lag /status.

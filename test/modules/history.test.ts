@@ -352,19 +352,23 @@ describe("history runs on its own threads: no request waits for it", () => {
     expect(find(series, "guardian", "", "is_paused")?.v).toEqual([1]);
   });
 
-  test("one answer per (range, points, kinds) is shared for a few seconds; from/to is always fresh", async () => {
+  test("one answer per (range, points, kinds) is shared for a few seconds, and says which update it holds; from/to is always fresh", async () => {
     await using t = await startApp();
+    expect((await history(t.app, "range=1h&kinds=mode")).body.recorded_through).toBeNull();
     const { body } = await post(t.app, "/meta/metrics", fixture("meta_metrics_post"));
     await t.services.history.flush();
     const first = await history(t.app, "range=1h&kinds=guardian");
     expect(find(first.series, "guardian", "", "is_paused")?.v).toEqual([0]);
-    await post(t.app, "/meta/metrics", fixture("meta_metrics_paused_post"));
+    expect(first.body.recorded_through).toBe(body.timestamp);
+    const paused = await post(t.app, "/meta/metrics", fixture("meta_metrics_paused_post"));
     await t.services.history.flush();
-    // Within CACHE_MS: the same answer, to the byte.
+    // Within CACHE_MS: the same answer, to the byte; its recorded_through, older than the
+    // update, is how the page knows to ask again.
     expect(await history(t.app, "range=1h&kinds=guardian")).toEqual(first);
     const at = Date.parse(body.timestamp as string);
     const fresh = await history(t.app, `from=${at - 1000}&to=${Date.now() + 1000}&kinds=guardian`);
     expect(find(fresh.series, "guardian", "", "is_paused")?.v).toEqual([0, 1]);
+    expect(fresh.body.recorded_through).toBe(paused.body.timestamp);
   });
 
   test("a client that takes gzip gets the same answer gzipped", async () => {

@@ -64,7 +64,14 @@ test("points recorded through the thread are answered back from the file", async
       skipped: 0,
       series: 6,
     });
-    const body = await thread.call("answer", { from: 0, to: 2e12, points: 10, maxSeries: 100, retentionDays: 30 });
+    const body = await thread.call("answer", {
+      from: 0,
+      to: 2e12,
+      points: 10,
+      maxSeries: 100,
+      retentionDays: 30,
+      recordedThrough: null,
+    });
     const answer = JSON.parse(new TextDecoder().decode(body.json)) as HistoryAnswer;
     const series = (kind: string, subject: string, field: string) =>
       answer.series.find((s) => s.kind === kind && s.subject === subject && s.field === field);

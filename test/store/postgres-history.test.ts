@@ -9,7 +9,13 @@ import { SQL } from "bun";
 import { createMemoryLogger } from "../../src/log/logger";
 import { documentPoints } from "../../src/modules/history/points";
 import { createHistory } from "../../src/modules/history/service";
-import { answerJson, type HistoryPoint, openSqliteHistory, type RangeQuery } from "../../src/store/history";
+import {
+  type AnswerFacts,
+  answerJson,
+  type HistoryPoint,
+  openSqliteHistory,
+  type RangeQuery,
+} from "../../src/store/history";
 import { openPostgresHistory } from "../../src/store/postgres/history";
 import { MIGRATIONS } from "../../src/store/postgres/migrations";
 import type { JsonObject } from "../../src/store/store";
@@ -25,6 +31,8 @@ const db = await createTestDatabase();
 const up = db !== null;
 /** This file's database; every test works in a schema of its own in it. */
 const DB_URL = db?.url ?? "";
+/** What the service adds to an answer; recorded_through set, so that both writers of it are compared. */
+const FACTS: AnswerFacts = { retentionDays: 30, recordedThrough: T0 };
 /** A fresh schema per test: its own search_path, so that tests do not see each other's rows. */
 let schemas = 0;
 
@@ -64,11 +72,11 @@ async function both(maxSeries?: number) {
     },
     /** Both answers as the bytes GET /meta/history sends; they must be equal. */
     async answer(q: RangeQuery) {
-      const fromPg = new TextDecoder().decode(answerJson(q, await pg.query(q), 30));
-      const fromLite = new TextDecoder().decode(answerJson(q, lite.query(q), 30));
+      const fromPg = new TextDecoder().decode(answerJson(q, await pg.query(q), FACTS));
+      const fromLite = new TextDecoder().decode(answerJson(q, lite.query(q), FACTS));
       expect(fromPg).toBe(fromLite);
       // The answer the service sends, written by the database.
-      expect(new TextDecoder().decode(await pg.answer(q, 30))).toBe(fromLite);
+      expect(new TextDecoder().decode(await pg.answer(q, FACTS))).toBe(fromLite);
       return JSON.parse(fromPg) as {
         series: { field: string; t: number[]; v: (number | null)[] }[];
         truncated: boolean;
@@ -294,8 +302,8 @@ describe.skipIf(!up)("history in PostgreSQL", () => {
       const rows = (await a`SELECT count(*)::int AS n FROM neolight_history_series`) as { n: number }[];
       expect(rows).toEqual([{ n: lite.seriesCount() }]);
       const q = { from: T0, to: T0 + 60_000, points: 300, maxSeries: 1000 };
-      const expected = new TextDecoder().decode(answerJson(q, lite.query(q), 30));
-      for (const r of [ra, rb]) expect(new TextDecoder().decode(answerJson(q, await r.query(q), 30))).toBe(expected);
+      const expected = new TextDecoder().decode(answerJson(q, lite.query(q), FACTS));
+      for (const r of [ra, rb]) expect(new TextDecoder().decode(answerJson(q, await r.query(q), FACTS))).toBe(expected);
       lite.close();
     } finally {
       await b.close();

@@ -50,6 +50,12 @@ export interface Recorder {
   flush(): Promise<void>;
   /** Stops its timers and takes no more commits; flush() still writes what is pending. Idempotent. */
   stop(): void;
+  /**
+   * Unix ms of the latest commit whose figures a finished write holds (a query asked now
+   * sees them); null before the first. A failed write, or one left out under the space
+   * floor, does not move it.
+   */
+  recordedThrough(): number | null;
 }
 
 export function startRecorder({
@@ -73,6 +79,7 @@ export function startRecorder({
   let seriesCapWarned = false;
   let allocationsSeen: string | null = null;
   let stopped = false;
+  let recordedThrough: number | null = null;
   /** Writes sent to the writer and not answered yet: flush() waits for them. */
   const writing = new Set<Promise<void>>();
 
@@ -90,7 +97,8 @@ export function startRecorder({
     return !floor.low;
   }
 
-  function write(points: HistoryPoint[]): Promise<void> {
+  /** Sends points to the writer; `through`: the latest commit among them, for recordedThrough. */
+  function write(points: HistoryPoint[], through: number | null): Promise<void> {
     if (points.length === 0 || !status.enabled || !roomFor(points.length)) return Promise.resolve();
     const done = (async () => {
       const thread = await threads.writer();
@@ -105,6 +113,7 @@ export function startRecorder({
         status.flushes++;
         status.last_flush_at = new Date().toISOString();
         status.last_error = null;
+        if (through !== null) recordedThrough = Math.max(recordedThrough ?? through, through);
         if (skipped > 0 && !seriesCapWarned) {
           // ? Only new series are refused; the ones already charted keep being recorded.
           log.warn("history series limit reached, new series not recorded", { limit: maxSeries, skipped });
@@ -129,8 +138,10 @@ export function startRecorder({
       // ? Each key is stamped with the commit that last changed it, not the flush: an atlas
       // update a moment after a hive snapshot must not move the agents' figures in time.
       const byTime = new Map<number, string[]>();
+      let through = 0;
       // ? Pushed in place: copying the array per key made a 45,000-key post stall GETs for 6.1 s (issue 15).
       for (const [key, ts] of dirty) {
+        through = Math.max(through, ts);
         const keys = byTime.get(ts);
         if (keys === undefined) byTime.set(ts, [key]);
         else keys.push(key);
@@ -140,7 +151,7 @@ export function startRecorder({
       const points: HistoryPoint[] = captured;
       captured = [];
       for (const [ts, keys] of byTime) points.push(...documentPoints(latest.doc, keys, ts));
-      void write(points);
+      void write(points, through);
     }
     await Promise.all([...writing]);
   }
@@ -151,7 +162,7 @@ export function startRecorder({
     const stamp = `${files.governor.state().last_good_read}|${files.override.state().last_good_read}`;
     if (stamp === "null|null" || stamp === allocationsSeen) return;
     allocationsSeen = stamp;
-    void write(allocationPoints(figureFiles(files), Date.now()));
+    void write(allocationPoints(figureFiles(files), Date.now()), null);
   }
 
   let sampler: ReturnType<typeof setInterval> | undefined;
@@ -192,5 +203,6 @@ export function startRecorder({
       clearInterval(sampler);
       sampler = undefined;
     },
+    recordedThrough: () => recordedThrough,
   };
 }

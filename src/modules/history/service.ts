@@ -197,7 +197,17 @@ export async function createHistory(options: HistoryOptions): Promise<History> {
       const thread = await threads.reader();
       return await thread.call(
         "answer",
-        { from, to, points, kinds, subjects, maxSeries: answerSeries, retentionDays: days },
+        // ? Read as the query starts: the writes it counts are committed, so the reader sees them.
+        {
+          from,
+          to,
+          points,
+          kinds,
+          subjects,
+          maxSeries: answerSeries,
+          retentionDays: days,
+          recordedThrough: recorder.recordedThrough(),
+        },
         queryTimeoutMs,
       );
     } catch (err) {

@@ -346,8 +346,8 @@ function postgresThread(db: PostgresHistory, queryTimeoutMs: number): HistoryThr
   const handlers: Handlers = {
     open: async () => ({ series: db.seriesCount() }),
     record: async ({ points }) => ({ ...(await db.record(points)), series: db.seriesCount(), size: await db.size() }),
-    answer: async ({ retentionDays, ...q }, timeoutMs) => {
-      const json = await db.answer(q, retentionDays, timeoutMs);
+    answer: async ({ retentionDays, recordedThrough, ...q }, timeoutMs) => {
+      const json = await db.answer(q, { retentionDays, recordedThrough }, timeoutMs);
       return { json, gzip: await gzipJson(json) };
     },
     prune: ({ before, limit }) => db.prune(before, limit),

@@ -16,6 +16,8 @@
 // replicas creating one series at the same moment both get its id and neither fails.
 import type { SQL } from "bun";
 import {
+  type AnswerFacts,
+  answerHead,
   answerJson,
   type HistoryPoint,
   type HistorySize,
@@ -77,7 +79,7 @@ export interface PostgresHistory {
    * gives, written by the database (the main thread only joins them), or by answerJson
    * when a value's text differs between PostgreSQL and JavaScript (an exponent, -0).
    */
-  answer(q: RangeQuery, retentionDays: number, timeoutMs?: number): Promise<Uint8Array<ArrayBuffer>>;
+  answer(q: RangeQuery, facts: AnswerFacts, timeoutMs?: number): Promise<Uint8Array<ArrayBuffer>>;
   /** HistoryStore.prune: up to `limit` points older than `before` and roll-ups whose bucket ended by then; how many points. */
   prune(before: number, limit: number): Promise<number>;
   /**
@@ -359,17 +361,10 @@ export async function openPostgresHistory(sql: SQL, options: PostgresHistoryOpti
       return { written: points.length - skipped, skipped };
     },
     query,
-    async answer(q, retentionDays, timeoutMs) {
+    async answer(q, facts, timeoutMs) {
       const { row, bucketMs, truncated } = await run(q, "text", timeoutMs);
-      if (row.odd === true) return answerJson(q, await query(q, timeoutMs), retentionDays);
-      const head = JSON.stringify({
-        from: new Date(q.from).toISOString(),
-        to: new Date(q.to).toISOString(),
-        points: row.points as number,
-        bucket_ms: bucketMs,
-        retention_days: retentionDays,
-        truncated,
-      });
+      if (row.odd === true) return answerJson(q, await query(q, timeoutMs), facts);
+      const head = JSON.stringify(answerHead(q, row.points as number, bucketMs, truncated, facts));
       // ? HistoryAnswer's key order, as answerJson() writes it: series last.
       return new TextEncoder().encode(`${head.slice(0, -1)},"series":[${(row.series as string | null) ?? ""}]}`);
     },

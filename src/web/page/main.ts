@@ -40,6 +40,11 @@ const str = (v: unknown, fallback = "—") => (typeof v === "string" && v !== ""
 const POLL_MS = 5000;
 /** After an update, charts re-read history this much later: it records once a second. */
 const HISTORY_AFTER_UPDATE_MS = 1500;
+/**
+ * An answer whose recorded_through predates the latest update is asked again (it may be a
+ * shared answer of a few seconds ago), for at most this long after the update arrived.
+ */
+const HISTORY_CATCH_UP_MS = 15_000;
 /** Charts also refresh on their own this often (the x axis moves with time). */
 const HISTORY_REFRESH_MS = 30_000;
 /** A reconnecting stream that has not opened after this long is rebuilt from scratch. */
@@ -453,6 +458,7 @@ async function loadHistory(): Promise<void> {
   }
   box.dataset.history = "ok";
   box.dataset.truncated = String(res.body.truncated);
+  catchUp(res.body.recorded_through);
   // ? The answer's cut keeps the safety series first (guardian, breakers, regime, ...):
   // what is left out are agents and strategies, and the viewer should know.
   setText("history-note", res.body.truncated ? "more series than one answer holds: some agents are not charted" : "");
@@ -461,6 +467,27 @@ async function loadHistory(): Promise<void> {
 
 /** When the pending history load fires (Date.now() ms). */
 let historyDue = 0;
+/** The latest update the charts do not show yet: its updated_at (service clock) and when it came (page clock). */
+let uncharted: { at: number; heard: number } | null = null;
+
+/**
+ * Asks again soon while the answer predates the latest update.
+ * ? The service shares a named range's answer for a few seconds: without this, the load
+ * after a lone update could get the answer of a moment before it and keep it for
+ * HISTORY_REFRESH_MS.
+ */
+function catchUp(recordedThrough: string | null): void {
+  if (uncharted === null) return;
+  const through = recordedThrough === null ? Number.NEGATIVE_INFINITY : Date.parse(recordedThrough);
+  if (through >= uncharted.at || Date.now() - uncharted.heard > HISTORY_CATCH_UP_MS) uncharted = null;
+  else historySoon();
+}
+
+/** Notes an update for catchUp(), then historySoon(). */
+function historyAfter(updatedAt: string | null): void {
+  if (updatedAt !== null) uncharted = { at: Date.parse(updatedAt), heard: Date.now() };
+  historySoon();
+}
 
 /**
  * Loads history HISTORY_AFTER_UPDATE_MS after an update, unless a load is due sooner.
@@ -515,7 +542,7 @@ function connect(): void {
     state.version = data.version;
     heard(true);
     renderDoc();
-    historySoon();
+    historyAfter(data.updated_at);
   });
   es.addEventListener("update", (e) => {
     const data: UpdateEvent = JSON.parse((e as MessageEvent<string>).data);
@@ -526,7 +553,7 @@ function connect(): void {
     heard(true);
     noteHiveReport(data);
     renderDoc();
-    historySoon();
+    historyAfter(data.updated_at);
   });
   es.addEventListener("error", () => {
     setConnection("reconnecting");
