@@ -42,7 +42,14 @@ describe.skipIf(noServer)("two wired replicas on one database", () => {
     const a = await replicaOf(db, agents.path);
     const b = await replicaOf(db, elsewhere.path);
 
-    await waitFor(async () => (await get(b.app, "/meta/regime")).body.regime === "HIGH_VOL", "B serves the regime");
+    // ? A shares what it has read so far, at most once a second: its first commit may hold
+    // the regime and not yet the allocations (CI saw that). Both are waited for.
+    await waitFor(
+      async () =>
+        (await get(b.app, "/meta/regime")).body.regime === "HIGH_VOL" &&
+        (await get(b.app, "/governor/allocations")).body.source === "capital_governor",
+      "B serves the regime and the allocations",
+    );
     expect((await get(b.app, "/meta/regime")).body).toEqual(fixture("market_regime"));
     const allocations = await get(b.app, "/governor/allocations");
     expect(allocations.body).toEqual(fixture("capital_governor_allocations"));
