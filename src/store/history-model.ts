@@ -23,7 +23,7 @@ export const HistoryAnswer = t.Object(
     truncated: t.Boolean({ description: "true when more series existed than the answer may hold" }),
     recorded_through: t.Union([t.String(), t.Null()], {
       description:
-        "RFC 3339 UTC: the cache_timestamp of the latest update whose figures this answer holds (null: none written since start-up). An update after it is recorded within a second; a named range's answer is shared for a few seconds, so ask again until this reaches your update's timestamp",
+        "RFC 3339 UTC: the cache_timestamp of the latest update whose figures this answer holds (null: none written since start-up; with replicas, of the updates this replica took: each records its own). An update after it is recorded within a second; a named range's answer is shared for a few seconds, so ask again until this reaches your update's timestamp",
     }),
     series: t.Array(Series),
   },
