@@ -113,7 +113,7 @@ export function startRecorder({
         status.flushes++;
         status.last_flush_at = new Date().toISOString();
         status.last_error = null;
-        if (through !== null) recordedThrough = Math.max(recordedThrough ?? through, through);
+        if (through !== null) recordedThrough = Math.max(recordedThrough ?? 0, through);
         if (skipped > 0 && !seriesCapWarned) {
           // ? Only new series are refused; the ones already charted keep being recorded.
           log.warn("history series limit reached, new series not recorded", { limit: maxSeries, skipped });
