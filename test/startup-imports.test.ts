@@ -23,3 +23,15 @@ test.each(LAZY)("no module under src/ imports %s statically", (name) => {
     .map((f) => relative(ROOT, f));
   expect(offending).toEqual([]);
 });
+
+// ? The bundler turns a value import from "bun" into a module-level read of `Bun.<name>`,
+// and reading `Bun.SQL` loads Bun's SQL client: 2-3 ms of every start-up (measured), in
+// the embedded mode too, which never opens a database. `import type` and `Bun.SQL` at the
+// call cost nothing until then.
+test('no module under src/ imports SQL from "bun" as a value', () => {
+  const valueImport = /^\s*import\s+(?!type\b)\{[^}]*\bSQL\b[^}]*\}\s*from\s+"bun"/m;
+  const offending = sources(join(ROOT, "src"))
+    .filter((f) => valueImport.test(readFileSync(f, "utf8")))
+    .map((f) => relative(ROOT, f));
+  expect(offending).toEqual([]);
+});
