@@ -86,8 +86,8 @@ export interface ServiceOverrides {
   clientAddress?: ClientAddress;
   /** The risk client's clock, epoch ms (tests move it instead of sleeping through its refresh). */
   riskClock?: () => number;
-  /** History's timeouts, cache and thread code (tests shorten them or start a crashing thread). */
-  history?: Pick<HistoryOptions, "queryTimeoutMs" | "cacheMs" | "workerEntry">;
+  /** History's timeouts, cache, thread code and start (tests shorten them or start a crashing thread). */
+  history?: Pick<HistoryOptions, "queryTimeoutMs" | "cacheMs" | "workerEntry" | "writerStartDelayMs">;
   /** The alerts' first retry delay and condition check interval, ms (tests shorten them). */
   alerts?: { backoffBaseMs?: number; checkMs?: number };
 }

@@ -214,6 +214,8 @@ describe("GET /meta/history", () => {
       status: 503,
       body: { error: "history unavailable: NEOLIGHT_HISTORY_DAYS is 0", code: 503 },
     });
+    // ? After close, which waits for any writer's open: a thread started anyway would have made the file.
+    await t.services.close();
     expect(existsSync(join(t.home, "state", "history.db"))).toBe(false);
   });
 });
@@ -350,6 +352,38 @@ describe("history runs on its own threads: no request waits for it", () => {
     const { status, series } = await history(t.app, "range=1h&kinds=guardian");
     expect(status).toBe(200);
     expect(find(series, "guardian", "", "is_paused")?.v).toEqual([1]);
+  });
+
+  test("the writer thread starts with the first commit, not at start-up: until then no file, and the commit is recorded", async () => {
+    using dir = tempDir();
+    // ? A delay no test outlives: only the commit can start the thread here.
+    await using t = await startApp({ home: dir.path, overrides: { history: { writerStartDelayMs: 600_000 } } });
+    const file = join(dir.path, "state", "history.db");
+    expect((await get(t.app, "/meta/metrics")).status).toBe(200);
+    expect(existsSync(file)).toBe(false);
+    expect((await get(t.app, "/status")).body.history).toMatchObject({ enabled: true, points_written: 0 });
+    expect((await post(t.app, "/meta/metrics", fixture("meta_metrics_paused_post"))).status).toBe(200);
+    await t.services.history.flush();
+    expect(existsSync(file)).toBe(true);
+    const { status, series } = await history(t.app, "range=1h&kinds=guardian");
+    expect(status).toBe(200);
+    expect(find(series, "guardian", "", "is_paused")?.v).toEqual([1]);
+  });
+
+  test("with no commit and no query the writer thread starts after its delay, and /status shows the file", async () => {
+    using dir = tempDir();
+    await using t = await startApp({ home: dir.path, overrides: { history: { writerStartDelayMs: 50 } } });
+    const file = join(dir.path, "state", "history.db");
+    await waitFor(() => existsSync(file), "the writer to open history.db on its own");
+    expect((await get(t.app, "/status")).body.history).toMatchObject({ enabled: true, failures: 0 });
+  });
+
+  test("stopped before the writer ever started: close ends cleanly and creates no file", async () => {
+    using dir = tempDir();
+    const t = await startApp({ home: dir.path, overrides: { history: { writerStartDelayMs: 600_000 } } });
+    await t.services.close();
+    expect(existsSync(join(dir.path, "state", "history.db"))).toBe(false);
+    await t[Symbol.asyncDispose]();
   });
 
   test("one answer per (range, points, kinds) is shared for a few seconds, and says which update it holds; from/to is always fresh", async () => {

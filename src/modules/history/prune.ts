@@ -110,7 +110,9 @@ export function startPruner(
   }
   let timer: ReturnType<typeof setInterval> | undefined;
   if (status.enabled || keepTrying) {
-    void prune();
+    // ? Once the writer has started on its own: a prune at start-up would start it while the
+    // service makes its first answers (issue 14); an hour's retention can wait a second.
+    void threads.ready().then(() => prune());
     timer = setInterval(() => void prune(), PRUNE_INTERVAL_MS);
     timer.unref?.();
   }

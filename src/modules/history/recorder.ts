@@ -130,6 +130,8 @@ export function startRecorder({
   }
 
   async function flush(): Promise<void> {
+    // ? A first sample still waiting for the writer's start (threads.ready) is pending too.
+    sampleAllocations();
     if (timer !== undefined) {
       clearTimeout(timer);
       timer = undefined;
@@ -158,7 +160,7 @@ export function startRecorder({
 
   /** Records the governor's allocations (its file, else its override copy) when either changed. */
   function sampleAllocations(): void {
-    if (files === undefined || !status.enabled) return;
+    if (files === undefined || !status.enabled || stopped) return;
     const stamp = `${files.governor.state().last_good_read}|${files.override.state().last_good_read}`;
     if (stamp === "null|null" || stamp === allocationsSeen) return;
     allocationsSeen = stamp;
@@ -167,7 +169,8 @@ export function startRecorder({
 
   let sampler: ReturnType<typeof setInterval> | undefined;
   if (status.enabled && files !== undefined) {
-    sampleAllocations();
+    // ? Once the writer has started on its own (threads.ready), not at start-up (issue 14).
+    void threads.ready().then(sampleAllocations);
     sampler = setInterval(sampleAllocations, GOVERNOR_SAMPLE_MS);
     sampler.unref?.();
   }

@@ -109,6 +109,8 @@ export interface HistoryOptions {
   cacheMs?: number;
   /** The history thread's code (tests start a thread that crashes). Default: workerEntry(). */
   workerEntry?: string;
+  /** How long after start-up the writer starts unless used sooner, ms (tests shorten or lengthen it). */
+  writerStartDelayMs?: number;
   /**
    * History in PostgreSQL, shared by every replica (issue 12), instead of `path`: no thread
    * and no history.db; records, queries, retention and the size cap (maxBytes, counted as
@@ -142,6 +144,7 @@ export async function createHistory(options: HistoryOptions): Promise<History> {
           queryTimeoutMs,
           maxSeries,
           workerEntry: options.workerEntry,
+          writerStartDelayMs: options.writerStartDelayMs,
           closing: () => closed,
           off,
         })

@@ -38,6 +38,12 @@ export const MAX_SERIES_TOTAL = 20_000;
 const READER_OPEN_TIMEOUT_MS = 10_000;
 /** Shutdown waits at most this for the writer to close the file (a WAL checkpoint). */
 const CLOSE_TIMEOUT_MS = 5_000;
+/**
+ * The writer starts this long after start-up unless something needs it sooner (a commit, a
+ * query): late enough that the first answers after a start do not share the 2 cores with
+ * its boot (issue 14), soon enough that /status shows the file's series within a second.
+ */
+const WRITER_START_DELAY_MS = 1_000;
 /** One ERROR line per this many ms while recording keeps failing; the count of the rest is in it. */
 const ERROR_LOG_INTERVAL_MS = 60_000;
 
@@ -51,6 +57,8 @@ export interface ThreadOptions {
   maxSeries: number;
   /** The history thread's code (tests start a thread that crashes). Default: workerEntry(). */
   workerEntry?: string;
+  /** The writer starts this long after start-up unless used sooner, ms. Default: WRITER_START_DELAY_MS. */
+  writerStartDelayMs?: number;
   /** True once the history is closing: a writer that stopped is then not started again. */
   closing: () => boolean;
   /** Why history is off from the start (no thread is started), or null. */
@@ -63,6 +71,11 @@ export interface HistoryThreads {
    * after close(). Never rejects.
    */
   writer(): Promise<HistoryThread | null>;
+  /**
+   * Resolves once the writer has had its first start (its delay passed, or a use started it
+   * sooner), without starting it: for work that may wait, so that start-up does not start it.
+   */
+  ready(): Promise<void>;
   /** The reader with the file open, started (again) when there is none. Rejects when it cannot open the file. */
   reader(): Promise<HistoryThread>;
   /** Moves the file aside after `err` said it is corrupt or outdated, and starts a fresh one; off when that fails. */
@@ -75,7 +88,8 @@ export interface HistoryThreads {
 
 /**
  * Starts the writer and opens the file with it (moving a broken one aside), in the
- * background; history is off when that fails, or when `off` says so.
+ * background and not at once (WRITER_START_DELAY_MS); history is off when that fails, or
+ * when `off` says so.
  */
 export async function startHistoryThreads(options: ThreadOptions): Promise<HistoryThreads> {
   const { path, log, status, queryTimeoutMs, maxSeries } = options;
@@ -175,40 +189,61 @@ export async function startHistoryThreads(options: ThreadOptions): Promise<Histo
   }
 
   /**
-   * The writer's first start and open, not awaited here: start-up goes on to listen while
-   * the thread boots and opens the file (issue 14: it was 25-35 ms of the path to the
-   * first 200, the thread's VM starting on the other core). Every use below awaits it.
+   * The writer's first start and open: on the first use, or writerStartDelayMs after
+   * start-up, whichever comes first; every use below awaits it. ? Not at start-up: the
+   * thread's VM boots on the other core, and on this 2-core machine that slowed the first
+   * answers (issue 14: 25-35 ms when awaited before listening, 2-6 ms when spawned as
+   * listen began), where a second later the service is idle.
    */
-  let starting: Promise<void> = Promise.resolve();
-  if (options.off !== null) status.disabled_reason = options.off;
-  else {
+  let starting: Promise<void> | null = null;
+  let startTimer: ReturnType<typeof setTimeout> | undefined;
+  let signalStarted = () => {};
+  const startSignal = new Promise<void>((resolve) => (signalStarted = resolve));
+  function started(): Promise<void> {
+    if (starting === null) {
+      clearTimeout(startTimer);
+      // ? After close() nothing starts it: a late commit or prune then finds no writer (null).
+      starting = closed ? Promise.resolve() : startWriter();
+      void starting.then(signalStarted);
+    }
+    return starting;
+  }
+  if (options.off !== null) {
+    status.disabled_reason = options.off;
+    starting = Promise.resolve();
+    signalStarted();
+  } else {
     // ? Enabled from the start, as the open succeeds nearly always: a commit in the first
-    // milliseconds is then recorded (its write waits for the open), not dropped. An open
-    // that fails turns it off as before, with the reason.
+    // milliseconds is then recorded (its write starts the thread and waits for the open),
+    // not dropped. An open that fails turns it off as before, with the reason.
     status.enabled = true;
-    starting = startWriter();
+    startTimer = setTimeout(started, options.writerStartDelayMs ?? WRITER_START_DELAY_MS);
   }
 
   return {
     async writer() {
-      await starting;
+      await started();
       if (writer !== null && !writer.alive && status.enabled && !closed && !options.closing()) await startWriter();
       return writer?.alive ? writer : null;
     },
+    ready: () => startSignal,
     async reader() {
       // ? The writer's open may be moving a corrupt file aside: the reader opens after it.
-      await starting;
+      await started();
       if (!status.enabled) throw new HistoryThreadError(unavailableReason(status));
       return liveReader();
     },
     async recover(err) {
-      await starting;
+      await started();
       if (writer !== null) await recover(writer, err);
     },
     failed,
     async close() {
       if (closed) return;
       closed = true;
+      // ? Never started (a stop within the start delay): nothing to close; started() below
+      // only settles what waits for the start.
+      if (starting === null) return void started();
       await starting;
       dropReader();
       if (writer?.alive) {
@@ -314,6 +349,8 @@ export async function startPostgresThreads(options: PostgresThreadOptions): Prom
     async writer() {
       return db !== null && !closed && status.enabled ? thread(db) : null;
     },
+    // ? Open already, or being tried again every REOPEN_MS: nothing to wait for.
+    async ready() {},
     async reader() {
       if (db === null) throw new HistoryThreadError(unavailableReason(status));
       return thread(db);
