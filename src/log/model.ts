@@ -18,8 +18,10 @@ export const LogStats = t.Object({
 export type LogStats = typeof LogStats.static;
 
 /** One log file in /status `guardian.logs`: where it is, its size, and LogStats. */
-export const LogFile = t.Composite([
-  t.Object({ path: t.String(), bytes: t.Integer({ description: "the file's size now" }) }),
-  LogStats,
-]);
+// ? Spread, not t.Composite: the same object, without Composite's 0.3-0.5 ms at import (issue 14).
+export const LogFile = t.Object({
+  path: t.String(),
+  bytes: t.Integer({ description: "the file's size now" }),
+  ...LogStats.properties,
+});
 export type LogFile = typeof LogFile.static;

@@ -45,5 +45,12 @@ function draw(): Uint8Array {
   return out;
 }
 
-/** The icon's bytes (about 1.1 KB), drawn once. */
-export const FAVICON_ICO: Uint8Array = draw();
+let drawn: Uint8Array | undefined;
+/**
+ * The icon's bytes (about 1.1 KB), drawn on the first request for it. ? Not at import:
+ * drawing took 0.4-1 ms of start-up (issue 14, timing marks in the compiled binary).
+ */
+export function faviconIco(): Uint8Array {
+  drawn ??= draw();
+  return drawn;
+}

@@ -7,7 +7,7 @@
 import { Elysia } from "elysia";
 import { assetResponse, htmlResponse } from "../http/security";
 import { bundlePage } from "./bundle" with { type: "macro" };
-import { FAVICON_ICO } from "./favicon";
+import { faviconIco } from "./favicon";
 
 const bundle = bundlePage();
 
@@ -67,7 +67,7 @@ export function webRoutes() {
   }
   // ? Its URL is fixed (browsers ask for it unprompted), so it may change between versions:
   // a day, not a year.
-  app.get("/favicon.ico", () => assetResponse(new Blob([FAVICON_ICO]), "image/x-icon", FAVICON_CACHE), {
+  app.get("/favicon.ico", () => assetResponse(new Blob([faviconIco()]), "image/x-icon", FAVICON_CACHE), {
     detail: { hide: true },
   });
   return app;

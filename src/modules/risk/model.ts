@@ -2,7 +2,6 @@
 // risk_engine_rust serves at GET /risk/state and persists in state/risk_state.json), our
 // GET /risk/status answer around it, and what /status shows of the engine.
 import { Type as t } from "@sinclair/typebox";
-import { Value } from "@sinclair/typebox/value";
 import { FileSource } from "../agent-files/model";
 
 /**
@@ -46,8 +45,13 @@ export const RiskUnits = t.Object(
 );
 export type RiskUnits = typeof RiskUnits.static;
 
-/** The one value RiskUnits allows. */
-export const RISK_UNITS: RiskUnits = Value.Create(RiskUnits);
+/**
+ * The one value RiskUnits allows: each property's literal. ? Read off the schema, not
+ * `Value.Create`: the same value, without 0.3 ms of start-up (issue 14).
+ */
+export const RISK_UNITS = Object.fromEntries(
+  Object.entries(RiskUnits.properties).map(([field, unit]) => [field, unit.const]),
+) as RiskUnits;
 
 const Time = (description: string) => t.Union([t.String(), t.Null()], { description });
 const Age = (description: string) => t.Union([t.Number(), t.Null()], { description });
