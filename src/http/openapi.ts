@@ -9,7 +9,6 @@
 // may write or read: auth.ts; body limits: json-body.ts) and the headers they send, one
 // error schema referenced by every error answer, the bearer scheme behind the Authorize
 // button, and request examples.
-import { toOpenAPISchema } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
 import cssPath from "swagger-ui-dist/swagger-ui.css" with { type: "file" };
 import bundlePath from "swagger-ui-dist/swagger-ui-bundle.js" with { type: "file" };
@@ -197,7 +196,10 @@ export function openapiDocs(examples: RequestExamples = {}) {
       // ? Built on the first request, when every route exists (createApp has returned).
       .get(
         SPEC_PATH,
-        () => {
+        async () => {
+          // ? The plugin is imported here, on the first request for the document: its module
+          // took ~1 ms of every start-up (issue 14, timing marks), for a page few ever open.
+          const { toOpenAPISchema } = await import("@elysiajs/openapi");
           json ??= JSON.stringify(
             completeDocument(toOpenAPISchema(docs).paths as Record<string, Record<string, Operation>>, examples),
           );

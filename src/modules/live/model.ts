@@ -3,7 +3,7 @@
 // (telemetry/hub.ts) builds each `data:` line from a value of these types, and OpenAPI
 // documents them (under `x-events` of the /events answer).
 import { Type as t } from "@sinclair/typebox";
-import { MetaMetricsDocument } from "../meta/model";
+import { allOptional, MetaMetricsDocument } from "../meta/model";
 
 export const SnapshotEvent = t.Object(
   {
@@ -20,7 +20,10 @@ export const UpdateEvent = t.Object(
     version: t.Integer({ description: "the store's version after this commit" }),
     updated_at: t.Union([t.String(), t.Null()], { description: "cache_timestamp after this commit" }),
     // ? The committed values of the keys the batch changed: the guardian is the served one.
-    set: t.Partial(MetaMetricsDocument),
+    set: t.Object(allOptional(MetaMetricsDocument.properties), {
+      additionalProperties: true,
+      description: MetaMetricsDocument.description,
+    }),
   },
   { description: "event: update. Merge `set` into the document: its keys replace the stored ones" },
 );

@@ -182,7 +182,7 @@ export type AtlasUpdate = typeof AtlasUpdate.static;
  * `t.Pick` took 0.5-1.2 ms each of start-up (issue 14, timing marks in the compiled
  * binary); wrapping each property in `t.Optional` is the same schema.
  */
-function allOptional<P extends TProperties>(properties: P): { [K in keyof P]: TOptional<P[K]> } {
+export function allOptional<P extends TProperties>(properties: P): { [K in keyof P]: TOptional<P[K]> } {
   const optional: Record<string, TSchema> = {};
   for (const [key, schema] of Object.entries(properties)) optional[key] = t.Optional(schema);
   return optional as { [K in keyof P]: TOptional<P[K]> };
