@@ -218,6 +218,7 @@ export async function startHistoryThreads(options: ThreadOptions): Promise<Histo
     // not dropped. An open that fails turns it off as before, with the reason.
     status.enabled = true;
     startTimer = setTimeout(started, options.writerStartDelayMs ?? WRITER_START_DELAY_MS);
+    startTimer.unref?.();
   }
 
   return {
