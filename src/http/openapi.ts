@@ -197,12 +197,14 @@ export function openapiDocs(examples: RequestExamples = {}) {
       .get(
         SPEC_PATH,
         async () => {
-          // ? The plugin is imported here, on the first request for the document: its module
-          // took ~1 ms of every start-up (issue 14, timing marks), for a page few ever open.
-          const { toOpenAPISchema } = await import("@elysiajs/openapi");
-          json ??= JSON.stringify(
-            completeDocument(toOpenAPISchema(docs).paths as Record<string, Record<string, Operation>>, examples),
-          );
+          if (json === undefined) {
+            // ? The plugin is imported here, on the first request for the document: its module
+            // took ~1 ms of every start-up (issue 14, timing marks), for a page few ever open.
+            const { toOpenAPISchema } = await import("@elysiajs/openapi");
+            json ??= JSON.stringify(
+              completeDocument(toOpenAPISchema(docs).paths as Record<string, Record<string, Operation>>, examples),
+            );
+          }
           return jsonResponse(json);
         },
         { detail: { hide: true } },

@@ -197,21 +197,21 @@ export async function startHistoryThreads(options: ThreadOptions): Promise<Histo
    */
   let starting: Promise<void> | null = null;
   let startTimer: ReturnType<typeof setTimeout> | undefined;
-  let signalStarted = () => {};
-  const startSignal = new Promise<void>((resolve) => (signalStarted = resolve));
+  /** Settled once the first start has been made: what ready() hands out. */
+  const firstStart = Promise.withResolvers<void>();
   function started(): Promise<void> {
     if (starting === null) {
       clearTimeout(startTimer);
       // ? After close() nothing starts it: a late commit or prune then finds no writer (null).
       starting = closed ? Promise.resolve() : startWriter();
-      void starting.then(signalStarted);
+      void starting.then(firstStart.resolve);
     }
     return starting;
   }
   if (options.off !== null) {
     status.disabled_reason = options.off;
     starting = Promise.resolve();
-    signalStarted();
+    firstStart.resolve();
   } else {
     // ? Enabled from the start, as the open succeeds nearly always: a commit in the first
     // milliseconds is then recorded (its write starts the thread and waits for the open),
@@ -227,7 +227,7 @@ export async function startHistoryThreads(options: ThreadOptions): Promise<Histo
       if (writer !== null && !writer.alive && status.enabled && !closed && !options.closing()) await startWriter();
       return writer?.alive ? writer : null;
     },
-    ready: () => startSignal,
+    ready: () => firstStart.promise,
     async reader() {
       // ? The writer's open may be moving a corrupt file aside: the reader opens after it.
       await started();
