@@ -5,7 +5,8 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { documentPoints } from "../src/modules/history/points";
-import { type HistoryPoint, openSqliteHistory } from "../src/store/history";
+import type { HistoryPoint } from "../src/store/history";
+import { openSqliteHistory } from "../src/store/history-sqlite";
 import type { JsonObject } from "../src/store/store";
 
 /**

@@ -7,10 +7,8 @@
 // ? Everything here is synchronous on purpose: Bun accepts connections on the main thread,
 // so between closing the spare and the open that takes its place no accept can run and take
 // the freed number. The same holds for closing the temp file and taking the spare back.
-import { closeSync, fsync, openSync } from "node:fs";
-import { promisify } from "node:util";
-
-const fsyncFd = promisify(fsync);
+import { closeSync, openSync } from "node:fs";
+import { fsyncFd } from "./fd-io";
 
 /** Errors that mean "no descriptor left" (the process's limit, or the system's). */
 const OUT_OF_DESCRIPTORS = new Set(["EMFILE", "ENFILE"]);

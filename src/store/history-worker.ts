@@ -4,14 +4,8 @@
 // A second entry point of the compiled binary (scripts/build.ts).
 
 import { setPriority } from "node:os";
-import {
-  answerJson,
-  type HistoryStore,
-  isCorruption,
-  moveAside,
-  OutdatedHistoryError,
-  openSqliteHistory,
-} from "./history";
+import { answerJson, type HistoryStore } from "./history";
+import { isCorruption, moveAside, OutdatedHistoryError, openSqliteHistory } from "./history-sqlite";
 import {
   type HistoryBody,
   type HistoryOps,

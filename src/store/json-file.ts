@@ -1,10 +1,10 @@
 // The JSON-file backend of the document store: state/meta_metrics.json.
 // Safe writes (STYLE rule 5): temp file in the same directory, fsync, rename, fsync the
 // directory. A crash at any point leaves either the old or the new file, never a torn one.
-import { constants, fsync, writeFile } from "node:fs";
+import { constants } from "node:fs";
 import { copyFile, link, lstat, open, readdir, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { promisify } from "node:util";
+import { fsyncFd, writeFd } from "./fd-io";
 import { createFdReserve } from "./fd-reserve";
 import { objectJson } from "./json-text";
 import {
@@ -14,9 +14,6 @@ import {
   type Persistence,
   UnconfirmedWriteError,
 } from "./store";
-
-const writeFd = promisify(writeFile);
-const fsyncFd = promisify(fsync);
 
 function isObject(value: unknown): value is JsonObject {
   return typeof value === "object" && value !== null && !Array.isArray(value);

@@ -9,7 +9,7 @@ import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { createMemoryLogger } from "../../src/log/logger";
 import { HistoryAnswer } from "../../src/modules/history/model";
 import { createHistory } from "../../src/modules/history/service";
-import { openSqliteHistory } from "../../src/store/history";
+import { openSqliteHistory } from "../../src/store/history-sqlite";
 import { call, FIXTURES, fixture, get, logged, post, startApp, tempDir, waitFor } from "../helpers";
 
 type Series = { kind: string; subject: string; field: string; t: number[]; v: (number | null)[]; labels?: string[] };

@@ -5,7 +5,8 @@ import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type HistoryPoint, isCorruption, OutdatedHistoryError, openSqliteHistory } from "../../src/store/history";
+import type { HistoryPoint } from "../../src/store/history";
+import { isCorruption, OutdatedHistoryError, openSqliteHistory } from "../../src/store/history-sqlite";
 import { tempDir } from "../helpers";
 import { all, MIN, p, T0 } from "./history-points";
 

@@ -9,13 +9,8 @@ import { SQL } from "bun";
 import { createMemoryLogger } from "../../src/log/logger";
 import { documentPoints } from "../../src/modules/history/points";
 import { createHistory } from "../../src/modules/history/service";
-import {
-  type AnswerFacts,
-  answerJson,
-  type HistoryPoint,
-  openSqliteHistory,
-  type RangeQuery,
-} from "../../src/store/history";
+import { type AnswerFacts, answerJson, type HistoryPoint, type RangeQuery } from "../../src/store/history";
+import { openSqliteHistory } from "../../src/store/history-sqlite";
 import { openPostgresHistory } from "../../src/store/postgres/history";
 import { MIGRATIONS } from "../../src/store/postgres/migrations";
 import type { JsonObject } from "../../src/store/store";

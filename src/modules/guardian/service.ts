@@ -11,7 +11,6 @@
 // not hold them never commits a reading (its "absent" would erase a pause), serves the
 // shared sources, and takes an operator action by committing it alone.
 import { join } from "node:path";
-import { isDeepStrictEqual } from "node:util";
 import { UnavailableError } from "../../http/errors";
 import { clip, type Logger } from "../../log/logger";
 import { removeFileDurably, writeFileDurably } from "../../store/atomic-file";
@@ -92,7 +91,7 @@ export function resolvingStore(store: DocumentStore, now: () => number = Date.no
    * the fail-safe back over it would pause every replica again until the hive's next one.
    */
   function standsIn(doc: Readonly<JsonObject>): boolean {
-    return failSafe !== null && (doc.guardian === failSafe || isDeepStrictEqual(doc.guardian, failSafe));
+    return failSafe !== null && (doc.guardian === failSafe || Bun.deepEquals(doc.guardian, failSafe, true));
   }
 
   /** The sources a commit over `doc` resolves from: the fail-safe report stands in for the hive's. */

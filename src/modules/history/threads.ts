@@ -4,7 +4,6 @@
 // when even that fails, history turned off while the live endpoints keep serving. With
 // PostgreSQL (issue 12) the same interface runs each op against the database instead.
 
-import { promisify } from "node:util";
 import type { Logger } from "../../log/logger";
 import {
   type HistoryOp,
@@ -23,10 +22,11 @@ import { type HistoryStatus, unavailableReason } from "./status";
  * takes 5-11 ms to load in the compiled binary (issue 14), and only PostgreSQL's answers
  * are gzipped here (the SQLite reader gzips in its own thread).
  */
-let gzipAsync: ((json: Uint8Array) => Promise<Buffer>) | undefined;
 async function gzipJson(json: Uint8Array): Promise<Uint8Array> {
-  gzipAsync ??= promisify((await import("node:zlib")).gzip);
-  return new Uint8Array(await gzipAsync(json));
+  const { gzip } = await import("node:zlib");
+  return new Promise((resolve, reject) =>
+    gzip(json, (err, out) => (err ? reject(err) : resolve(new Uint8Array(out.buffer, out.byteOffset, out.byteLength)))),
+  );
 }
 
 /**
