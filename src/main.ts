@@ -6,6 +6,7 @@ import { accessSync, constants, existsSync, mkdirSync, readFileSync } from "node
 import { dirname, join } from "node:path";
 import { createApp } from "./app";
 import { type Config, ConfigError, helpText, loadSecrets, parseCommand, VERSION, versionText } from "./config";
+import { coalesceCollections } from "./http/listen-gc";
 import { sameFilesystem } from "./log/free-space";
 import { createLogger, formatLine, type Logger } from "./log/logger";
 import { startServices } from "./services";
@@ -138,6 +139,9 @@ async function main(): Promise<void> {
 
   const services = await startServices(config, log).catch((err) => die(log, "start-up failed", { error: err }));
   const app = createApp(services);
+  // ? Elysia collects garbage three times as it starts to listen, before any answer: those
+  // run as one collection a second later instead (src/http/listen-gc.ts, issue 14).
+  coalesceCollections();
   try {
     app.listen({
       port: config.port,
