@@ -5,7 +5,9 @@
 // peer (this service's routes and schemas answering precomputed bytes, with an idle SQLite
 // thread: what the framework costs for this API before any of the service's work). Prints
 // a table of figures and ratios, issue 14's resource goals with the platform's share of
-// each (the API peer's ratio) and where each server's memory is (/proc/<pid>/smaps), and
+// each (the API peer's ratio; for start-up, the API peer's doing the least start-up work
+// the contract asks for, timed apart as elysia_contract) and where each server's memory is
+// (/proc/<pid>/smaps), and
 // writes them to bench/out/results.json. Never a test, never gates CI: this machine is
 // shared and noisy, so only ratios measured in one run mean anything.
 //
@@ -82,6 +84,22 @@ const SERVERS: Server[] = [
     env: (_home, port) => ({ NEOLIGHT_DASHBOARD_PORT: String(port), PEER_WORKER: "1" }),
   },
 ];
+/**
+ * Timed for start-up only, interleaved with SERVERS: the API peer doing the least start-up
+ * work the wire contract asks for before a first answer (bench/peers/elysia/contract.ts).
+ * It is the start-up goal's platform share: the service cannot skip that work.
+ */
+const CONTRACT_PEER: Server = {
+  name: "elysia_contract",
+  binary: join(ROOT, "bench", "peers", "elysia", "elysia-routes-peer"),
+  durability: "none (body read and dropped)",
+  env: (home, port) => ({
+    NEOLIGHT_HOME: home,
+    NEOLIGHT_DASHBOARD_PORT: String(port),
+    PEER_WORKER: "1",
+    PEER_CONTRACT: "1",
+  }),
+};
 /** Only issue 14's resource figures (see the header). */
 const RESOURCES_ONLY = process.argv.includes("--resources");
 
@@ -229,9 +247,11 @@ async function main(): Promise<void> {
   for (const s of SERVERS) results[s.name] = { durability: s.durability, binary_mb: statSync(s.binary).size / 1048576 };
 
   console.error(`bench: start-up, median of ${STARTUP_RUNS} (servers interleaved)`);
-  const starts: Record<string, number[]> = Object.fromEntries(SERVERS.map((s) => [s.name, []]));
-  for (let i = 0; i < STARTUP_RUNS; i++) for (const s of SERVERS) starts[s.name]?.push(await startupMs(s));
-  for (const s of SERVERS) (results[s.name] as Record<string, unknown>).startup_ms = median(starts[s.name] as number[]);
+  const timed = [...SERVERS, CONTRACT_PEER];
+  const starts: Record<string, number[]> = Object.fromEntries(timed.map((s) => [s.name, []]));
+  for (let i = 0; i < STARTUP_RUNS; i++) for (const s of timed) starts[s.name]?.push(await startupMs(s));
+  results[CONTRACT_PEER.name] = { durability: CONTRACT_PEER.durability };
+  for (const s of timed) (results[s.name] as Record<string, unknown>).startup_ms = median(starts[s.name] as number[]);
 
   const running: Running[] = [];
   for (const s of SERVERS) running.push(await start(s));
@@ -339,8 +359,9 @@ const FLAT_MB = 1;
 
 /**
  * The server whose ratio is the platform's share of a goal: Elysia with this API doing
- * nothing per request. When it alone misses a goal, no service with this API on this
- * platform can meet it.
+ * nothing per request, and for start-up the same doing the least start-up work the contract
+ * asks for (CONTRACT_PEER). When it alone misses a goal, no service with this API and this
+ * contract on this platform can meet it.
  */
 const PLATFORM = "elysia_api";
 
@@ -355,6 +376,8 @@ const GOALS: {
   label: string;
   path: string;
   peer: string;
+  /** The platform's server for this goal, when not PLATFORM. */
+  platform?: string;
   goal: (ratio: number, ours: number) => boolean;
   says: string;
 }[] = [
@@ -363,6 +386,7 @@ const GOALS: {
     label: "start-up to first 200",
     path: "startup_ms",
     peer: "elysia",
+    platform: CONTRACT_PEER.name,
     goal: (r, ours) => r <= 1.5 && ours < 100,
     says: "<= 1.5x elysia and < 100 ms",
   },
@@ -378,16 +402,19 @@ const GOALS: {
 function resourcesTable(results: Results): string {
   const names = SERVERS.map((s) => s.name);
   const lines = [
-    `| issue 14 goal | ${names.join(" | ")} | ratio | ${PLATFORM}'s ratio | goal | verdict |`,
+    `| issue 14 goal | ${names.join(" | ")} | ratio | platform's ratio | goal | verdict |`,
     `| --- | ${names.map(() => "---:").join(" | ")} | ---: | ---: | --- | --- |`,
   ];
   for (const g of GOALS) {
     const ours = figure(results, "neolight", g.path);
-    const platform = figure(results, PLATFORM, g.path);
+    const platformName = g.platform ?? PLATFORM;
+    const platform = figure(results, platformName, g.path);
     const ratio = ours / figure(results, g.peer, g.path);
     const platformRatio = platform / figure(results, g.peer, g.path);
+    // ? Which server it is; one outside the columns shows its own figure too.
+    const shown = names.includes(platformName) ? ` (${platformName})` : ` (${platformName} ${n(platform, 1)})`;
     lines.push(
-      `| ${g.label} | ${names.map((s) => n(figure(results, s, g.path), 1)).join(" | ")} | ${n(ratio, 2)} | ${n(platformRatio, 2)} | ${g.says} | ${verdict(g.goal(ratio, ours), g.goal(platformRatio, platform))} |`,
+      `| ${g.label} | ${names.map((s) => n(figure(results, s, g.path), 1)).join(" | ")} | ${n(ratio, 2)} | ${n(platformRatio, 2)}${shown} | ${g.says} | ${verdict(g.goal(ratio, ours), g.goal(platformRatio, platform))} |`,
     );
   }
   const rounds = (s: string) => (results[s]?.rss_after_rounds_mb as number[] | undefined) ?? [];
@@ -396,7 +423,7 @@ function resourcesTable(results: Results): string {
   const roundsGoal = (s: string) => last(s) / last("floor") <= 1.2 && growth(s) <= FLAT_MB;
   const cells = names.map((s) => `${n(last(s))} (${n(growth(s))})`).join(" | ");
   lines.push(
-    `| RSS after the rounds (growth first -> last) | ${cells} | ${n(last("neolight") / last("floor"), 2)} | ${n(last(PLATFORM) / last("floor"), 2)} | <= 1.2x floor, flat | ${verdict(roundsGoal("neolight"), roundsGoal(PLATFORM))} |`,
+    `| RSS after the rounds (growth first -> last) | ${cells} | ${n(last("neolight") / last("floor"), 2)} | ${n(last(PLATFORM) / last("floor"), 2)} (${PLATFORM}) | <= 1.2x floor, flat | ${verdict(roundsGoal("neolight"), roundsGoal(PLATFORM))} |`,
   );
   lines.push("", "| MiB resident (/proc/<pid>/smaps) | binary r-xp | binary r--p | binary rw-p | anon | other files |");
   lines.push("| --- | ---: | ---: | ---: | ---: | ---: |");

@@ -6,7 +6,8 @@
 // as the service's writeRoute declares them; five global hooks that do nothing, where the
 // service has its access log, access rules, CORS and error shape; @elysiajs/openapi as the
 // hello peer. Every handler answers a precomputed Response, as the service's GETs do.
-// PEER_WORKER=1 adds the idle SQLite thread (thread.ts). A benchmark peer, not a service:
+// PEER_WORKER=1 adds the idle SQLite thread (thread.ts); PEER_CONTRACT=1 the least start-up
+// work the wire contract asks for, before listening (contract.ts). A benchmark peer, not a service:
 // it keeps nothing and checks nothing.
 //
 // Build (`make bench` does it):
@@ -30,6 +31,7 @@ import { Health, Ready, ServiceInfo, Status } from "../../../src/modules/system/
 import { HistoryAnswer } from "../../../src/store/history-model";
 // Embedded at build time, so the compiled binary runs from any directory.
 import fixture from "../../../test/fixtures/neolight/meta_metrics_post.json";
+import { maybeDoContractWork } from "./contract";
 import { maybeStartThread } from "./thread";
 
 const port = Number(process.env.NEOLIGHT_DASHBOARD_PORT || 8100);
@@ -94,7 +96,10 @@ for (const [path, body, response] of WRITES) {
     detail: { summary: path },
   });
 }
-app.listen({ port, hostname: "127.0.0.1", reusePort: false, development: false });
+// ? Not a top-level await: the binary is compiled with --bytecode, which does not take one.
+void maybeDoContractWork().then(() =>
+  app.listen({ port, hostname: "127.0.0.1", reusePort: false, development: false }),
+);
 
 const stop = () => {
   app.server?.stop(true);
