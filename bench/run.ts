@@ -7,9 +7,8 @@
 // a table of figures and ratios, issue 14's resource goals with the platform's share of
 // each (the API peer's ratio; for start-up, the API peer's doing the least start-up work
 // the contract asks for, timed apart as elysia_contract) and where each server's memory is
-// (/proc/<pid>/smaps), and
-// writes them to bench/out/results.json. Never a test, never gates CI: this machine is
-// shared and noisy, so only ratios measured in one run mean anything.
+// (/proc/<pid>/smaps), and writes them to bench/out/results.json. Never a test, never gates
+// CI: this machine is shared and noisy, so only ratios measured in one run mean anything.
 //
 // `--resources` runs only what issue 14's goals need (start-up, idle memory, GET
 // /meta/metrics, the memory rounds): the quick loop for judging one lever at a time.
