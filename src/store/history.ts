@@ -48,7 +48,7 @@ export interface RangeQuery {
 /**
  * The kinds that gate or explain trading, in the order an answer gives them: they come
  * before any per-agent or per-strategy series whatever the cut, and have a series budget
- * of their own (openSqliteHistory), so that many agents can never crowd them out. (Issue
+ * of their own (in both backends), so that many agents can never crowd them out. (Issue
  * 16: from ~125 agents the 1,000-series cut was all agents and the guardian's chart went
  * blank; from 1,334 a fresh history.db never recorded the guardian at all.)
  */

@@ -23,6 +23,7 @@ const LOCK_NB = 4;
 export async function maybeDoContractWork(): Promise<void> {
   if (process.env.PEER_CONTRACT !== "1") return;
   const fs = await import("node:fs");
+  // ? Loaded, not called: the service reads and watches the agents' files through it.
   await import("node:fs/promises");
   const { homedir } = await import("node:os");
   const { join } = await import("node:path");

@@ -24,9 +24,7 @@ import { type HistoryStatus, unavailableReason } from "./status";
  */
 async function gzipJson(json: Uint8Array): Promise<Uint8Array> {
   const { gzip } = await import("node:zlib");
-  return new Promise((resolve, reject) =>
-    gzip(json, (err, out) => (err ? reject(err) : resolve(new Uint8Array(out.buffer, out.byteOffset, out.byteLength)))),
-  );
+  return new Promise((resolve, reject) => gzip(json, (err, out) => (err ? reject(err) : resolve(out))));
 }
 
 /**

@@ -1,5 +1,5 @@
 // The history store in PostgreSQL (issue 12): the same series, points and roll-ups as
-// history.db (src/store/history.ts), in the tables of migration 2, shared by every replica
+// history.db (src/store/history-sqlite.ts), in the tables of migration 2, shared by every replica
 // so that each answers GET /meta/history alike. Async over Bun's SQL; loaded only when
 // NEOLIGHT_DATABASE_URL is set.
 //
@@ -221,7 +221,7 @@ export async function openPostgresHistory(sql: SQL, options: PostgresHistoryOpti
   // safety kinds first, then by name in byte order (COLLATE "C"), and cut at maxSeries
   // before any point is read (a series without points in the range takes its place and is
   // left out). Each bucket keeps its latest sample, or for peak series its largest (the
-  // earliest of equals, nulls lowest), exactly the one-pass rule of openSqliteHistory.
+  // earliest of equals, nulls lowest), exactly the one-pass rule of openSqliteHistory (history-sqlite.ts).
   const picked = (table: string, keyColumn: string) => `
     WITH selected AS (
       SELECT id, kind, subject, field, peak,

@@ -4,7 +4,7 @@
 //
 // Layout (issue 12): one row per top-level key of the document with the sequence that last
 // wrote it, and one head row holding the sequence, so that "what changed since seq N" is
-// one indexed range read. History mirrors history.db's layout (src/store/history.ts).
+// one indexed range read. History mirrors history.db's layout (src/store/history-sqlite.ts).
 
 export interface Migration {
   /** 1, 2, ...: the order they are applied in; the schema's version is the last one applied. */
